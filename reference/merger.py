@@ -1,0 +1,32 @@
+"""The patch merger (SPEC-NOTES §3, "Merger"): RMSNorm, 2×2 rows concatenated, Linear, erf GELU, Linear."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf
+
+from reference.block import linear, rms_norm
+from spec.validate import positive_int, require_keys, require_ndim, shape_of
+
+MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
+
+
+def gelu(x):
+    """Exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (not the tanh approximation)."""
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def merger(x, params, merge_size: int = 2, eps: float = 1e-6):
+    """Each run of merge_size**2 consecutive rows (one 2×2 block: TL, TR, BL, BR) becomes one output token."""
+    require_ndim("x", x, 2, "(num_patches, hidden)")
+    x = np.asarray(x, dtype=np.float64)
+    unit = positive_int("merge_size", merge_size) ** 2
+    N, D = x.shape
+    if N % unit:
+        raise ValueError(f"x must have a multiple of merge_size**2 = {unit} rows, got {N}")
+    out_dim = shape_of(params["mlp.2.weight"])[0] if "mlp.2.weight" in params else 0
+    require_keys("params", params, MERGER_KEYS, {
+        "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
+        "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})
+    grouped = rms_norm(x, params["ln_q.weight"], eps).reshape(N // unit, unit * D)
+    hidden = gelu(linear(grouped, params["mlp.0.weight"], params["mlp.0.bias"]))
+    return linear(hidden, params["mlp.2.weight"], params["mlp.2.bias"])

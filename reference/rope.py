@@ -1,0 +1,56 @@
+"""2-D rotary position embedding of the vision tower (SPEC-NOTES §3, "2D RoPE")."""
+from __future__ import annotations
+
+import numpy as np
+
+from reference.patchify import patch_row_origin
+from spec.validate import grid_rows, positive_int, require_ndim
+
+
+def rotary_position_ids(grid_thw, merge_size: int = 2):
+    """(row, col) patch coordinate of every pixel_values row: merge-block order, tiled over the frames."""
+    ids = []
+    for t, h, w in grid_rows(grid_thw, merge_size):
+        one_frame = [patch_row_origin(r, h, w, merge_size)[1:] for r in range(h * w)]
+        for _ in range(t):  # every frame repeats the same spatial positions (no temporal component)
+            ids.extend(one_frame)
+    return np.array(ids, dtype=np.int64).reshape(-1, 2)
+
+
+def inv_freq(head_dim: int, theta: float = 10000.0):
+    """inv_freq[i] = 1 / theta^(2i / (head_dim/2)), i < head_dim/4: 20 frequencies for head_dim 80."""
+    head_dim = positive_int("head_dim", head_dim)
+    if head_dim % 4:
+        raise ValueError(f"head_dim must be a multiple of 4 (two axes, rotation pairs), got {head_dim}")
+    half = head_dim // 2
+    return 1.0 / theta ** (np.arange(0, half, 2, dtype=np.float64) / half)
+
+
+def rotary_cos_sin(position_ids, head_dim: int, theta: float = 10000.0):
+    """cos and sin of the angles [row*inv_freq, col*inv_freq] duplicated to head_dim, per token."""
+    require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
+    pos = np.asarray(position_ids)
+    if pos.shape[1] != 2:
+        raise ValueError(f"position_ids must have shape (num_tokens, 2) of (row, col), got {pos.shape}")
+    freqs = inv_freq(head_dim, theta)
+    angles_half = np.concatenate([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=1)  # (N, head_dim/2)
+    angles = np.concatenate([angles_half, angles_half], axis=1)  # (N, head_dim)
+    return np.cos(angles), np.sin(angles)
+
+
+def rotate_half(x):
+    """rotate_half(x) = cat(-x[second half], x[first half]) along the last axis (NeoX pairing i <-> i + d/2)."""
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+
+
+def apply_rotary(x, cos, sin):
+    """x' = x*cos + rotate_half(x)*sin, cos/sin (N, head_dim) broadcast over the heads of x (N, heads, head_dim)."""
+    require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
+    x = np.asarray(x, dtype=np.float64)
+    cos = np.asarray(cos, dtype=np.float64)
+    sin = np.asarray(sin, dtype=np.float64)
+    if cos.shape != (x.shape[0], x.shape[2]) or sin.shape != cos.shape:
+        raise ValueError(f"cos and sin must have shape {(x.shape[0], x.shape[2])} (num_tokens, head_dim), "
+                         f"got {cos.shape} and {sin.shape}")
+    return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]

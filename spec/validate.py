@@ -1,0 +1,120 @@
+"""Input rules shared by every target in this package (reference and impl raise the same errors).
+
+Each check names the argument and the rule it enforces; nothing is truncated, rounded or
+reinterpreted. Errors are TypeError for a wrong kind of value and ValueError for a wrong value.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def positive_int(name: str, value: Any) -> int:
+    """An integer > 0 (Python or NumPy integer; bool and float are refused, even 28.0)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """An integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    return int(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    """A finite real number > 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """The shape of a NumPy array or torch tensor."""
+    return tuple(int(s) for s in x.shape)
+
+
+def require_ndim(name: str, x: Any, ndim: int | Sequence[int], layout: str) -> None:
+    """x has one of the allowed numbers of dimensions; layout spells the expected axes."""
+    allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if not hasattr(x, "shape"):
+        raise TypeError(f"{name} must be an array of shape {layout}, got {type(x).__name__}")
+    if len(x.shape) not in allowed:
+        raise ValueError(f"{name} must have shape {layout}, got shape {shape_of(x)}")
+
+
+def require_dim(name: str, x: Any, axis: int, size: int, rule: str) -> None:
+    """x.shape[axis] == size, with the rule that fixes the size in the message."""
+    if int(x.shape[axis]) != size:
+        raise ValueError(f"{name} must have {size} {rule} along axis {axis}, got shape {shape_of(x)}")
+
+
+def grid_rows(grid_thw: Any, merge_size: int = 2) -> list[tuple[int, int, int]]:
+    """grid_thw as a list of (t, h, w) patch-unit rows: integers, t >= 1, h and w positive multiples of merge_size."""
+    merge_size = positive_int("merge_size", merge_size)
+    if isinstance(grid_thw, (list, tuple)):
+        arr = np.asarray(grid_thw)
+    elif hasattr(grid_thw, "detach"):
+        arr = grid_thw.detach().cpu().numpy()
+    elif isinstance(grid_thw, np.ndarray):
+        arr = grid_thw
+    else:
+        raise TypeError(f"grid_thw must be an integer array of shape (num_images, 3), got {type(grid_thw).__name__}")
+    if arr.ndim == 1 and arr.shape[0] == 3:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"grid_thw must have shape (num_images, 3) with at least one row, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"grid_thw must hold integers (t, h, w in patch units), got dtype {arr.dtype}")
+    rows = []
+    for i, (t, h, w) in enumerate(arr.tolist()):
+        if t < 1 or h < 1 or w < 1:
+            raise ValueError(f"grid_thw[{i}] = {[t, h, w]}: t, h and w must be positive")
+        if h % merge_size or w % merge_size:
+            raise ValueError(
+                f"grid_thw[{i}] = {[t, h, w]}: h and w must be multiples of merge_size={merge_size}"
+            )
+        rows.append((int(t), int(h), int(w)))
+    return rows
+
+
+def num_patches(rows: Sequence[tuple[int, int, int]]) -> int:
+    """Total patch rows t*h*w over all images."""
+    return sum(t * h * w for t, h, w in rows)
+
+
+def require_rows_match_grid(name: str, x: Any, rows: Sequence[tuple[int, int, int]], per: int = 1) -> None:
+    """x has one row per patch (per=1) or per merged cell (per=merge_size**2) of grid_thw."""
+    expected = num_patches(rows) // per
+    if int(x.shape[0]) != expected:
+        raise ValueError(
+            f"{name} has {int(x.shape[0])} rows but grid_thw {list(map(list, rows))} describes {expected}"
+        )
+
+
+def require_keys(name: str, params: dict, keys: Sequence[str], shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+    """A weights dict holds every key, each with the expected shape when one is given."""
+    if not isinstance(params, dict):
+        raise TypeError(f"{name} must be a dict of arrays keyed by state-dict names, got {type(params).__name__}")
+    missing = [k for k in keys if k not in params]
+    if missing:
+        raise ValueError(f"{name} is missing weights {missing}")
+    for key, shape in (shapes or {}).items():
+        got = shape_of(params[key])
+        if got != tuple(shape):
+            raise ValueError(f"{name}[{key!r}] must have shape {tuple(shape)}, got {got}")
+
+
+def require_finite(name: str, finite: bool) -> None:
+    """Values must be finite (no NaN or infinity)."""
+    if not finite:
+        raise ValueError(f"{name} must hold finite values (found NaN or infinity)")
