@@ -1,0 +1,178 @@
+"""The `vitspec` command line.
+
+Verbs: explain (the pipeline for one image size), configs (document vs released), verify (run the suite on
+a target), bench (impl vs HF side by side), mutants (the planted-bug catalogue).
+Exit codes: 0 success; 1 a check failed (verify, mutants); 2 bad arguments or bad input (one-line error).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS, PREPROCESSOR, RELEASED_TABLE
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit code 2."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'HxW' with positive integers, e.g. 1080x1920."""
+    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
+    if not m:
+        raise UsageError(f"size must be written HEIGHTxWIDTH with positive integers, e.g. 1080x1920, got {text!r}")
+    h, w = int(m.group(1)), int(m.group(2))
+    if h <= 0 or w <= 0:
+        raise UsageError(f"size must have a positive height and width, got {text!r}")
+    return h, w
+
+
+def explain(height: int, width: int, min_pixels: int, max_pixels: int, frames: int = 1, variant: str = "hf") -> dict:
+    """Every count of the pipeline for one image (or a video of `frames` frames) of the given size."""
+    from reference import tokens, windows
+    from reference.resize import smart_resize
+    rh, rw = smart_resize(height, width, 28, min_pixels, max_pixels, variant)
+    T, P = PREPROCESSOR["temporal_patch_size"], PREPROCESSOR["patch_size"]
+    grid = [-(-frames // T), rh // P, rw // P]
+    _, cu_window = windows.window_index([grid])
+    cu_full = windows.cu_seqlens([grid])
+    sizes = [int(s) for s in (cu_window[1:] - cu_window[:-1])]
+    n_tokens = int(tokens.num_image_tokens([grid])[0])
+    return {
+        "height": height, "width": width, "frames": frames,
+        "resized_height": rh, "resized_width": rw, "grid_thw": grid,
+        "num_patches": grid[0] * grid[1] * grid[2], "values_per_patch": 3 * T * P * P,
+        "num_windows": len(sizes), "window_sizes": sizes,
+        "full_attention_segments": [int(s) for s in (cu_full[1:] - cu_full[:-1])],
+        "num_tokens": n_tokens, "placeholder_tokens": n_tokens + 2,
+        "min_pixels": min_pixels, "max_pixels": max_pixels, "variant": variant,
+    }
+
+
+def _runs(sizes: list[int]) -> str:
+    """[64, 64, 64, 32] -> '3×64, 32'."""
+    parts, i = [], 0
+    while i < len(sizes):
+        j = i
+        while j < len(sizes) and sizes[j] == sizes[i]:
+            j += 1
+        parts.append(f"{j - i}×{sizes[i]}" if j - i > 1 else str(sizes[i]))
+        i = j
+    return ", ".join(parts)
+
+
+def format_explain(d: dict) -> str:
+    """Human-readable lines for explain()."""
+    g = d["grid_thw"]
+    return "\n".join([
+        f"input            {d['height']}×{d['width']}" + (f", {d['frames']} frames" if d["frames"] > 1 else ""),
+        f"smart_resize     {d['resized_height']}×{d['resized_width']} (multiples of 28; pixels in "
+        f"[{d['min_pixels']}, {d['max_pixels']}], variant {d['variant']})",
+        f"grid_thw         [{g[0]}, {g[1]}, {g[2]}] (patches of 14×14; t = ceil(frames / 2))",
+        f"patches          {d['num_patches']} rows of {d['values_per_patch']} values (C, T, P, P)",
+        f"windows          {d['num_windows']} windows, patches each: {_runs(d['window_sizes'])}",
+        f"full attention   {len(d['full_attention_segments'])} segment(s) of {_runs(d['full_attention_segments'])} patches",
+        f"merged tokens    {d['num_tokens']} (= t·h·w / 4)",
+        f"prompt tokens    {d['placeholder_tokens']} (vision_start + {d['num_tokens']} image_pad + vision_end)",
+    ])
+
+
+def configs_rows() -> list[dict]:
+    """The document's table beside the released values, one row per field and model."""
+    flagged = {(d["row"], m.strip()) for d in DISCREPANCIES for m in d["models"].split(",")}
+    rows = []
+    for field in DOCUMENT_TABLE:
+        for m in MODELS:
+            doc, rel = DOCUMENT_TABLE[field][m], RELEASED_TABLE[field][m]
+            rows.append({"field": field, "model": m, "document": doc, "released": rel,
+                         "discrepancy": (field, m) in flagged})
+    return rows
+
+
+def format_configs() -> str:
+    """The configs table as text, discrepancies marked with '!' and explained below."""
+    lines = [f"{'field':24} " + " ".join(f"{m + ' doc':>12} {m + ' released':>14}" for m in MODELS)]
+    rows = configs_rows()
+    for field in DOCUMENT_TABLE:
+        cells = []
+        for r in (r for r in rows if r["field"] == field):
+            mark = "!" if r["discrepancy"] else " "
+            cells.append(f"{str(r['document']):>12} {str(r['released']):>13}{mark}")
+        lines.append(f"{field:24} " + " ".join(cells))
+    lines.append("")
+    lines.append("! marks a discrepancy between the document and the released config.json:")
+    for d in DISCREPANCIES:
+        lines.append(f"- {d['row']} ({d['models']}): {d['explanation']}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vitspec", description=__doc__.split("\n\n")[0],
+                                epilog="Exit codes: 0 success, 1 a check failed, 2 bad arguments or input.")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    e = sub.add_parser("explain", help="the pipeline's counts for an image size",
+                       description="Resized size, grid_thw, patches, windows, segments and tokens for an image of HxW.")
+    e.add_argument("size", help="HEIGHTxWIDTH of the input image, e.g. 1080x1920")
+    e.add_argument("--min-pixels", type=int, default=PREPROCESSOR["min_pixels"],
+                   help=f"pixel budget floor (default {PREPROCESSOR['min_pixels']}, released preprocessor config)")
+    e.add_argument("--max-pixels", type=int, default=PREPROCESSOR["max_pixels"],
+                   help=f"pixel budget ceiling (default {PREPROCESSOR['max_pixels']}, released preprocessor config)")
+    e.add_argument("--frames", type=int, default=1, help="number of video frames (default 1: a still image)")
+    e.add_argument("--variant", choices=["hf", "qvu"], default="hf",
+                   help="smart_resize semantics: HF transformers (default) or qwen-vl-utils")
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    e.add_argument("--plot", metavar="FILE.png", help="draw the patch grid, merge groups and windows to a PNG")
+    e.add_argument("--image", metavar="PATH", help="with --plot: draw over this picture, resized as the model would")
+    c = sub.add_parser("configs", help="the document's configuration table beside the released config.json values")
+    c.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    for verb, helptext in (("verify", "run the property suite on a target and print a per-stage report"),
+                           ("bench", "time impl against HF transformers side by side"),
+                           ("mutants", "run the suite against every planted-bug mutant and print the kill matrix")):
+        sub.add_parser(verb, help=helptext, add_help=False)
+    return p
+
+
+def _explain(args) -> int:
+    h, w = parse_size(args.size)
+    for name in ("min_pixels", "max_pixels", "frames"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    d = explain(h, w, args.min_pixels, args.max_pixels, args.frames, args.variant)
+    if args.plot:
+        from spec.plot import plot_explain
+        plot_explain(d, args.plot, image_path=args.image)
+        d["plot"] = args.plot
+    print(json.dumps(d) if args.json else format_explain(d))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("verify", "bench", "mutants"):
+        verb, rest = argv[0], argv[1:]
+        if verb == "verify":
+            from spec.verify import main as run
+        elif verb == "bench":
+            from bench.bench import main as run
+        else:
+            from spec.mutants import main as run
+        return run(rest)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.verb == "explain":
+            return _explain(args)
+        if args.verb == "configs":
+            print(json.dumps(configs_rows()) if args.json else format_configs())
+            return 0
+        parser.print_help()
+        return 2
+    except (UsageError, ValueError, TypeError) as e:
+        print(f"vitspec {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
