@@ -18,6 +18,13 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument raises UsageError (one line, exit 2) instead of printing the usage block."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """'HxW' with positive integers, e.g. 1080x1920."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", text or "")
@@ -80,14 +87,18 @@ def format_explain(d: dict) -> str:
 
 
 def configs_rows() -> list[dict]:
-    """The document's table beside the released values, one row per field and model."""
+    """The document's table beside the released values, one row per field and model (SPEC-NOTES §5).
+
+    "discrepancy" flags a released value that differs from the document's; a row no config.json states
+    (released None, e.g. trained_tokens) has "in_config" false and is not a value discrepancy.
+    """
     flagged = {(d["row"], m.strip()) for d in DISCREPANCIES for m in d["models"].split(",")}
     rows = []
     for field in DOCUMENT_TABLE:
         for m in MODELS:
             doc, rel = DOCUMENT_TABLE[field][m], RELEASED_TABLE[field][m]
-            rows.append({"field": field, "model": m, "document": doc, "released": rel,
-                         "discrepancy": (field, m) in flagged})
+            rows.append({"field": field, "model": m, "document": doc, "released": rel, "in_config": rel is not None,
+                         "discrepancy": (field, m) in flagged and rel is not None and rel != doc})
     return rows
 
 
@@ -99,18 +110,22 @@ def format_configs() -> str:
         cells = []
         for r in (r for r in rows if r["field"] == field):
             mark = "!" if r["discrepancy"] else " "
-            cells.append(f"{str(r['document']):>12} {str(r['released']):>13}{mark}")
+            released = str(r["released"]) if r["in_config"] else "—"
+            cells.append(f"{str(r['document']):>12} {released:>13}{mark}")
         lines.append(f"{field:24} " + " ".join(cells))
     lines.append("")
-    lines.append("! marks a discrepancy between the document and the released config.json:")
+    lines.append("! marks a value that differs between the document and the released config.json; "
+                 "— marks a row no config.json states. Notes:")
     for d in DISCREPANCIES:
         lines.append(f"- {d['row']} ({d['models']}): {d['explanation']}")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vitspec", description=__doc__.split("\n\n")[0],
-                                epilog="Exit codes: 0 success, 1 a check failed, 2 bad arguments or input.")
+    p = _Parser(prog="vitspec",
+                description="The Qwen2.5-VL vision front-end specification: explain an image size, compare the "
+                            "document's configs with the released ones, verify a target, benchmark, run mutants.",
+                epilog="Exit codes: 0 success, 1 a check failed, 2 bad arguments or input.")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     e = sub.add_parser("explain", help="the pipeline's counts for an image size",
                        description="Resized size, grid_thw, patches, windows, segments and tokens for an image of HxW.")
@@ -123,8 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--variant", choices=["hf", "qvu"], default="hf",
                    help="smart_resize semantics: HF transformers (default) or qwen-vl-utils")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    e.add_argument("--plot", metavar="FILE.png", help="draw the patch grid, merge groups and windows to a PNG")
-    e.add_argument("--image", metavar="PATH", help="with --plot: draw over this picture, resized as the model would")
+    e.add_argument("--plot", metavar="FILE.png",
+                   help="draw the resized image's patches (14 px), 2x2 merge groups (28 px) and numbered 112-px "
+                        "windows to a PNG: a 40-px title band, then s PNG px per image px (s = the largest integer "
+                        "<= 8 keeping the longest side <= 2000 px; larger images are shrunk to 2000 px)")
+    e.add_argument("--image", metavar="PATH",
+                   help="with --plot: draw over this picture (HEIGHTxWIDTH as given), converted to RGB and "
+                        "resized with the reference bicubic as the model would")
     c = sub.add_parser("configs", help="the document's configuration table beside the released config.json values")
     c.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     for verb, helptext in (("verify", "run the property suite on a target and print a per-stage report"),
@@ -136,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _explain(args) -> int:
     h, w = parse_size(args.size)
+    if args.image and not args.plot:
+        raise UsageError("--image draws under the plot: give --plot FILE.png as well")
     for name in ("min_pixels", "max_pixels", "frames"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
@@ -160,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
             from spec.mutants import main as run
         return run(rest)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    verb = argv[0] if argv and argv[0] in ("explain", "configs") else None
     try:
+        args = parser.parse_args(argv)
+        verb = args.verb
         if args.verb == "explain":
             return _explain(args)
         if args.verb == "configs":
@@ -170,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     except (UsageError, ValueError, TypeError) as e:
-        print(f"vitspec {args.verb}: error: {e}", file=sys.stderr)
+        print(f"vitspec{' ' + verb if verb else ''}: error: {e}", file=sys.stderr)
         return 2
 
 

@@ -1,0 +1,157 @@
+"""The vision block (SPEC-NOTES §3, "Block"): pre-norm residual attention and SwiGLU MLP, fused GEMMs.
+
+Prepared block weights hold q/k rows in the paired RoPE layout (impl/rope.py) and gate/up stacked
+into one (2I, D) matrix, so a block runs three GEMMs for qkv, gate+up and down plus the projection.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from impl.attention import SegmentPlan, segment_attention, segment_plan
+from impl.rope import pair_order, paired_cos_sin, rotate_pairs
+from impl.weights import host_array, rope_dtype, to_tensor
+from reference.attention import check_cu_seqlens
+from spec.validate import positive_int, require_keys, require_ndim, shape_of
+
+MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
+BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
+              "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
+
+
+def norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm with float32 statistics for half-precision x (F.rms_norm upcasts), result in x's dtype."""
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
+def add_norm(x, y, weight, eps):
+    """The residual sum x + y and its RMSNorm."""
+    s = x + y
+    return s, norm(s, weight, eps)
+
+
+def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
+    """silu(gate) * up with gate and up the two halves of one (N, 2I) GEMM output."""
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """The element-wise pieces of a block, eager or compiled together."""
+    norm: object = norm
+    add_norm: object = add_norm
+    rotate: object = rotate_pairs
+    swiglu: object = swiglu
+
+
+EAGER = Elementwise()
+
+
+@functools.lru_cache(maxsize=1)
+def compiled() -> Elementwise:
+    """The element-wise pieces under torch.compile (dynamic shapes, so one compilation serves every grid)."""
+    c = functools.partial(torch.compile, dynamic=True)
+    return Elementwise(c(norm), c(add_norm), c(functools.partial(rotate_pairs, fused_complex=False)), c(swiglu))
+
+
+@dataclass(frozen=True)
+class BlockWeights:
+    norm1: torch.Tensor
+    qkv_w: torch.Tensor
+    qkv_b: torch.Tensor
+    proj_w: torch.Tensor
+    proj_b: torch.Tensor
+    norm2: torch.Tensor
+    gate_up_w: torch.Tensor
+    gate_up_b: torch.Tensor
+    down_w: torch.Tensor
+    down_b: torch.Tensor
+    num_heads: int
+
+
+def qkv_row_order(hidden: int, num_heads: int) -> np.ndarray:
+    """qkv weight rows with each head of q and k in the paired RoPE layout; v unchanged."""
+    hd = hidden // num_heads
+    heads = (np.arange(num_heads)[:, None] * hd + pair_order(hd)[None, :]).reshape(-1)
+    return np.concatenate([heads, hidden + heads, 2 * hidden + np.arange(hidden)])
+
+
+def prepare_block(params: dict, num_heads: int, dtype, device) -> BlockWeights:
+    """Cast one block's weights (HF names without the blocks.i prefix) to dtype on device, fused and reordered."""
+    t = {k: to_tensor(params[k], dtype, device) for k in BLOCK_KEYS}
+    rows = torch.from_numpy(qkv_row_order(t["norm1.weight"].shape[0], num_heads)).to(device)
+    return BlockWeights(
+        t["norm1.weight"], t["attn.qkv.weight"][rows].contiguous(), t["attn.qkv.bias"][rows].contiguous(),
+        t["attn.proj.weight"], t["attn.proj.bias"], t["norm2.weight"],
+        torch.cat([t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"]]),
+        torch.cat([t["mlp.gate_proj.bias"], t["mlp.up_proj.bias"]]),
+        t["mlp.down_proj.weight"], t["mlp.down_proj.bias"], num_heads)
+
+
+def block_forward(x: torch.Tensor, w: BlockWeights, rope: torch.Tensor, plan: SegmentPlan, eps: float,
+                  ops: Elementwise = EAGER) -> torch.Tensor:
+    """x + proj(attention(rope(q), rope(k), v)) on norm1(x), then + down(silu(gate) * up) on norm2."""
+    N, D = x.shape
+    H = w.num_heads
+    qkv = F.linear(ops.norm(x, w.norm1, eps), w.qkv_w, w.qkv_b)
+    qk = ops.rotate(qkv[:, : 2 * D].view(N, 2, H, D // H), rope)
+    attn = segment_attention(qk[:, 0], qk[:, 1], qkv[:, 2 * D:].view(N, H, D // H), plan)
+    x, h = ops.add_norm(x, F.linear(attn.reshape(N, D), w.proj_w, w.proj_b), w.norm2, eps)
+    return x + F.linear(ops.swiglu(F.linear(h, w.gate_up_w, w.gate_up_b)), w.down_w, w.down_b)
+
+
+def rms_norm(x, weight, eps: float = 1e-6, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight, statistics in float32 or wider."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    require_ndim("weight", weight, 1, "(hidden,)")
+    if int(weight.shape[0]) != int(x.shape[1]):
+        raise ValueError(f"weight must have shape ({int(x.shape[1])},) to match x, got {shape_of(weight)}")
+    return norm(to_tensor(x, dtype, device), to_tensor(weight, dtype, device), eps)
+
+
+def check_mlp(x, params: dict) -> None:
+    """The MLP weights hold every key with shapes matching x's hidden size."""
+    D = int(x.shape[1])
+    inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
+    require_keys("params", params, MLP_KEYS, {
+        "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
+        "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
+
+
+def mlp(x, params, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """down(silu(gate(x)) * up(x)) with gate and up as one GEMM."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    check_mlp(x, params)
+    t = {k: to_tensor(params[k], dtype, device) for k in MLP_KEYS}
+    gate_up = F.linear(to_tensor(x, dtype, device), torch.cat([t["gate_proj.weight"], t["up_proj.weight"]]),
+                       torch.cat([t["gate_proj.bias"], t["up_proj.bias"]]))
+    return F.linear(swiglu(gate_up), t["down_proj.weight"], t["down_proj.bias"])
+
+
+def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1e-6, *, dtype=torch.float32,
+                 device="cpu", ops: Elementwise = EAGER) -> torch.Tensor:
+    """One pre-norm block over the segments of cu_seqlens, with the given per-token cos and sin."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    N, D = (int(s) for s in x.shape)
+    H = positive_int("num_heads", num_heads)
+    if D % H:
+        raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
+    require_keys("params", params, BLOCK_KEYS, {
+        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
+        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
+    check_mlp(x, {k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")})
+    cos, sin = (a if hasattr(a, "shape") else np.asarray(a, dtype=np.float64) for a in (cos, sin))
+    if shape_of(cos) != (N, D // H) or shape_of(sin) != (N, D // H):
+        raise ValueError(f"cos and sin must have shape {(N, D // H)} (num_tokens, head_dim), "
+                         f"got {shape_of(cos)} and {shape_of(sin)}")
+    cu = check_cu_seqlens(host_array(cu_seqlens), N)
+    x = to_tensor(x, dtype, device)
+    wide = rope_dtype(dtype)
+    rope = paired_cos_sin(to_tensor(cos, wide, x.device), to_tensor(sin, wide, x.device))
+    w = prepare_block(params, H, dtype, x.device)
+    return block_forward(x, w, rope, segment_plan(np.diff(cu), x.device), eps, ops)

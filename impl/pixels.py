@@ -1,0 +1,64 @@
+"""Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video."""
+from __future__ import annotations
+
+import torch
+
+from impl.patchify import as_tensor, patchify
+from impl.resize import resize_planar, smart_resize
+from spec.configs import PREPROCESSOR
+from spec.validate import positive_int, require_ndim
+
+
+def affine_constants(device, dtype):
+    """Per-channel (scale, shift) with (x / 255 - mean) / std == x * scale + shift, computed in float64."""
+    mean = torch.tensor(PREPROCESSOR["image_mean"], dtype=torch.float64)
+    std = torch.tensor(PREPROCESSOR["image_std"], dtype=torch.float64)
+    scale, shift = 1.0 / (255.0 * std), -mean / std
+    return scale.to(device, dtype)[:, None, None], shift.to(device, dtype)[:, None, None]
+
+
+def video_frames(name: str, item) -> torch.Tensor:
+    """A uint8 (H, W, 3) image or (F, H, W, 3) video as an (F, H, W, 3) tensor."""
+    require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)")
+    frames = as_tensor(name, item)
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"{name} must be uint8, got dtype {frames.dtype}")
+    frames = frames[None] if frames.ndim == 3 else frames
+    if frames.shape[-1] != 3:
+        raise ValueError(f"{name} must have 3 channels (RGB) on its last axis, got shape {tuple(item.shape)}")
+    if 0 in frames.shape:
+        raise ValueError(f"{name} must have at least one frame and positive height and width, got {tuple(item.shape)}")
+    return frames
+
+
+def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temporal_patch_size=2, merge_size=2,
+               variant="hf", *, device="cpu", dtype=torch.float32):
+    """§1: list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values (N, C*T*P*P) of dtype on
+    device, grid_thw int64 (n, 3)). Resize, rescale and normalize (one affine op), pair frames, flatten."""
+    P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
+               positive_int("merge_size", merge_size))
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image or video")
+    device = torch.device(device)
+    work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least
+    scale, shift = affine_constants(device, work)
+    rows, grids = [], []
+    for i, item in enumerate(images):
+        frames = video_frames(f"images[{i}]", item)
+        F, H, W, C = frames.shape
+        height, width = smart_resize(H, W, P * m, min_pixels, max_pixels, variant)
+        height, width = positive_int("resized height", height), positive_int("resized width", width)
+        packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
+        planes = resize_planar(packed, height, width).view(F, C, height, width)
+        values = torch.addcmul(shift, planes.to(work), scale).to(dtype)
+        if F == 1:
+            values = values.expand(T, C, height, width)  # a still image: T identical frames, no copy
+        elif F % T:
+            values = torch.cat([values, values[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
+        pixel_values, grid = patchify(values, P, T, m)
+        rows.append(pixel_values)
+        grids.append(grid)
+    pixel_values = rows[0] if len(rows) == 1 else torch.cat(rows)
+    return pixel_values, torch.stack(grids)

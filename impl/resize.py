@@ -1,0 +1,192 @@
+"""smart_resize (SPEC-NOTES §1.1) and Pillow-exact bicubic resampling (§1.2) as banded matmuls in torch.
+
+Each axis is resampled by a matrix of Pillow's fixed-point integer weights (Resample.c: 22 fractional
+bits, per-output normalized, rounded half away from zero). The matrix is banded, so outputs are
+grouped in blocks of BLOCK and each block multiplies one contiguous window of the input: a batched
+matmul. Every product and partial sum is an integer, so the matmul is exact when no value exceeds
+the float mantissa:
+- float32 (CPU, the fast path): each weight k is split as k = 2048*hi + lo with lo in [-1024, 1023];
+  both parts are exact in float32 as long as 255 * sum|part| <= 2**23 for every output (checked per
+  table), and floor((acc + 2**21) / 2**22) = floor((H + floor((Lo + 2**21) / 2048)) / 2048).
+- float64 (CUDA, reduced-precision matmul settings, or very wide kernels): one matrix, always exact.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from spec.validate import positive_int, require_dim, require_ndim
+
+MAX_ASPECT_RATIO = 200
+PRECISION_BITS = 22  # Pillow Resample.c: 32 - 8 - 2
+BLOCK = 32  # outputs per matmul block
+SPLIT = 2048  # weight = SPLIT * hi + lo
+
+
+def _round_half_even(n: int, f: int) -> int:
+    """round(n / f) for positive integers, ties to the even quotient, in integer arithmetic."""
+    q, r = divmod(n, f)
+    return q + (2 * r > f or (2 * r == f and q % 2 == 1))
+
+
+def smart_resize(height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
+    """§1.1 in integer arithmetic; the beta branches repeat upstream's float64 steps (sqrt, two divisions),
+    because their rounding, not the exact value, decides ties such as 19x19 -> 84x84."""
+    h, w, f = positive_int("height", height), positive_int("width", width), positive_int("factor", factor)
+    lo, hi = positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
+    if variant not in ("hf", "qvu"):
+        raise ValueError(f"variant must be one of ['hf', 'qvu'], got {variant!r}")
+    if variant == "qvu" and hi < lo:
+        raise ValueError(f"max_pixels must be >= min_pixels for variant 'qvu', got {hi} < {lo}")
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise ValueError(f"absolute aspect ratio must be at most {MAX_ASPECT_RATIO}, got {h}x{w}")
+    floor_side = f if variant == "hf" else 0  # smallest side the floor branch may return
+    round_side = f if variant == "qvu" else 0  # smallest side the first rounding may return
+    h_bar = max(round_side, _round_half_even(h, f) * f)
+    w_bar = max(round_side, _round_half_even(w, f) * f)
+    if h_bar * w_bar > hi:
+        beta = math.sqrt(h * w / hi)
+        return max(floor_side, math.floor(h / beta / f) * f), max(floor_side, math.floor(w / beta / f) * f)
+    if h_bar * w_bar < lo:
+        beta = math.sqrt(lo / (h * w))
+        return math.ceil(h * beta / f) * f, math.ceil(w * beta / f) * f
+    return h_bar, w_bar
+
+
+def pillow_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pillow's fixed-point weights, vectorized over outputs: (first tap int64 (out,), weights int64 (out, taps))."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    taps = int(math.ceil(support)) * 2 + 1
+    center = (np.arange(out_size) + 0.5) * scale
+    first = np.maximum(np.trunc(center - support + 0.5), 0).astype(np.int64)
+    count = np.minimum(np.trunc(center + support + 0.5), in_size).astype(np.int64) - first
+    x = np.abs(((first[:, None] + np.arange(taps)) - center[:, None] + 0.5) * (1.0 / filterscale))
+    w = np.where(x < 1.0, (1.5 * x - 2.5) * x * x + 1, np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * -0.5, 0.0))
+    w[np.arange(taps) >= count[:, None]] = 0.0
+    total = np.zeros(out_size)
+    for k in range(taps):  # left to right, the C summation order
+        total = total + w[:, k]
+    w = np.divide(w, total[:, None], out=w, where=total[:, None] != 0.0)
+    scaled = w * (1 << PRECISION_BITS)
+    return first, np.trunc(np.where(w < 0, scaled - 0.5, scaled + 0.5)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Banded weights of one axis: outputs [b*BLOCK, (b+1)*BLOCK) read input rows starts[b] + [0, span)."""
+
+    out_size: int
+    starts: np.ndarray  # int64 (blocks,)
+    span: int
+    weights: np.ndarray  # int64 (blocks, BLOCK, span)
+    fits_float32: bool
+
+
+@functools.lru_cache(maxsize=128)
+def axis_plan(in_size: int, out_size: int) -> AxisPlan:
+    """The banded matrix of one (in_size, out_size) pair, cached."""
+    first, w = pillow_weights(in_size, out_size)
+    blocks = -(-out_size // BLOCK)
+    last = np.minimum(np.arange(blocks) * BLOCK + BLOCK, out_size) - 1
+    starts = first[np.arange(blocks) * BLOCK]
+    span = min(int((first[last] + w.shape[1] - starts).max()), in_size)
+    starts = np.minimum(starts, in_size - span)
+    dense = np.zeros((blocks * BLOCK, span + w.shape[1]), dtype=np.int64)
+    rows = np.arange(out_size)
+    offset = first - starts[rows // BLOCK]
+    for k in range(w.shape[1]):
+        dense[rows, offset + k] = w[:, k]
+    dense = dense[:, :span]  # taps past the input end carry weight 0
+    hi = (dense + SPLIT // 2) // SPLIT
+    lo = dense - SPLIT * hi
+    fits = 255 * max(np.abs(hi).sum(1).max(), np.abs(lo).sum(1).max()) <= 2 ** 23
+    return AxisPlan(out_size, starts, span, dense.reshape(blocks, BLOCK, span), bool(fits))
+
+
+_DEVICE_TABLES: dict = {}
+
+
+def _device_weights(plan: AxisPlan, device: torch.device, dtype: torch.dtype):
+    """(index of the input rows each block reads, weights) on the device; float32 stacks hi over lo."""
+    key = (plan.out_size, plan.starts.tobytes(), plan.span, str(device), dtype)
+    if key not in _DEVICE_TABLES:
+        index = torch.from_numpy((plan.starts[:, None] + np.arange(plan.span)).reshape(-1)).to(device)
+        if dtype == torch.float64:
+            weights = torch.from_numpy(plan.weights.astype(np.float64))
+        else:
+            hi = (plan.weights + SPLIT // 2) // SPLIT
+            weights = torch.from_numpy(np.concatenate([hi, plan.weights - SPLIT * hi], axis=1) / SPLIT)
+        _DEVICE_TABLES[key] = (index, weights.to(device=device, dtype=dtype))
+    return _DEVICE_TABLES[key]
+
+
+def _exact_float32(plan: AxisPlan, device: torch.device) -> bool:
+    return (plan.fits_float32 and device.type == "cpu" and torch.get_float32_matmul_precision() == "highest")
+
+
+def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool = False) -> torch.Tensor:
+    """One Pillow pass along dim 1 of a (C, in_size, M) float tensor of integers 0..255 -> (C, out_size, M),
+    or, with transposed=True, a contiguous (C, M, out_size) tensor holding the same values."""
+    plan = axis_plan(in_size, out_size)
+    dtype = torch.float32 if _exact_float32(plan, x.device) else torch.float64
+    index, weights = _device_weights(plan, x.device, dtype)
+    blocks = plan.starts.shape[0]
+    window = x.to(dtype).index_select(1, index).unflatten(1, (blocks, plan.span))  # (C, blocks, span, M)
+    acc = torch.matmul(weights, window)  # (C, blocks, BLOCK or 2*BLOCK, M)
+    if dtype == torch.float64:  # acc is exact: floor((acc + 2**21) / 2**22)
+        value = acc.mul_(2.0 ** -PRECISION_BITS).add_(0.5)
+    else:  # acc = (H / 2048, Lo / 2048): floor((H + floor((Lo + 2**21) / 2048)) / 2048)
+        high, low = acc[:, :, :BLOCK], acc[:, :, BLOCK:]
+        value = torch.add(high, low.add_(SPLIT // 2).floor_(), alpha=1.0 / SPLIT)
+    value = value.flatten(1, 2)[:, :out_size].clamp_(0, 255).floor_()
+    if not transposed:
+        return value.to(x.dtype)
+    out = torch.empty((x.shape[0], x.shape[2], out_size), dtype=x.dtype, device=x.device)
+    out.transpose(1, 2).copy_(value)
+    return out
+
+
+def vertical_pass_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
+    """Pillow >= 13 runs the vertical pass first when the height shrinks by more than twice the width's shrink."""
+    return in_h - out_h > 0 and in_h - out_h > 2 * (in_w - out_w)
+
+
+def resize_planar(image: torch.Tensor, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
+    """uint8 (H, W, C) on its device -> (C, height, width) tensor of dtype holding Pillow's uint8 values."""
+    in_h, in_w = int(image.shape[0]), int(image.shape[1])
+    if vertical_pass_first(in_h, in_w, height, width):  # (C, H, W) -> (C, W, height) -> (C, height, width)
+        x = resample_dim1(image.permute(2, 0, 1).to(dtype), in_h, height, transposed=True)
+        return resample_dim1(x, in_w, width, transposed=True) if width != in_w else x.transpose(1, 2)
+    x = image.permute(2, 1, 0).to(dtype)  # (C, W, H) -> (C, H, width) -> (C, height, width)
+    x = resample_dim1(x, in_w, width, transposed=True) if width != in_w else x.transpose(1, 2)
+    return resample_dim1(x, in_h, height) if height != in_h else x
+
+
+def as_image_tensor(image, name: str = "image", device=None) -> torch.Tensor:
+    """A uint8 (H, W, 3) NumPy array or tensor as a torch tensor (on device when given)."""
+    require_ndim(name, image, 3, "(height, width, 3)")
+    require_dim(name, image, 2, 3, "channels (RGB)")
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f"{name} must be uint8, got dtype {image.dtype}")
+        image = torch.from_numpy(np.ascontiguousarray(image))
+    elif not isinstance(image, torch.Tensor):
+        raise TypeError(f"{name} must be a NumPy array or torch tensor, got {type(image).__name__}")
+    if image.dtype != torch.uint8:
+        raise TypeError(f"{name} must be uint8, got dtype {image.dtype}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name} must have positive height and width, got shape {tuple(image.shape)}")
+    return image if device is None else image.to(device)
+
+
+def resize(image, height, width):
+    """§1.2: Pillow Image.resize((width, height), BICUBIC) of a uint8 (H, W, 3) image, bit for bit, on its device."""
+    image = as_image_tensor(image)
+    height, width = positive_int("height", height), positive_int("width", width)
+    return resize_planar(image, height, width).permute(1, 2, 0).to(torch.uint8).contiguous()

@@ -1,0 +1,106 @@
+"""The optimized torch implementation as a target: every stage of spec/protocol.py on one device and dtype."""
+from __future__ import annotations
+
+import torch
+
+from impl import attention as _attention, block as _block, embed as _embed, merger as _merger
+from impl import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
+from impl.weights import IdentityCache, dtype_name, torch_dtype
+
+
+def _stage(fn, numeric: bool = True):
+    """A method calling fn with this target's device (and dtype for numeric stages)."""
+    def method(self, *args, **kwargs):
+        if numeric:
+            kwargs.setdefault("dtype", self.torch_dtype)
+        kwargs.setdefault("device", self.device)
+        return fn(*args, **kwargs)
+    method.__name__ = fn.__name__
+    method.__doc__ = fn.__doc__
+    return method
+
+
+class TorchTarget:
+    """Every stage in torch on `device` in `dtype`; inputs may be NumPy arrays or tensors, outputs are tensors.
+
+    compile=True runs the element-wise parts of each block under torch.compile (optional; eager is exact too).
+    """
+
+    name = "impl"
+
+    def __init__(self, device: str = "cpu", dtype="float32", compile: bool = False):
+        self.device = str(torch.device(device))
+        self.torch_dtype = torch_dtype(dtype)
+        self.dtype = dtype_name(self.torch_dtype)
+        self.compile = bool(compile)
+        self._graphs = IdentityCache(maxsize=8)
+
+    def __repr__(self) -> str:
+        return f"TorchTarget(device={self.device!r}, dtype={self.dtype!r}, compile={self.compile})"
+
+    def with_options(self, device=None, dtype=None, compile=None) -> "TorchTarget":
+        """A copy on another device, dtype or compile setting."""
+        return TorchTarget(self.device if device is None else device, self.dtype if dtype is None else dtype,
+                           self.compile if compile is None else compile)
+
+    @property
+    def ops(self) -> _block.Elementwise:
+        return _block.compiled() if self.compile else _block.EAGER
+
+    # Preprocessing (host, NumPy): delegated to the preprocessing modules.
+    def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
+        from impl.resize import smart_resize
+        return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
+
+    def resize(self, image, height, width):
+        from impl.resize import resize
+        return resize(image, height, width)
+
+    def preprocess(self, images, min_pixels=3136, max_pixels=12845056):
+        from impl.pixels import preprocess
+        return preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
+
+    def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
+        from impl.patchify import patchify
+        return patchify(frames, patch_size, temporal_patch_size, merge_size)
+
+    patch_embed = _stage(_embed.patch_embed)
+    rotary_position_ids = _stage(_rope.rotary_position_ids, numeric=False)
+    rotary_cos_sin = _stage(_rope.rotary_cos_sin)
+    apply_rotary = _stage(_rope.apply_rotary)
+    window_index = _stage(_windows.window_index, numeric=False)
+    cu_seqlens = _stage(_windows.cu_seqlens, numeric=False)
+    attention = _stage(_attention.attention)
+    rms_norm = _stage(_block.rms_norm)
+    mlp = _stage(_block.mlp)
+    merger = _stage(_merger.merger)
+    num_image_tokens = _stage(_tokens.num_image_tokens, numeric=False)
+
+    def vision_block(self, x, params, cu_seqlens, cos, sin, num_heads, eps=1e-6):
+        """One block; see impl.block.vision_block."""
+        return _block.vision_block(x, params, cu_seqlens, cos, sin, num_heads, eps, dtype=self.torch_dtype,
+                                   device=self.device, ops=self.ops)
+
+    def vision_tower(self, pixel_values, grid_thw, weights, config, cuda_graph: bool = False):
+        """The whole tower; cuda_graph=True replays a graph captured once per (grid, weights) on CUDA."""
+        if not cuda_graph:
+            return _tower.vision_tower(pixel_values, grid_thw, weights, config, dtype=self.torch_dtype,
+                                       device=self.device, ops=self.ops)
+        return self.fixed_grid_tower(grid_thw, weights, config)(pixel_values)
+
+    def fixed_grid_tower(self, grid_thw, weights, config) -> _tower.FixedGridTower:
+        """The tower bound to one grid (a CUDA graph on CUDA), cached per weights dict, grid and config."""
+        from spec.validate import grid_rows
+        if not isinstance(weights, dict) or not isinstance(config, dict):
+            return _tower.compile_tower(grid_thw, weights, config, dtype=self.torch_dtype, device=self.device,
+                                        ops=self.ops)
+        key = (tuple(grid_rows(grid_thw, config.get("spatial_merge_size", 2))),
+               tuple(sorted((k, str(v)) for k, v in config.items())))
+        return self._graphs.get(weights, key, lambda: _tower.compile_tower(
+            grid_thw, weights, config, dtype=self.torch_dtype, device=self.device, ops=self.ops))
+
+    def clear_caches(self) -> None:
+        """Drop captured graphs and prepared weights (frees their device memory)."""
+        self._graphs.clear()
+        _tower._PREPARED.clear()
+        _tower.tower_plan.cache_clear()

@@ -1,0 +1,71 @@
+"""Window and full-attention segments (SPEC-NOTES §3, "Windows"), vectorized on the host from the grid."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from spec.validate import grid_rows, positive_int
+
+
+def window_cells(window_size: int = 112, patch_size: int = 14, merge_size: int = 2) -> int:
+    """Side of a window in merged cells: window_size // merge_size // patch_size."""
+    window_size = positive_int("window_size", window_size)
+    side = window_size // positive_int("merge_size", merge_size) // positive_int("patch_size", patch_size)
+    if side < 1:
+        raise ValueError(f"window_size must cover at least one merged cell (patch_size*merge_size), got {window_size}")
+    return side
+
+
+def frame_windows(rows: int, cols: int, side: int):
+    """One frame's merged cells in window order (windows row-major from the top-left, cells row-major inside)
+    and the size in cells of each window; edge windows are partial, none is empty."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    per_row = -(-cols // side)
+    window = (r // side) * per_row + c // side
+    order = np.argsort(window * side * side + (r % side) * side + c % side, kind="stable")
+    return order, np.bincount(window, minlength=-(-rows // side) * per_row)
+
+
+def window_layout(rows, side: int, merge_size: int):
+    """Over all images and frames: (window_index, window sizes in cells, frame id of each window,
+    frame sizes in cells); cell ids count merged cells over all images, frames in order."""
+    index, sizes, frame_of_window, frame_sizes = [], [], [], []
+    offset = 0
+    for t, h, w in rows:
+        cells = (h // merge_size) * (w // merge_size)
+        order, win = frame_windows(h // merge_size, w // merge_size, side)
+        starts = offset + cells * np.arange(t)
+        index.append((starts[:, None] + order[None, :]).reshape(-1))
+        sizes.append(np.tile(win, t))
+        frame_of_window.append(np.repeat(len(frame_sizes) + np.arange(t), win.size))
+        frame_sizes.extend([cells] * t)
+        offset += t * cells
+    return (np.concatenate(index), np.concatenate(sizes), np.concatenate(frame_of_window),
+            np.array(frame_sizes, dtype=np.int64))
+
+
+def cumulative(lengths) -> np.ndarray:
+    """[0, l0, l0+l1, ...] as int64."""
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def window_index(grid_thw, window_size: int = 112, patch_size: int = 14, merge_size: int = 2, *, device="cpu"):
+    """(window_index over merged cells, cu_window_seqlens in patches), no zero-length windows."""
+    side = window_cells(window_size, patch_size, merge_size)
+    rows = grid_rows(grid_thw, merge_size)
+    index, sizes, _, _ = window_layout(rows, side, merge_size)
+    cu = cumulative(sizes * merge_size * merge_size)
+    return torch.from_numpy(index).to(device), torch.from_numpy(cu).to(device)
+
+
+def cu_seqlens(grid_thw, merge_size: int = 2, *, device="cpu") -> torch.Tensor:
+    """One full-attention segment per image per frame of h*w patches."""
+    lengths = [h * w for t, h, w in grid_rows(grid_thw, merge_size) for _ in range(t)]
+    return torch.from_numpy(cumulative(lengths)).to(device)
+
+
+def inverse_permutation(index: torch.Tensor) -> torch.Tensor:
+    """inverse[index[i]] = i by scatter (equal to argsort of a permutation, without sorting)."""
+    inverse = torch.empty_like(index)
+    inverse[index] = torch.arange(index.numel(), dtype=index.dtype, device=index.device)
+    return inverse
