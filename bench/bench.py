@@ -158,6 +158,7 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
             impl_ms, hf_ms = time_pair(lambda: target.vision_tower(pv, grid_rows, weights, config),
                                        lambda: hf_merged(model, pv, grid), device, repeats)
             rows.append(make_row(stage, h, w, n, impl_ms, hf_ms, errs, config, grid_rows, dtype, device))
+            log(f"[bench] {json.dumps(rows[-1])}")
             if cuda_graph and device.startswith("cuda"):
                 log(f"[bench] {h}x{w}: capturing CUDA graph")
                 graphed = target.fixed_grid_tower(grid_rows, weights, config)
@@ -165,6 +166,7 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
                 g_ms, hf_ms = time_pair(lambda: graphed(pv), lambda: hf_merged(model, pv, grid), device, repeats)
                 rows.append(make_row(stage + "_cuda_graph", h, w, n, g_ms, hf_ms, errs, config, grid_rows, dtype,
                                      device))
+                log(f"[bench] {json.dumps(rows[-1])}")
                 del graphed
             target.clear_caches()
     return rows

@@ -135,6 +135,26 @@ def full_size_check(report: Report, device: str, depth: int, grids) -> None:
     del model
 
 
+def profile_tower(size, device: str, depth: int) -> str:
+    """Operator table (device time) of one eager bf16 impl pass at one size, after warm-up."""
+    cfg = tower_config(depth, device)
+    weights = torch_random_weights(cfg, 0, device)
+    grid = [[1, size[0] // 14, size[1] // 14]]
+    dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    target = TorchTarget(device, dtype)
+    pv = torch.randn(grid[0][1] * grid[0][2], 1176, device=device)
+    for _ in range(2):
+        target.vision_tower(pv, grid, weights, cfg)
+    activities = [torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with torch.profiler.profile(activities=activities) as prof:
+        target.vision_tower(pv, grid, weights, cfg)
+        torch.cuda.synchronize() if device.startswith("cuda") else None
+    target.clear_caches()
+    key = "self_device_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=60)
+
+
 def environment(device: str) -> dict:
     """Card, versions and date for the results header."""
     import transformers
@@ -147,6 +167,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes and depth on the CPU (rehearsal)")
     p.add_argument("--compile", action="store_true", help="add rows with torch.compile'd element-wise parts")
+    p.add_argument("--profile", action="store_true", help="print an operator profile of impl at the largest size")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--sizes", default=None)
     args = p.parse_args(argv)
@@ -173,6 +194,11 @@ def main(argv=None) -> int:
     if args.compile:
         rows += bench_towers(sizes, cfg, "float32" if args.smoke else "bfloat16", device, repeats, compile=True)
     text = table(rows)
+    if args.profile:
+        log("[gpu_check] 4. profile")
+        profile = profile_tower(max(sizes, key=lambda s: s[0] * s[1]), device, cfg["depth"])
+        print(profile)
+        text += "\n\n```\n" + profile + "\n```"
     print(text)
     print(f"{len(report.failures)} correctness failures; total {time.time() - report.t0:.0f}s")
     if out_dir:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from impl import fused
 from impl.attention import SegmentPlan, segment_attention, segment_plan
 from impl.rope import pair_order, paired_cos_sin, rotate_pairs
 from impl.weights import host_array, rope_dtype, to_tensor
@@ -19,6 +20,7 @@ from reference.attention import check_cu_seqlens
 from spec.validate import positive_int, require_keys, require_ndim, shape_of
 
 MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
+GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
 BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
               "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
 
@@ -34,19 +36,13 @@ def add_norm(x, y, weight, eps):
     return s, norm(s, weight, eps)
 
 
-def swiglu(gate_up: torch.Tensor) -> torch.Tensor:
-    """silu(gate) * up with gate and up the two halves of one (N, 2I) GEMM output."""
-    gate, up = gate_up.chunk(2, dim=-1)
-    return F.silu(gate) * up
-
-
 @dataclass(frozen=True)
 class Elementwise:
-    """The element-wise pieces of a block, eager or compiled together."""
+    """The element-wise pieces of a block: fused kernels on CUDA (eager torch elsewhere), or torch.compile'd."""
     norm: object = norm
     add_norm: object = add_norm
-    rotate: object = rotate_pairs
-    swiglu: object = swiglu
+    rotate: object = fused.rotate
+    swiglu: object = fused.swiglu
 
 
 EAGER = Elementwise()
@@ -56,7 +52,7 @@ EAGER = Elementwise()
 def compiled() -> Elementwise:
     """The element-wise pieces under torch.compile (dynamic shapes, so one compilation serves every grid)."""
     c = functools.partial(torch.compile, dynamic=True)
-    return Elementwise(c(norm), c(add_norm), c(functools.partial(rotate_pairs, fused_complex=False)), c(swiglu))
+    return Elementwise(c(norm), c(add_norm), c(functools.partial(rotate_pairs, fused_complex=False)), c(fused.eager_swiglu))
 
 
 @dataclass(frozen=True)
@@ -81,16 +77,27 @@ def qkv_row_order(hidden: int, num_heads: int) -> np.ndarray:
     return np.concatenate([heads, hidden + heads, 2 * hidden + np.arange(hidden)])
 
 
+def padded_width(width: int, device) -> int:
+    """The MLP width rounded up to a multiple of GEMM_MULTIPLE on CUDA (cuBLAS picks faster kernels), else as is."""
+    m = GEMM_MULTIPLE if torch.device(device).type == "cuda" else 1
+    return -(-width // m) * m
+
+
 def prepare_block(params: dict, num_heads: int, dtype, device) -> BlockWeights:
-    """Cast one block's weights (HF names without the blocks.i prefix) to dtype on device, fused and reordered."""
+    """Cast one block's weights (HF names without the blocks.i prefix) to dtype on device, fused and reordered.
+
+    Zero rows appended to gate and up and zero columns to down leave the block's output exactly unchanged.
+    """
     t = {k: to_tensor(params[k], dtype, device) for k in BLOCK_KEYS}
     rows = torch.from_numpy(qkv_row_order(t["norm1.weight"].shape[0], num_heads)).to(device)
+    inter = t["mlp.gate_proj.weight"].shape[0]
+    pad = padded_width(inter, device) - inter
+    gate_up_w = [F.pad(t[f"mlp.{n}.weight"], (0, 0, 0, pad)) for n in ("gate_proj", "up_proj")]
+    gate_up_b = [F.pad(t[f"mlp.{n}.bias"], (0, pad)) for n in ("gate_proj", "up_proj")]
     return BlockWeights(
         t["norm1.weight"], t["attn.qkv.weight"][rows].contiguous(), t["attn.qkv.bias"][rows].contiguous(),
-        t["attn.proj.weight"], t["attn.proj.bias"], t["norm2.weight"],
-        torch.cat([t["mlp.gate_proj.weight"], t["mlp.up_proj.weight"]]),
-        torch.cat([t["mlp.gate_proj.bias"], t["mlp.up_proj.bias"]]),
-        t["mlp.down_proj.weight"], t["mlp.down_proj.bias"], num_heads)
+        t["attn.proj.weight"], t["attn.proj.bias"], t["norm2.weight"], torch.cat(gate_up_w), torch.cat(gate_up_b),
+        F.pad(t["mlp.down_proj.weight"], (0, pad)).contiguous(), t["mlp.down_proj.bias"], num_heads)
 
 
 def block_forward(x: torch.Tensor, w: BlockWeights, rope: torch.Tensor, plan: SegmentPlan, eps: float,
@@ -130,7 +137,7 @@ def mlp(x, params, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     t = {k: to_tensor(params[k], dtype, device) for k in MLP_KEYS}
     gate_up = F.linear(to_tensor(x, dtype, device), torch.cat([t["gate_proj.weight"], t["up_proj.weight"]]),
                        torch.cat([t["gate_proj.bias"], t["up_proj.bias"]]))
-    return F.linear(swiglu(gate_up), t["down_proj.weight"], t["down_proj.bias"])
+    return F.linear(fused.swiglu(gate_up), t["down_proj.weight"], t["down_proj.bias"])
 
 
 def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1e-6, *, dtype=torch.float32,

@@ -20,8 +20,8 @@ def as_tensor(name: str, x) -> torch.Tensor:
     raise TypeError(f"{name} must be a NumPy array or torch tensor, got {type(x).__name__}")
 
 
-def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2):
-    """Frames (F, C, H, W) -> (pixel_values (N, C*T*P*P) in merge-block row order, grid_thw int64 (3,))."""
+def patch_blocks(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2):
+    """Frames (F, C, H, W) as a view with axes (t, bh, bw, mh, mw, C, T, P, P), and grid_thw int64 (3,)."""
     P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
                positive_int("merge_size", merge_size))
     require_ndim("frames", frames, 4, "(frames, channels, height, width)")
@@ -33,8 +33,14 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
         raise ValueError(
             f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
     gt, gh, gw = F // T, H // P, W // P
-    rows = x.reshape(gt, T, C, gh // m, m, P, gw // m, m, P).permute(TO_ROWS).reshape(gt * gh * gw, C * T * P * P)
-    return rows, torch.tensor([gt, gh, gw], dtype=torch.int64)
+    blocks = x.reshape(gt, T, C, gh // m, m, P, gw // m, m, P).permute(TO_ROWS)
+    return blocks, torch.tensor([gt, gh, gw], dtype=torch.int64)
+
+
+def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2):
+    """Frames (F, C, H, W) -> (pixel_values (N, C*T*P*P) in merge-block row order, grid_thw int64 (3,))."""
+    blocks, grid = patch_blocks(frames, patch_size, temporal_patch_size, merge_size)
+    return blocks.reshape(int(grid.prod()), -1), grid
 
 
 def unpatchify(pixel_values, grid_thw, channels: int = 3, patch_size: int = 14, temporal_patch_size: int = 2,

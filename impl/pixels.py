@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from impl.patchify import as_tensor, patchify
+from impl.patchify import as_tensor, patch_blocks
 from impl.resize import resize_planar, smart_resize
 from spec.configs import PREPROCESSOR
 from spec.validate import positive_int, require_ndim
@@ -14,7 +14,7 @@ def affine_constants(device, dtype):
     mean = torch.tensor(PREPROCESSOR["image_mean"], dtype=torch.float64)
     std = torch.tensor(PREPROCESSOR["image_std"], dtype=torch.float64)
     scale, shift = 1.0 / (255.0 * std), -mean / std
-    return scale.to(device, dtype)[:, None, None], shift.to(device, dtype)[:, None, None]
+    return scale.to(device, dtype), shift.to(device, dtype)
 
 
 def video_frames(name: str, item) -> torch.Tensor:
@@ -51,14 +51,17 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
         height, width = smart_resize(H, W, P * m, min_pixels, max_pixels, variant)
         height, width = positive_int("resized height", height), positive_int("resized width", width)
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
-        planes = resize_planar(packed, height, width).view(F, C, height, width)
-        values = torch.addcmul(shift, planes.to(work), scale).to(dtype)
+        planes = resize_planar(packed, height, width).view(F, C, height, width).to(work)
         if F == 1:
-            values = values.expand(T, C, height, width)  # a still image: T identical frames, no copy
+            planes = planes.expand(T, C, height, width)  # a still image: T identical frames, no copy
         elif F % T:
-            values = torch.cat([values, values[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
-        pixel_values, grid = patchify(values, P, T, m)
-        rows.append(pixel_values)
+            planes = torch.cat([planes, planes[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
+        blocks, grid = patch_blocks(planes, P, T, m)
+        # rescale + normalize as one affine op that also writes the flattened (merge-block, C T P P) layout
+        channel = (1, 1, 1, 1, 1, C, 1, 1, 1)
+        values = torch.empty(blocks.shape, dtype=work, device=device)
+        torch.addcmul(shift.view(channel), blocks, scale.view(channel), out=values)
+        rows.append(values.view(int(grid.prod()), -1).to(dtype))
         grids.append(grid)
     pixel_values = rows[0] if len(rows) == 1 else torch.cat(rows)
     return pixel_values, torch.stack(grids)

@@ -1,0 +1,154 @@
+"""Suite options: which target to check (--target), on which device and dtype, and the Hypothesis profile.
+
+    pytest --target impl:TARGET --device cuda --dtype bfloat16 --profile ci --max-examples 50
+
+Every test is marked with the protocol stage(s) it checks (``@pytest.mark.stage("window_index")``). A test
+about a stage the target lacks is skipped as "NOT COVERED: ..." before it runs; an upstream-oracle test that
+cannot run is skipped as "UPSTREAM ORACLE MISSING: ...". Both kinds are counted loudly at the end.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from spec.protocol import STAGE_NAMES, load_target, provided_stages
+from tests import checks
+
+DTYPES = ("float32", "bfloat16", "float16", "float64")
+PROFILES = ("dev", "ci", "nightly", "mutation")
+NOT_COVERED = "NOT COVERED:"
+ORACLE_MISSING = "UPSTREAM ORACLE MISSING:"
+
+
+def _register_profiles() -> None:
+    """dev: random, modest; ci: derandomized and sized to fit; nightly: many random examples, database kept;
+    mutation: few derandomized examples, fast."""
+    common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow,
+                                                                          HealthCheck.data_too_large])
+    db_dir = os.environ.get("VITSPEC_HYPOTHESIS_DB", ".hypothesis")
+    settings.register_profile("dev", max_examples=20, **common)
+    settings.register_profile("ci", max_examples=25, derandomize=True, database=None, **common)
+    settings.register_profile("nightly", max_examples=400, database=DirectoryBasedExampleDatabase(db_dir), **common)
+    settings.register_profile("mutation", max_examples=6, derandomize=True, database=None, **common)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("vitspec")
+    group.addoption("--target", default=None,
+                    help="the target to check, package.module:attr (default: $VITSPEC_TARGET or impl:TARGET)")
+    group.addoption("--device", default=None, help="device for the target: cpu or cuda (via its with_options)")
+    group.addoption("--dtype", default=None, choices=DTYPES, help="compute dtype for the target (via its with_options)")
+    group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile (default ci)")
+    group.addoption("--max-examples", type=int, default=None, help="override the profile's examples per property")
+
+
+def _configured_target(config):
+    """Load the target and apply --device / --dtype; a bad choice is a usage error (exit code 4)."""
+    spec = config.getoption("target") or os.environ.get("VITSPEC_TARGET") or "impl:TARGET"
+    device, dtype = config.getoption("device"), config.getoption("dtype")
+    if device is not None and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise pytest.UsageError(f"--device must be cpu or cuda, got {device!r}")
+    try:
+        target = load_target(spec)
+        if device is not None or dtype is not None:
+            if callable(getattr(target, "with_options", None)):
+                kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+                target = target.with_options(**kwargs)
+            elif (device or "cpu") != getattr(target, "device", "cpu") or \
+                    (dtype or "float64") != getattr(target, "dtype", "float64"):
+                raise ValueError(f"target {spec!r} has no with_options(device=..., dtype=...) to apply "
+                                 f"--device {device} --dtype {dtype}")
+    except (ValueError, TypeError, ImportError) as e:
+        raise pytest.UsageError(str(e)) from e
+    return spec, target
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "stage(*names): the protocol stage(s) a test checks (report rows)")
+    config.addinivalue_line("markers", "conformance: checks the reference or the spec, not the target")
+    config.addinivalue_line("markers", "negative_control: shows a check rejects a planted bug")
+    _register_profiles()
+    profile = config.getoption("profile")
+    n = config.getoption("max_examples")
+    if n is not None:
+        if n < 1:
+            raise pytest.UsageError(f"--max-examples must be a positive integer, got {n}")
+        settings.register_profile(f"{profile}-n", settings.get_profile(profile), max_examples=n)
+        profile = f"{profile}-n"
+    settings.load_profile(profile)
+    spec, target = _configured_target(config)
+    config._vitspec_target = target
+    checks.RUN.update(target=spec, device=config.getoption("device"), dtype=config.getoption("dtype"),
+                      profile=config.getoption("profile"), max_examples=n,
+                      seed=config.getoption("hypothesis_seed", default=None),
+                      target_dtype=getattr(target, "dtype", "float64"), target_name=getattr(target, "name", spec))
+
+
+def pytest_report_header(config):
+    t = config._vitspec_target
+    return (f"vitspec target: {checks.RUN['target']} (name {getattr(t, 'name', '?')}, dtype "
+            f"{getattr(t, 'dtype', 'float64')}, device {getattr(t, 'device', 'cpu')}), "
+            f"profile {checks.RUN['profile']}, {settings.default.max_examples} examples per property")
+
+
+def item_stages(item) -> list[str]:
+    """The stage names a test is marked with."""
+    return [name for m in item.iter_markers("stage") for name in m.args]
+
+
+def pytest_runtest_setup(item):
+    """Skip, as not covered, a target test whose stage the target does not provide."""
+    if item.get_closest_marker("conformance") or item.get_closest_marker("negative_control"):
+        return
+    target = item.config._vitspec_target
+    missing = [s for s in item_stages(item) if s in STAGE_NAMES and s not in provided_stages(target)]
+    if missing:
+        pytest.skip(f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage "
+                    f"{', '.join(missing)}")
+
+
+@pytest.fixture(scope="session")
+def target(request):
+    """The target under test, configured with --device and --dtype."""
+    return request.config._vitspec_target
+
+
+@pytest.fixture(scope="session")
+def stage(target):
+    """stage(name) -> the target's method for that stage, or a NOT COVERED skip."""
+    def get(name: str):
+        if name not in STAGE_NAMES:
+            raise ValueError(f"stage must be one of {list(STAGE_NAMES)}, got {name!r}")
+        fn = getattr(target, name, None)
+        if not callable(fn):
+            pytest.skip(f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {name}")
+        return fn
+    return get
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Count, loudly, the checks that did not run because a stage is missing or an upstream oracle is absent."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = [_skip_reason(r) for r in skipped]
+    not_covered = [r for r in reasons if r.startswith(NOT_COVERED)]
+    missing = [r for r in reasons if r.startswith(ORACLE_MISSING)]
+    if not (not_covered or missing):
+        return
+    tr = terminalreporter
+    tr.section("vitspec: checks that did not run", sep="=", yellow=True, bold=True)
+    if not_covered:
+        stages = sorted({r.split("lacks stage", 1)[-1].strip() for r in not_covered})
+        tr.line(f"NOT COVERED: {len(not_covered)} checks, target lacks stages: {', '.join(stages)}",
+                yellow=True, bold=True)
+    if missing:
+        tr.line(f"UPSTREAM ORACLE MISSING: {len(missing)} checks ({sorted(set(missing))[0]})", yellow=True, bold=True)

@@ -1,0 +1,179 @@
+"""Planting one bug in impl: the Mutant record, its plants (Swap, Edit) and the MutantTarget that runs it.
+
+A mutant's stage methods are impl's TorchTarget methods run while one change is planted in impl's modules:
+a function replaced by a wrapper of the original (``Swap``), a constant changed, or a few characters of one
+function's source edited and recompiled (``Edit``). A replaced impl function is rebound everywhere impl
+holds it (module globals, TorchTarget's stage closures, the block's element-wise table), so a bug planted
+in a shared helper shows in every stage that uses it, as it would in a real port. impl's per-grid and
+per-weights caches are cleared around every planted call.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import inspect
+import sys
+import textwrap
+from dataclasses import dataclass
+from typing import Any, Callable
+from unittest import mock
+
+from spec.protocol import STAGE_NAMES
+
+PLANTED_METHODS = frozenset(STAGE_NAMES) | {"fixed_grid_tower"}
+IMPL_MODULES = ("impl.target", "impl.pixels")  # with what they import: every impl module a stage runs
+
+
+class PlantError(RuntimeError):
+    """A mutant cannot be planted: its site is gone from impl (the catalogue must follow the code)."""
+
+
+def resolve(path: str) -> tuple[Any, str]:
+    """('impl.rope.position_ids') -> (the module impl.rope, 'position_ids'), checking the attribute exists."""
+    module_name, _, attr = path.rpartition(".")
+    module = importlib.import_module(module_name)
+    if not hasattr(module, attr):
+        raise PlantError(f"{path}: module {module_name} has no attribute {attr!r}")
+    return module, attr
+
+
+@dataclass(frozen=True)
+class Swap:
+    """Replace one impl attribute by build(original): a wrapper, a new function or a changed constant."""
+    path: str
+    build: Callable[[Any], Any]
+    everywhere: bool = True  # rebind an impl-defined function wherever impl holds it
+
+    def replacement(self, original):
+        return self.build(original)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Recompile one impl function with each (old, new) text replaced once in its source."""
+    path: str
+    changes: tuple[tuple[str, str], ...]
+    everywhere: bool = True
+
+    def replacement(self, original):
+        source = textwrap.dedent(inspect.getsource(original))
+        for old, new in self.changes:
+            if source.count(old) != 1:
+                raise PlantError(f"{self.path}: the text {old!r} occurs {source.count(old)} times, expected once")
+            source = source.replace(old, new)
+        module, attr = resolve(self.path)
+        local: dict = {}
+        exec(compile(source, f"<mutant of {self.path}>", "exec"), vars(module), local)  # globals: the live module
+        return local[attr]
+
+
+def edit(path: str, old: str, new: str, *more: tuple[str, str]) -> Edit:
+    """An Edit of one function: old -> new (and any further (old, new) pairs)."""
+    return Edit(path, ((old, new),) + tuple(more))
+
+
+def _impl_modules():
+    for name in IMPL_MODULES:
+        importlib.import_module(name)
+    return [sys.modules[n] for n in sorted(sys.modules) if n == "impl" or n.startswith("impl.")]
+
+
+@contextlib.contextmanager
+def _cell_set(cell, value):
+    """Temporarily set a closure cell (TorchTarget's stage methods close over impl's functions)."""
+    old = cell.cell_contents
+    cell.cell_contents = value
+    try:
+        yield
+    finally:
+        cell.cell_contents = old
+
+
+def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool) -> None:
+    """Bind module.attr to new; for an impl function, also every other place impl holds the original."""
+    original = getattr(module, attr)
+    stack.enter_context(mock.patch.object(module, attr, new))
+    if not (everywhere and callable(original) and getattr(original, "__module__", "").startswith("impl")):
+        return
+    from impl.block import Elementwise
+    from impl.target import TorchTarget
+    for mod in _impl_modules():
+        for name, value in list(vars(mod).items()):
+            if value is original and (mod, name) != (module, attr):
+                stack.enter_context(mock.patch.object(mod, name, new))
+            elif isinstance(value, Elementwise):
+                fields = {f.name: new for f in dataclasses.fields(value) if getattr(value, f.name) is original}
+                if fields:
+                    stack.enter_context(mock.patch.object(mod, name, dataclasses.replace(value, **fields)))
+    for method in vars(TorchTarget).values():
+        for cell in getattr(method, "__closure__", None) or ():
+            if cell.cell_contents is original:
+                stack.enter_context(_cell_set(cell, new))
+
+
+def clear_impl_caches() -> None:
+    """Forget impl's per-grid plans and prepared weights (built under or without a planted bug)."""
+    from impl import tower
+    tower._PREPARED.clear()
+    if hasattr(tower.tower_plan, "cache_clear"):
+        tower.tower_plan.cache_clear()
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    stages: tuple[str, ...]  # the protocol stages whose output the bug changes
+    bug_class: str  # the SPEC-NOTES §7 class
+    description: str
+    plants: tuple  # Swap / Edit: together they are one bug
+    dtype: str | None = None  # a fixed compute dtype (low-precision bugs), else the target's
+
+    def __post_init__(self):
+        unknown = [s for s in self.stages if s not in STAGE_NAMES]
+        if unknown or not self.stages:
+            raise ValueError(f"mutant {self.name}: stages must be protocol stage names, got {unknown or '()'}")
+
+    @contextlib.contextmanager
+    def planted(self):
+        """The bug in place for the duration of the block; impl restored (and its caches cleared) after."""
+        clear_impl_caches()
+        with contextlib.ExitStack() as stack:
+            stack.callback(clear_impl_caches)
+            for plant in self.plants:
+                module, attr = resolve(plant.path)
+                rebind(stack, module, attr, plant.replacement(getattr(module, attr)), plant.everywhere)
+            yield
+
+
+class MutantTarget:
+    """impl's TorchTarget whose stage methods run with one mutant's bug planted."""
+
+    def __init__(self, mutant: Mutant, base=None):
+        from impl.target import TorchTarget
+        self.mutant = mutant
+        self.base = base if base is not None else TorchTarget(dtype=mutant.dtype or "float32")
+        self.name = mutant.name
+
+    def __repr__(self) -> str:
+        return f"MutantTarget({self.mutant.name!r}, {self.base!r})"
+
+    def with_options(self, device=None, dtype=None, compile=None) -> "MutantTarget":
+        """A copy on another device; a mutant with a fixed dtype keeps it."""
+        return MutantTarget(self.mutant, self.base.with_options(device=device, dtype=self.mutant.dtype or dtype,
+                                                                compile=compile))
+
+    def __getattr__(self, attr):
+        if attr in ("base", "mutant") or attr.startswith("__"):
+            raise AttributeError(attr)
+        value = getattr(self.base, attr)
+        if attr not in PLANTED_METHODS or not callable(value):
+            return value
+
+        def stage_with_bug(*args, **kwargs):
+            with self.mutant.planted():
+                return value(*args, **kwargs)
+        stage_with_bug.__name__ = attr
+        return stage_with_bug
+
+

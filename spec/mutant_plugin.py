@@ -1,0 +1,92 @@
+"""pytest plugin of `vitspec mutants` (loaded with ``-p spec.mutant_plugin``): select and order a mutant's tests,
+stop Hypothesis from shrinking (a killed mutant only needs the first failure), and record what failed.
+
+Only tests that check the target run: those marked with a protocol stage, without the conformance or
+negative_control marks. --mutant-stages keeps the tests of those stages, in the order the stages are given.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spec.protocol import STAGE_NAMES
+
+STATE: dict = {"failures": [], "passed": 0, "skipped": 0}  # this run's results (one pytest session per process)
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("vitspec mutants")
+    group.addoption("--mutant-stages", default=None,
+                    help="comma-separated protocol stages: run only the target tests marked with one of them")
+    group.addoption("--mutant-report", default=None, help="write this run's failed tests and counts as JSON here")
+    group.addoption("--mutant-collect", default=None, help="write every target test's node id and stages as JSON here")
+
+
+def stages_of(item) -> list[str]:
+    """The protocol stages a test is marked with."""
+    return [s for mark in item.iter_markers("stage") for s in mark.args if s in STAGE_NAMES]
+
+
+def checks_target(item) -> bool:
+    """A test of the target: stage-marked and neither a conformance test nor a negative control."""
+    return bool(stages_of(item)) and not (item.get_closest_marker("conformance")
+                                          or item.get_closest_marker("negative_control"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    """Keep the active Hypothesis profile but skip shrinking and explaining: the first failure kills the mutant."""
+    from hypothesis import Phase, settings
+    settings.register_profile("vitspec-mutant-gate", settings(settings.default,
+                                                             phases=(Phase.explicit, Phase.reuse, Phase.generate)))
+    settings.load_profile("vitspec-mutant-gate")
+    STATE.update(failures=[], passed=0, skipped=0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session, config, items):
+    """Drop tests that do not check the target (or not the wanted stages); the first wanted stage runs first."""
+    wanted = [s for s in (config.getoption("mutant_stages") or "").split(",") if s]
+    unknown = [s for s in wanted if s not in STAGE_NAMES]
+    if unknown:
+        raise pytest.UsageError(f"--mutant-stages must name protocol stages, got {unknown}")
+    keep, drop = [], []
+    for item in items:
+        ok = checks_target(item) and (not wanted or bool(set(stages_of(item)) & set(wanted)))
+        (keep if ok else drop).append(item)
+    if wanted:
+        keep.sort(key=lambda it: min(wanted.index(s) for s in stages_of(it) if s in wanted))
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+    path = config.getoption("mutant_collect")
+    if path:
+        with open(path, "w") as f:
+            json.dump({it.nodeid: stages_of(it) for it in keep}, f)
+
+
+def pytest_runtest_logreport(report):
+    """Count passes and skips; keep each failure's node id, phase and first message line."""
+    state = STATE
+    if report.failed:
+        text = (report.longreprtext or "").strip().splitlines()
+        message = next((ln.strip() for ln in text if ln.strip().startswith(("E ", "AssertionError"))), "")
+        state["failures"].append({"nodeid": report.nodeid, "when": report.when, "message": message[:300]})
+    elif report.when == "call" and report.passed:
+        state["passed"] += 1
+    elif report.skipped:
+        state["skipped"] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Write the report: exit status, counts and failures (with their stages)."""
+    path = session.config.getoption("mutant_report")
+    state = STATE
+    if not path:
+        return
+    stages = {it.nodeid: stages_of(it) for it in session.items}
+    for failure in state["failures"]:
+        failure["stages"] = stages.get(failure["nodeid"], [])
+    with open(path, "w") as f:
+        json.dump({"exitstatus": int(exitstatus), "collected": len(session.items), **state}, f)

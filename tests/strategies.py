@@ -1,0 +1,123 @@
+"""Hypothesis strategies: Hypothesis draws the structure (grids, configs, seeds), a seeded NumPy Generator fills
+the tensors. Grids are built valid by construction and biased to where the spec's bug classes hide (SPEC-NOTES
+§7): merged grids 1×n and n×1, merged sides ≡ 0, 1, 2, 3 (mod 4), grids larger than one 4×4-cell window,
+non-square grids, videos (t > 1) and mixed batches.
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import event, strategies as st
+
+from spec.configs import small_config
+
+MERGE = 2  # spatial_merge_size
+WINDOW_CELLS = 4  # window_size 112 / patch 14 / merge 2
+SHAPES = ("1xn", "nx1", "one window", "several windows", "mod 4", "any")
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def label_grid(t: int, h: int, w: int) -> None:
+    """Record which boundary classes one grid (patch units) hits."""
+    ch, cw = h // MERGE, w // MERGE
+    if ch == 1 or cw == 1:
+        event("merged grid 1×n or n×1")
+    event(f"merged sides mod 4: {ch % 4}, {cw % 4}")
+    event("larger than one window" if ch > WINDOW_CELLS or cw > WINDOW_CELLS else "fits one window")
+    if t > 1:
+        event("video t > 1")
+    if ch != cw:
+        event("non-square")
+
+
+@st.composite
+def grids(draw, max_cells: int = 12, max_t: int = 3, max_patches: int | None = None, shape: str | None = None):
+    """One grid_thw row (t, h, w) in patch units: h, w even, t >= 1, at most max_patches patches."""
+    kind = shape or draw(st.sampled_from(SHAPES))
+    side = lambda lo, hi: draw(st.integers(min(lo, max_cells), max(1, min(hi, max_cells))))  # noqa: E731
+    if kind == "1xn":
+        ch, cw = 1, side(2, max_cells)
+    elif kind == "nx1":
+        ch, cw = side(2, max_cells), 1
+    elif kind == "one window":
+        ch, cw = side(1, WINDOW_CELLS), side(1, WINDOW_CELLS)
+    elif kind == "several windows":
+        ch, cw = side(WINDOW_CELLS + 1, max_cells), side(WINDOW_CELLS + 1, max_cells)
+    elif kind == "mod 4":  # a multiple of the window plus each residue
+        ch = 4 * draw(st.integers(0, max_cells // 4)) + draw(st.integers(0, 3))
+        cw = 4 * draw(st.integers(0, max_cells // 4)) + draw(st.integers(0, 3))
+        ch, cw = max(1, min(ch, max_cells)), max(1, min(cw, max_cells))
+    else:
+        ch, cw = side(1, max_cells), side(1, max_cells)
+    t = draw(st.one_of(st.just(1), st.integers(1, max_t)))
+    if max_patches is not None:  # shrink into the budget instead of filtering
+        cells = max(1, max_patches // (MERGE * MERGE))
+        ch = min(ch, cells)
+        cw = min(cw, max(1, cells // ch))
+        t = min(t, max(1, cells // (ch * cw)))
+    h, w = MERGE * ch, MERGE * cw
+    label_grid(t, h, w)
+    return (t, h, w)
+
+
+@st.composite
+def grid_lists(draw, max_images: int = 3, max_cells: int = 12, max_t: int = 3, max_patches: int = 1200):
+    """A batch of 1..max_images grids with at most max_patches patches in all."""
+    n = draw(st.integers(1, max_images))
+    rows, left = [], max_patches
+    for i in range(n):
+        budget = left - MERGE * MERGE * (n - 1 - i)
+        rows.append(draw(grids(max_cells=max_cells, max_t=max_t, max_patches=budget)))
+        left -= rows[-1][0] * rows[-1][1] * rows[-1][2]
+    event(f"batch of {n} image(s)")
+    return rows
+
+
+def num_patches(grid_thw) -> int:
+    return int(sum(t * h * w for t, h, w in grid_thw))
+
+
+@st.composite
+def configs(draw, max_depth: int = 4):
+    """A small config with the real geometry, at least one full-attention and one window block."""
+    depth = draw(st.integers(2, max_depth))
+    hidden, heads = draw(st.sampled_from([(32, 2), (32, 4), (64, 4), (48, 3)]))  # head_dim 16, 8, 16, 16
+    inter = draw(st.sampled_from([40, 96]))
+    out = draw(st.sampled_from([16, 48]))
+    full = draw(st.sets(st.integers(0, depth - 1), min_size=1, max_size=depth - 1))
+    event(f"full-attention blocks {sorted(full)} of depth {depth}")
+    return small_config(depth, hidden, heads, inter, out, tuple(sorted(full)))
+
+
+@st.composite
+def segments(draw, max_segments: int = 4, max_length: int = 80):
+    """cu_seqlens of 1..max_segments segments (lengths 1..max_length, repeats and uneven neighbours included)."""
+    lengths = draw(st.lists(st.sampled_from([1, 3, 4, 16, 64]) | st.integers(1, max_length),
+                            min_size=1, max_size=max_segments))
+    if len(set(lengths)) < len(lengths):
+        event("equal-length segments")
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+float_dtypes = st.sampled_from(["float64", "float32", "bfloat16", "float16"])
+scales = st.sampled_from([1.0, 1.0, 0.01, 30.0])  # activation magnitudes: typical, tiny (eps matters), large
+
+
+def normal(seed: int, shape, scale: float = 1.0) -> np.ndarray:
+    """Seeded float64 N(0, scale^2) values."""
+    return scale * rng(seed).standard_normal(shape)
+
+
+def pixel_values(seed: int, grid_thw, row_size: int = 1176) -> np.ndarray:
+    """Rows of normalized pixels: CLIP-normalized values lie in about [-1.8, 2.2]."""
+    return rng(seed).uniform(-1.8, 2.2, (num_patches(grid_thw), row_size))
+
+
+def heavy(fraction: float = 0.4):
+    """Settings for a property whose examples run the whole tower: a fraction of the profile's examples."""
+    from hypothesis import settings
+    return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))

@@ -1,0 +1,147 @@
+"""Segment attention (SPEC-NOTES §3): against the reference under the tolerance model, window attention equal to
+dense attention under the block-diagonal mask (WIN-MASK), and segments isolated from each other, each invariant
+with a negative control."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, strategies as st
+
+from reference import attention as ref_attention, windows as ref_windows
+from tests import baseline, strategies as S, tolerance as T
+from tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
+
+
+@st.composite
+def problems(draw, cu=None):
+    """The structure of an attention problem: segments, heads, head_dim, a seed and the scale of q and k
+    (softmax from flat to peaked). make_qkv fills the tensors."""
+    return dict(cu_seqlens=draw(S.segments()) if cu is None else cu, heads=draw(st.integers(1, 3)),
+                head_dim=draw(st.sampled_from([8, 16, 80])), seed=draw(S.seeds),
+                sharpness=draw(st.sampled_from([0.3, 1.0, 2.0])))
+
+
+def make_qkv(problem):
+    """(q, k, v, cu_seqlens) of a drawn problem, filled from its seed."""
+    cu = np.asarray(problem["cu_seqlens"], dtype=np.int64)
+    rng = S.rng(problem["seed"])
+    shape = (int(cu[-1]), problem["heads"], problem["head_dim"])
+    q, k = (problem["sharpness"] * rng.standard_normal(shape) for _ in range(2))
+    return q, k, rng.standard_normal(shape), cu
+
+
+def K_attention(q, cu) -> int:
+    return int(max(q.shape[-1], np.max(np.diff(cu))))
+
+
+@pytest.mark.stage("attention")
+@given(problems())
+@example(dict(cu_seqlens=np.array([0, 64, 96, 160, 192, 224, 240]), heads=2, head_dim=80, seed=1, sharpness=2.0))
+def test_attention_matches_reference(stage, target, problem):
+    q, k, v, cu = make_qkv(problem)
+    ctx = problem
+    dtype = target_dtype(target)
+    assert_close("attention", stage("attention")(q, k, v, cu), ref_attention.attention(q, k, v, cu),
+                 K=K_attention(q, cu), magnitude=T.attention_scale(q, k, v, cu), dtype=dtype,
+                 baseline=lambda: baseline.attention(q, k, v, cu, dtype), **ctx)
+
+
+def masked_dense_attention(q, k, v, cu):
+    """Attention over the whole sequence at once, with -inf outside the block-diagonal mask of cu."""
+    segment = np.repeat(np.arange(len(cu) - 1), np.diff(cu))
+    allowed = segment[:, None] == segment[None, :]
+    scores = np.einsum("nhd,mhd->hnm", q, k) / np.sqrt(q.shape[-1])
+    scores = np.where(allowed[None], scores, -np.inf)
+    p = np.exp(scores - scores.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    return np.einsum("hnm,mhd->nhd", p, v)
+
+
+def check_window_attention_is_masked_attention(attention, q, k, v, cu, dtype, ctx) -> None:
+    """WIN-MASK: attention(q, k, v, cu_window_seqlens) equals dense attention under cu's block-diagonal mask."""
+    got = to_numpy(attention(q, k, v, cu))
+    dense = masked_dense_attention(q, k, v, cu)
+    norm = T.normalized_error(got, dense, K_attention(q, cu), T.attention_scale(q, k, v, cu), dtype)
+    limit = 4 * T.TABLE["attention"].c if dtype not in T.LOW_PRECISION else 50.0
+    if not np.max(norm) <= limit:
+        fail("attention", f"window attention differs from masked dense attention ({np.max(norm):.3g} x "
+                          f"eps*sqrt(K)*magnitude, allowed {limit})", ctx)
+
+
+@st.composite
+def window_problem(draw):
+    grid = draw(S.grid_lists(max_images=2, max_cells=10, max_patches=500))
+    _, cu = ref_windows.window_index(grid)
+    return dict(grid_thw=grid, **draw(problems(cu=cu)))
+
+
+@pytest.mark.stage("attention")
+@given(window_problem())
+def test_window_attention_is_masked_dense_attention(stage, target, problem):
+    q, k, v, cu = make_qkv(problem)
+    check_window_attention_is_masked_attention(stage("attention"), q, k, v, cu, target_dtype(target), problem)
+
+
+def no_mask(q, k, v, cu):
+    return ref_attention.attention(q, k, v, np.array([0, q.shape[0]]))
+
+
+def off_by_one_segments(q, k, v, cu):
+    cu = np.asarray(cu).copy()
+    cu[1:-1] += 1
+    return ref_attention.attention(q, k, v, cu)
+
+
+def missing_scale(q, k, v, cu):
+    return ref_attention.attention(q * np.sqrt(q.shape[-1]), k, v, cu)
+
+
+PLANTED = [no_mask, off_by_one_segments, missing_scale]
+
+
+def fixed_window_problem():
+    grid = [(1, 20, 12)]
+    _, cu = ref_windows.window_index(grid)
+    rng = S.rng(7)
+    q, k, v = (rng.standard_normal((int(cu[-1]), 2, 16)) for _ in range(3))
+    return q, k, v, cu
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("planted", PLANTED, ids=lambda f: f.__name__)
+def test_masked_attention_check_rejects(planted):
+    q, k, v, cu = fixed_window_problem()
+    check_window_attention_is_masked_attention(ref_attention.attention, q, k, v, cu, "float32", {})
+    with pytest.raises(AssertionError, match="differs from masked dense attention"):
+        check_window_attention_is_masked_attention(planted, q, k, v, cu, "float32", {})
+
+
+def check_segments_isolated(attention, q, k, v, cu, segment: int, dtype: str, ctx) -> None:
+    """Perturbing q, k, v of one segment leaves the outputs of every other segment unchanged."""
+    a, b = int(cu[segment]), int(cu[segment + 1])
+    before = to_numpy(attention(q, k, v, cu))
+    q2, k2, v2 = (x.copy() for x in (q, k, v))
+    for x in (q2, k2, v2):
+        x[a:b] = -3.0 * x[a:b] + 1.0
+    after = to_numpy(attention(q2, k2, v2, cu))
+    keep = np.ones(q.shape[0], dtype=bool)
+    keep[a:b] = False
+    assert_unchanged("attention", after, before, keep, K=K_attention(q, cu), magnitude=T.attention_scale(q, k, v, cu),
+                     dtype=dtype, what=f"perturbing segment {segment} moved another segment", **ctx)
+
+
+@pytest.mark.stage("attention")
+@given(problems(), st.data())
+def test_segments_are_isolated(stage, target, problem, data):
+    q, k, v, cu = make_qkv(problem)
+    segment = data.draw(st.integers(0, len(cu) - 2), label="segment")
+    check_segments_isolated(stage("attention"), q, k, v, cu, segment, target_dtype(target), problem)
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("planted", [no_mask, off_by_one_segments], ids=lambda f: f.__name__)
+def test_isolation_check_rejects(planted):
+    q, k, v, cu = fixed_window_problem()
+    check_segments_isolated(ref_attention.attention, q, k, v, cu, 1, "float32", {})
+    with pytest.raises(AssertionError, match="moved another segment"):
+        check_segments_isolated(planted, q, k, v, cu, 1, "float32", {})

@@ -1,0 +1,154 @@
+"""RMSNorm, MLP and the vision block (SPEC-NOTES §3): against the reference under the tolerance model; the block
+isolates windows and frames and runs a batch as its images run alone, each invariant with a negative control."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given, strategies as st
+
+from reference import block as ref_block, rope as ref_rope, windows as ref_windows
+from reference.weights import random_weights
+from spec.configs import small_config
+from spec.protocol import subdict
+from tests import baseline, strategies as S, tolerance as T
+from tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+
+EPS = 1e-6
+
+
+def rows_with_scales(seed: int, n: int, hidden: int) -> np.ndarray:
+    """n rows whose magnitudes span tiny (RMSNorm eps matters), typical and large (fp16 squares overflow)."""
+    rng = S.rng(seed)
+    return rng.standard_normal((n, hidden)) * rng.choice([0.01, 1.0, 1.0, 30.0, 300.0], size=(n, 1))
+
+
+@pytest.mark.stage("rms_norm")
+@given(st.integers(1, 40), st.sampled_from([32, 64, 1280]), S.seeds)
+def test_rms_norm_matches_reference(stage, target, rows, hidden, seed):
+    dtype = target_dtype(target)
+    x, w = rows_with_scales(seed, rows, hidden), 1.0 + 0.1 * S.normal(seed + 1, hidden)
+    ref = ref_block.rms_norm(x, w, EPS)
+    assert_close("rms_norm", stage("rms_norm")(x, w, EPS), ref, K=hidden, magnitude=np.abs(ref), dtype=dtype,
+                 baseline=lambda: baseline.rms_norm(x, w, EPS, dtype), rows=rows, hidden=hidden, seed=seed)
+
+
+def block_problem(config, seed, grid_thw, window: bool):
+    """x, block weights, segments and window-ordered cos/sin for one block of `config` on `grid_thw`."""
+    m = config["spatial_merge_size"]
+    index, cu_window = ref_windows.window_index(grid_thw)
+    head_dim = config["hidden_size"] // config["num_heads"]
+    cos, sin = (ref_windows.permute_groups(a, index, m * m)
+                for a in ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid_thw), head_dim))
+    x = S.normal(seed, (S.num_patches(grid_thw), config["hidden_size"]))
+    params = subdict(random_weights(config, seed), "blocks.0")
+    return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), cos, sin
+
+
+@pytest.mark.stage("mlp")
+@given(S.configs(max_depth=2), st.integers(1, 40), S.seeds)
+def test_mlp_matches_reference(stage, target, config, rows, seed):
+    dtype = target_dtype(target)
+    x = S.normal(seed, (rows, config["hidden_size"])) * S.rng(seed + 2).choice([0.01, 1.0, 10.0], size=(rows, 1))
+    params = subdict(random_weights(config, seed), "blocks.0.mlp")
+    ref = ref_block.mlp(x, params)
+    assert_close("mlp", stage("mlp")(x, params), ref, K=max(config["hidden_size"], config["intermediate_size"]),
+                 magnitude=T.row_rms(ref), dtype=dtype, baseline=lambda: baseline.mlp(x, params, dtype),
+                 rows=rows, hidden=config["hidden_size"], seed=seed)
+
+
+def K_block(config, cu) -> int:
+    return int(max(config["hidden_size"], config["intermediate_size"], np.max(np.diff(cu))))
+
+
+@pytest.mark.stage("vision_block")
+@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=10, max_patches=600), st.booleans(), S.seeds)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), [(1, 20, 12)], True, 0)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), [(3, 4, 6), (1, 2, 8)], False, 1)
+def test_vision_block_matches_reference(stage, target, config, grid_thw, window, seed):
+    dtype = target_dtype(target)
+    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window)
+    heads = config["num_heads"]
+    ref = ref_block.vision_block(x, params, cu, cos, sin, heads, EPS)
+    assert_close("vision_block", stage("vision_block")(x, params, cu, cos, sin, heads, EPS), ref,
+                 K=K_block(config, cu), magnitude=T.row_rms(ref), dtype=dtype,
+                 baseline=lambda: baseline.vision_block(x, params, cu, cos, sin, heads, EPS, dtype),
+                 grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
+
+
+def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: int, dtype: str) -> None:
+    """ISOLATION: perturbing the rows of one segment (a window in a window block, a frame or an image in a full
+    block) leaves every other row of the block's output unchanged."""
+    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window)
+    heads = config["num_heads"]
+    a, b = int(cu[segment]), int(cu[segment + 1])
+    before = block(x, params, cu, cos, sin, heads, EPS)
+    x2 = x.copy()
+    x2[a:b] = 3.0 * x2[a:b][::-1] + 0.5
+    after = block(x2, params, cu, cos, sin, heads, EPS)
+    keep = np.ones(len(x), dtype=bool)
+    keep[a:b] = False
+    kind = "window" if window else "frame"
+    assert_unchanged("vision_block", after, before, keep, K=K_block(config, cu), magnitude=T.row_rms(before),
+                     dtype=dtype, what=f"perturbing {kind} {segment} moved another {kind}", grid_thw=grid_thw, seed=seed)
+
+
+@st.composite
+def isolation_problem(draw):
+    config = draw(S.configs(max_depth=2))
+    grid = draw(S.grid_lists(max_images=2, max_cells=10, max_patches=500))
+    window = draw(st.booleans())
+    cu = ref_windows.window_index(grid)[1] if window else ref_windows.cu_seqlens(grid)
+    return config, grid, window, draw(st.integers(0, len(cu) - 2))
+
+
+@pytest.mark.stage("vision_block")
+@given(isolation_problem(), S.seeds)
+def test_block_isolates_windows_and_frames(stage, target, problem, seed):
+    config, grid, window, segment = problem
+    check_block_isolation(stage("vision_block"), config, seed, grid, window, segment, target_dtype(target))
+
+
+def block_without_mask(x, params, cu, cos, sin, heads, eps):
+    """A window block run with no mask: one segment for everything."""
+    return ref_block.vision_block(x, params, np.array([0, len(x)]), cos, sin, heads, eps)
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("window", [True, False], ids=["window_block", "full_block"])
+def test_block_isolation_check_rejects_missing_mask(window):
+    config = small_config(depth=2, fullatt_block_indexes=(1,))
+    grid = [(1, 20, 12)] if window else [(2, 6, 4)]
+    check_block_isolation(ref_block.vision_block, config, 0, grid, window, 1, "float32")
+    with pytest.raises(AssertionError, match="moved another"):
+        check_block_isolation(block_without_mask, config, 0, grid, window, 1, "float32")
+
+
+def check_batch_equals_separate(block, config, seed, grid_thw, dtype: str) -> None:
+    """BATCH: a full-attention block on a batch equals the block on each image alone, concatenated."""
+    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window=False)
+    heads = config["num_heads"]
+    batch = block(x, params, cu, cos, sin, heads, EPS)
+    parts, start = [], 0
+    for t, h, w in grid_thw:
+        n = t * h * w
+        cu_one = np.arange(t + 1, dtype=np.int64) * h * w
+        parts.append(block(x[start:start + n], params, cu_one, cos[start:start + n], sin[start:start + n], heads, EPS))
+        start += n
+    separate = np.concatenate([to_numpy(p) for p in parts])
+    assert_unchanged("vision_block", batch, separate, np.ones(len(x), dtype=bool), K=K_block(config, cu),
+                     magnitude=T.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
+                     grid_thw=grid_thw, seed=seed)
+
+
+@pytest.mark.stage("vision_block")
+@given(S.configs(max_depth=2), S.grid_lists(max_images=3, max_cells=8, max_patches=500), S.seeds)
+def test_block_batch_equals_images_alone(stage, target, config, grid_thw, seed):
+    check_batch_equals_separate(stage("vision_block"), config, seed, grid_thw, target_dtype(target))
+
+
+@pytest.mark.negative_control
+def test_batch_check_rejects_one_segment_for_the_batch():
+    config = small_config(depth=2, fullatt_block_indexes=(1,))
+    check_batch_equals_separate(ref_block.vision_block, config, 0, [(1, 4, 6), (2, 6, 4)], "float32")
+    with pytest.raises(AssertionError, match="differs from its images"):
+        check_batch_equals_separate(block_without_mask, config, 0, [(1, 4, 6), (2, 6, 4)], "float32")

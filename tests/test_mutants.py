@@ -1,0 +1,165 @@
+"""The suite's strength: every planted-bug mutant (spec/mutant_catalogue.py) must be killed by the suite.
+
+test_every_mutant_is_killed runs `vitspec mutants` (the mutation profile, a pytest process per mutant, impl
+unmutated as the control) and names the survivors. The fast tests make that verdict meaningful: each mutant
+plants, changes the output of one of its stages on a witness input (it is not an equivalent mutant), and
+leaves impl exactly as it was afterwards.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from reference import rope as ref_rope, windows as ref_windows
+from reference.weights import random_weights
+from spec.configs import small_config
+from spec.mutant_catalogue import BY_NAME, CATALOGUE
+from spec.protocol import STAGE_NAMES, subdict
+from tests.checks import RUN, to_numpy
+
+CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
+                      fullatt_block_indexes=(1,))
+WEIGHTS = random_weights(CONFIG, seed=0)
+GRIDS = [(2, 8, 12), (1, 20, 12)]  # a video, then a non-square image larger than one window
+EPS = {"float32": 2.0 ** -23, "bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}
+
+
+def _rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return _rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _block_inputs():
+    N = 64  # grid (1, 8, 8): two windows of 32 patches
+    cos, sin = ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids([(1, 8, 8)]), 16)
+    return 0.5 * _rng(1).standard_normal((N, 32)), subdict(WEIGHTS, "blocks.0"), np.array([0, 32, 64]), cos, sin
+
+
+def _rope_inputs():
+    pos = _rng(2).integers(0, 600, (50, 2))
+    cos, sin = ref_rope.rotary_cos_sin(pos, 16)
+    return pos, _rng(3).standard_normal((50, 2, 16)), cos, sin
+
+
+WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug classes show
+    "smart_resize": lambda t: [t.smart_resize(*a) for a in [(70, 280), (126, 98), (300, 40), (42, 1000, 28, 3136, 40000),
+                                                            (15, 3000, 28, 3136, 80000)]],
+    "resize": lambda t: t.resize(_image(93, 13), 31, 7),
+    "preprocess": lambda t: t.preprocess([_image(70, 98), np.stack([_image(60, 50, s) for s in (1, 2, 3)])]),
+    "patchify": lambda t: t.patchify(_rng(4).standard_normal((2, 3, 56, 84))),
+    "patch_embed": lambda t: t.patch_embed(_rng(5).standard_normal((8, 1176)), WEIGHTS["patch_embed.proj.weight"]),
+    "rotary_position_ids": lambda t: t.rotary_position_ids(GRIDS),
+    "rotary_cos_sin": lambda t: t.rotary_cos_sin(_rope_inputs()[0], 16),
+    "apply_rotary": lambda t: t.apply_rotary(*_rope_inputs()[1:]),
+    "window_index": lambda t: t.window_index([(2, 16, 16), (1, 40, 36)]),
+    "cu_seqlens": lambda t: t.cu_seqlens([(2, 4, 4), (1, 4, 6)]),
+    "attention": lambda t: t.attention(*_rng(6).standard_normal((3, 20, 2, 8)), np.array([0, 7, 20])),
+    "rms_norm": lambda t: t.rms_norm(300 * _rng(7).standard_normal((4, 32)), WEIGHTS["blocks.0.norm1.weight"]),
+    "mlp": lambda t: t.mlp(_rng(8).standard_normal((6, 32)), subdict(WEIGHTS, "blocks.0.mlp")),
+    "vision_block": lambda t: t.vision_block(*_block_inputs(), CONFIG["num_heads"]),
+    "merger": lambda t: t.merger(_rng(9).standard_normal((16, 32)), subdict(WEIGHTS, "merger")),
+    "vision_tower": lambda t: t.vision_tower(_rng(10).uniform(-1.8, 2.2, (sum(a * b * c for a, b, c in GRIDS), 1176)),
+                                             GRIDS, WEIGHTS, CONFIG),
+    "num_image_tokens": lambda t: t.num_image_tokens(GRIDS),
+}
+
+
+def _flat(out) -> list[np.ndarray]:
+    """A stage output (tensor, array, tuple or list of them, ints) as a list of float64 or int arrays."""
+    if isinstance(out, (tuple, list)):
+        return [a for o in out for a in _flat(o)]
+    return [to_numpy(out) if hasattr(out, "shape") else np.asarray(out)]
+
+
+def differs(got, base, dtype: str) -> bool:
+    """Outputs differ in shape, in an integer, or by more than 16 eps of the dtype (NaN and inf included)."""
+    got, base = _flat(got), _flat(base)
+    if len(got) != len(base):
+        return True
+    for a, b in zip(got, base):
+        if a.shape != b.shape:
+            return True
+        if not np.issubdtype(b.dtype, np.floating):
+            if not np.array_equal(a, b):
+                return True
+        elif not np.all(np.abs(a - b) <= 16 * EPS[dtype] * np.maximum(1.0, np.abs(b))):
+            return True
+    return False
+
+
+def _witness(target, stage: str):
+    try:
+        return WITNESS[stage](target)
+    except Exception as e:  # a bug that makes the stage raise is visible too
+        return f"raised {type(e).__name__}"
+
+
+def changed(mutant, base, stage: str) -> bool:
+    """The mutant's output on the stage's witness differs from impl's (raising where impl does not counts)."""
+    got, ref = _witness(mutant, stage), _witness(base, stage)
+    if isinstance(got, str) or isinstance(ref, str):
+        return got != ref
+    return differs(got, ref, mutant.dtype)
+
+
+def test_catalogue_covers_every_stage_and_is_large_enough():
+    covered = {s for m in CATALOGUE for s in m.stages}
+    assert len(CATALOGUE) >= 30
+    assert covered == set(STAGE_NAMES), f"stages without a mutant: {sorted(set(STAGE_NAMES) - covered)}"
+    assert set(WITNESS) == set(STAGE_NAMES)
+    for m in CATALOGUE:
+        assert m.name.isidentifier() and m.bug_class and m.description and m.plants, m.name
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_mutant_changes_one_of_its_stages(name):
+    """Each mutant plants and is not equivalent: some stage it claims gives another output on the witness input."""
+    from spec import mutant_catalogue
+    mutant = getattr(mutant_catalogue, name)
+    base = mutant.base.with_options()  # impl unmutated, same dtype
+    assert any(changed(mutant, base, s) for s in mutant.mutant.stages), \
+        f"{name} changes none of its stages {mutant.mutant.stages} on the witness inputs"
+
+
+def test_planting_leaves_impl_unchanged():
+    """After every mutant has been planted and run, impl gives bit-identical outputs on every witness."""
+    from impl.target import TorchTarget
+    from spec import mutant_catalogue
+    clean = TorchTarget()
+    before = {s: _flat(_witness(clean, s)) for s in STAGE_NAMES}
+    for m in CATALOGUE:
+        if m.dtype is None:
+            _witness(getattr(mutant_catalogue, m.name), m.stages[0])
+    for s in STAGE_NAMES:
+        after = _flat(_witness(clean, s))
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(after, before[s])), s
+
+
+def test_planting_a_vanished_site_is_an_error():
+    from spec.mutant_plant import Mutant, PlantError, edit
+    ghost = Mutant("ghost", ("attention",), "none", "an edit whose text is not in impl",
+                   (edit("impl.attention.attention", "text that is not there", "x"),))
+    with pytest.raises(PlantError, match="occurs 0 times"):
+        with ghost.planted():
+            pass
+
+
+@pytest.mark.skipif(RUN["target"] != "impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
+                    reason="the mutant gate measures the suite, once, with impl:TARGET")
+def test_every_mutant_is_killed(tmp_path):
+    """`vitspec mutants` with the mutation profile: the control passes and no mutant survives."""
+    from spec.mutants import main
+    report = tmp_path / "mutants.json"
+    rc = main(["--profile", "mutation", "--json", str(report), "-j", str(os.cpu_count() or 1)])
+    result = json.loads(report.read_text())
+    failed_controls = [c["name"] + ": " + c["detail"] for c in result["controls"] if not c["passed"]]
+    assert not failed_controls, f"impl unmutated fails its own tests, the gate means nothing: {failed_controls}"
+    survivors = [f"{m['name']} ({m['status']}: {m['detail']})" for m in result["mutants"] if not m["killed"]]
+    assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
+    assert rc == 0

@@ -1,0 +1,170 @@
+"""The whole vision tower (SPEC-NOTES §3): against the reference under the tolerance model; images and frames
+isolated; a batch equal to its images run alone. Planted towers with the bug classes of SPEC-NOTES §7 show each
+check rejects them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import example, given
+
+from reference import block as ref_block, embed as ref_embed, rope as ref_rope, windows as ref_windows
+from reference import merger as ref_merger, tower as ref_tower
+from reference.weights import random_weights
+from spec.configs import small_config
+from spec.protocol import subdict
+from tests import baseline, strategies as S, tolerance as T
+from tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+from tests.test_merger import tanh_gelu_merger
+
+CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
+tower_grids = S.grid_lists(max_images=3, max_cells=12, max_patches=700)
+
+
+def K_tower(config, grid_thw) -> int:
+    longest = max(h * w for _, h, w in grid_thw)
+    return config["depth"] * max(1176, 4 * config["hidden_size"], config["intermediate_size"], longest)
+
+
+def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
+    weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
+    g = np.array(grid_thw, dtype=np.int64)
+    ref = ref_tower.vision_tower(px, g, weights, config)
+    assert_close("vision_tower", tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
+                 magnitude=T.row_rms(ref), dtype=dtype,
+                 baseline=lambda: baseline.vision_tower(px, grid_thw, weights, config, dtype),
+                 grid_thw=grid_thw, config=config, seed=seed)
+
+
+@pytest.mark.stage("vision_tower")
+@S.heavy()
+@given(S.configs(max_depth=4), tower_grids, S.seeds)
+@example(CONFIG, [(1, 24, 24)], 0)  # 336×336: window_index is not its own inverse
+@example(CONFIG, [(1, 2, 40)], 1)  # merged 1×20
+@example(CONFIG, [(3, 10, 22)], 2)  # a video of 3 frame pairs
+@example(CONFIG, [(1, 12, 18), (2, 4, 6), (1, 16, 2)], 3)  # a mixed batch
+def test_vision_tower_matches_reference(stage, target, config, grid_thw, seed):
+    check_tower_matches(stage("vision_tower"), config, grid_thw, seed, target_dtype(target))
+
+
+def planted_tower(bug: str):
+    """The reference tower with one bug class of SPEC-NOTES §7 planted."""
+    def tower(pixel_values, grid_thw, weights, config):
+        grid = [tuple(int(v) for v in row) for row in np.asarray(grid_thw)]
+        heads, eps = config["num_heads"], 1e-5 if bug == "rms_eps_1e-5" else 1e-6
+        x = ref_embed.patch_embed(pixel_values, weights["patch_embed.proj.weight"])
+        cos, sin = ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid), config["hidden_size"] // heads)
+        index, cu_window = ref_windows.window_index(grid)
+        cu_full = ref_windows.cu_seqlens(grid)
+        if bug == "per_image_full_segments":
+            cu_full = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid])])
+        if bug == "batch_as_one_segment":
+            cu_full = np.array([0, len(x)])
+        x, cos, sin = (ref_windows.permute_groups(a, index) for a in (x, cos, sin))
+        full = {str(i) if bug == "full_blocks_never_selected" else i for i in config["fullatt_block_indexes"]}
+        for layer in range(config["depth"]):
+            is_full = (layer in full) != (bug == "window_and_full_swapped")
+            params = subdict(weights, f"blocks.{layer}")
+            if bug == "attention_scale_missing":  # q scaled by sqrt(head_dim) cancels the 1/sqrt(head_dim)
+                D, s = config["hidden_size"], np.sqrt(config["hidden_size"] // heads)
+                params = {**params, "attn.qkv.weight": np.concatenate([params["attn.qkv.weight"][:D] * s,
+                                                                       params["attn.qkv.weight"][D:]]),
+                          "attn.qkv.bias": np.concatenate([params["attn.qkv.bias"][:D] * s, params["attn.qkv.bias"][D:]])}
+            x = ref_block.vision_block(x, params, cu_full if is_full else cu_window, cos, sin, heads, eps)
+        merger = tanh_gelu_merger if bug == "tanh_gelu" else ref_merger.merger
+        merged = merger(x, subdict(weights, "merger"), 2, eps)
+        return merged[index] if bug == "window_index_as_inverse" else merged[np.argsort(index)]
+    tower.__name__ = bug
+    return tower
+
+
+DIFFERENTIAL_BUGS = {"window_index_as_inverse": [(1, 24, 24)], "full_blocks_never_selected": [(1, 20, 12)],
+                     "window_and_full_swapped": [(1, 20, 12)], "tanh_gelu": [(1, 20, 12)],
+                     "attention_scale_missing": [(1, 20, 12)], "rms_eps_1e-5": [(1, 20, 12)]}
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("bug", sorted(DIFFERENTIAL_BUGS))
+def test_tower_tolerance_rejects(bug):
+    grid = DIFFERENTIAL_BUGS[bug]
+    check_tower_matches(planted_tower("none"), CONFIG, grid, 0, "float32")
+    with pytest.raises(AssertionError, match="exceeds the tolerance"):
+        check_tower_matches(planted_tower(bug), CONFIG, grid, 0, "float32")
+
+
+def token_ranges(grid_thw):
+    """(image, frame, first token, last token + 1) of every frame in the raster-order output."""
+    out, start = [], 0
+    for i, (t, h, w) in enumerate(grid_thw):
+        for f in range(t):
+            out.append((i, f, start, start + h * w // 4))
+            start += h * w // 4
+    return out
+
+
+def check_tower_isolation(tower, config, grid_thw, seed, image: int, frame: int | None, dtype: str) -> None:
+    """ISOLATION: perturbing one image (or one frame of a video) leaves the tokens of every other image (frame)
+    unchanged."""
+    weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
+    g = np.array(grid_thw, dtype=np.int64)
+    before = to_numpy(tower(px, g, weights, config))
+    starts = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid_thw])])
+    t, h, w = grid_thw[image]
+    a, b = (starts[image], starts[image + 1]) if frame is None else \
+        (starts[image] + frame * h * w, starts[image] + (frame + 1) * h * w)
+    px2 = px.copy()
+    px2[a:b] = -px2[a:b][::-1]
+    after = tower(px2, g, weights, config)
+    keep = np.ones(len(before), dtype=bool)
+    for i, f, lo, hi in token_ranges(grid_thw):
+        if i == image and (frame is None or f == frame):
+            keep[lo:hi] = False
+    what = f"perturbing image {image}" + ("" if frame is None else f" frame {frame}") + " moved other tokens"
+    assert_unchanged("vision_tower", after, before, keep, K=K_tower(config, grid_thw), magnitude=T.row_rms(before),
+                     dtype=dtype, what=what, grid_thw=grid_thw, seed=seed)
+
+
+@pytest.mark.stage("vision_tower")
+@S.heavy(0.3)
+@given(S.configs(max_depth=3), S.grid_lists(max_images=3, max_cells=8, max_patches=500), S.seeds)
+@example(CONFIG, [(3, 4, 6)], 0)
+def test_tower_isolates_images_and_frames(stage, target, config, grid_thw, seed):
+    image = seed % len(grid_thw)
+    frame = None if grid_thw[image][0] == 1 else (seed // 7) % grid_thw[image][0]
+    check_tower_isolation(stage("vision_tower"), config, grid_thw, seed, image, frame, target_dtype(target))
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("bug,grid,frame", [("per_image_full_segments", [(2, 8, 8)], 1),
+                                            ("batch_as_one_segment", [(1, 8, 8), (1, 4, 6)], None)])
+def test_tower_isolation_check_rejects(bug, grid, frame):
+    check_tower_isolation(planted_tower("none"), CONFIG, grid, 0, 0, frame, "float32")
+    with pytest.raises(AssertionError, match="moved other tokens"):
+        check_tower_isolation(planted_tower(bug), CONFIG, grid, 0, 0, frame, "float32")
+
+
+def check_batch_equals_separate(tower, config, grid_thw, seed, dtype: str) -> None:
+    """BATCH: the tower on a batch equals the tower on each image alone, concatenated."""
+    weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
+    batch = to_numpy(tower(px, np.array(grid_thw, dtype=np.int64), weights, config))
+    starts = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid_thw])])
+    separate = np.concatenate([to_numpy(tower(px[starts[i]:starts[i + 1]], np.array([g], dtype=np.int64), weights,
+                                              config)) for i, g in enumerate(grid_thw)])
+    assert_unchanged("vision_tower", batch, separate, np.ones(len(separate), dtype=bool), K=K_tower(config, grid_thw),
+                     magnitude=T.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
+                     grid_thw=grid_thw, seed=seed)
+
+
+@pytest.mark.stage("vision_tower")
+@S.heavy(0.3)
+@given(S.configs(max_depth=3), S.grid_lists(max_images=3, max_cells=8, max_patches=500), S.seeds)
+@example(CONFIG, [(1, 12, 18), (2, 4, 6)], 0)
+def test_tower_batch_equals_images_alone(stage, target, config, grid_thw, seed):
+    check_batch_equals_separate(stage("vision_tower"), config, grid_thw, seed, target_dtype(target))
+
+
+@pytest.mark.negative_control
+def test_batch_check_rejects_one_segment_for_the_batch():
+    grid = [(1, 8, 8), (1, 4, 6)]
+    check_batch_equals_separate(planted_tower("none"), CONFIG, grid, 0, "float32")
+    with pytest.raises(AssertionError, match="differs from its images"):
+        check_batch_equals_separate(planted_tower("batch_as_one_segment"), CONFIG, grid, 0, "float32")

@@ -1,0 +1,247 @@
+"""window_index and cu_seqlens (SPEC-NOTES §3): exact against the reference, the window invariants checked
+bit-exactly on cell coordinates, the worked values, and a negative control for every invariant."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import example, given, strategies as st
+
+from reference import windows as ref_windows
+from spec.examples import WINDOW_EXAMPLES
+from tests import strategies as S
+from tests.checks import assert_index_equal, fail, to_numpy
+
+KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],
+                   [(1, 4, 6), (2, 6, 4)], [(1, 18, 2), (1, 8, 8)])
+big_grids = S.grid_lists(max_images=3, max_cells=20, max_t=4, max_patches=4000)
+
+
+def cell_coordinates(grid_thw) -> list[tuple[int, int, int, int]]:
+    """(image, frame, row, col) of every merged cell in raster order: the meaning of a window_index entry."""
+    return [(i, f, r, c) for i, (t, h, w) in enumerate(grid_thw)
+            for f in range(t) for r in range(h // 2) for c in range(w // 2)]
+
+
+def check_windows(grid_thw, index, cu) -> None:
+    """WIN-PERM, WIN-TILES, WIN-SIZES, WIN-COUNT: a permutation of the cells into 4×4-cell tiles of each frame's
+    merged grid, tiled from the top-left, windows row-major, cells row-major, partial only at right/bottom."""
+    ctx = dict(grid_thw=grid_thw)
+    index, cu = to_numpy(index).astype(np.int64), to_numpy(cu).astype(np.int64)
+    coords = cell_coordinates(grid_thw)
+    if sorted(index.tolist()) != list(range(len(coords))):
+        fail("window_index", "window_index is not a permutation of the merged cells", ctx,
+             [f"length {index.size} for {len(coords)} cells; head {index[:16].tolist()}"])
+    sizes = np.diff(cu)
+    if cu[0] != 0 or cu[-1] != 4 * len(coords) or np.any(sizes <= 0) or np.any(sizes > 64) or np.any(sizes % 4):
+        fail("window_index", "window sizes must lie in (0, 64] patches, be multiples of 4 and sum to the patches",
+             ctx, [f"cu_window_seqlens {cu.tolist()[:20]}"])
+    expected_count = sum(t * math.ceil(h / 8) * math.ceil(w / 8) for t, h, w in grid_thw)
+    if sizes.size != expected_count:
+        fail("window_index", f"{sizes.size} windows, expected sum t*ceil(h/8)*ceil(w/8) = {expected_count}", ctx)
+    keys = []
+    for a, b in zip(cu[:-1] // 4, cu[1:] // 4):
+        cells = [coords[j] for j in index[a:b]]
+        image, frame, r0, c0 = cells[0]
+        top, left = 4 * (r0 // 4), 4 * (c0 // 4)
+        _, h, w = grid_thw[image]
+        tile = [(image, frame, r, c) for r in range(top, min(top + 4, h // 2)) for c in range(left, min(left + 4, w // 2))]
+        if cells != tile:
+            fail("window_index", f"window at cells {a}..{b} is not the 4x4 tile at row {top}, col {left} of image "
+                                 f"{image} frame {frame}, row-major", ctx, [f"got (image, frame, row, col) {cells[:6]}..."])
+        keys.append((image, frame, top, left))
+    if keys != sorted(keys):
+        fail("window_index", "windows are not visited image by image, frame by frame, row-major", ctx,
+             [f"window order {keys[:8]}"])
+
+
+# Planted bugs: each is a (grid_thw) -> (window_index, cu_window_seqlens) that a published port has had.
+
+def hf_padding_without_unique(grid_thw):
+    """The pad formula adds a whole empty window when a side is divisible by 4; duplicates kept."""
+    index, cu = [], [0]
+    offset = 0
+    for t, h, w in grid_thw:
+        rows, cols = h // 2, w // 2
+        nh, nw = (rows + 4 - rows % 4) // 4, (cols + 4 - cols % 4) // 4
+        for f in range(t):
+            for a in range(nh):
+                for b in range(nw):
+                    cells = [offset + (f * rows + r) * cols + c for r in range(4 * a, min(4 * a + 4, rows))
+                             for c in range(4 * b, min(4 * b + 4, cols))]
+                    index += cells
+                    cu.append(cu[-1] + 4 * len(cells))
+        offset += t * rows * cols
+    return np.array(index), np.array(cu)
+
+
+def frames_as_one_tall_grid(grid_thw):
+    """The frames of a video stacked into one (t*h, w) grid: windows straddle frames."""
+    return ref_windows.window_index([(1, t * h, w) for t, h, w in grid_thw])
+
+
+def windows_of_8_cells(grid_thw):
+    return ref_windows.window_index(grid_thw, window_size=224)
+
+
+def windows_column_major(grid_thw):
+    """Cells listed column-major inside each window."""
+    index, cu = ref_windows.window_index(grid_thw)
+    coords = cell_coordinates(grid_thw)
+    out = index.copy()
+    for a, b in zip(cu[:-1] // 4, cu[1:] // 4):
+        out[a:b] = sorted(index[a:b], key=lambda j: (coords[j][3], coords[j][2]))
+    return out, cu
+
+
+def no_image_offset(grid_thw):
+    """Every image's cell ids start again at 0."""
+    parts = [ref_windows.window_index([g]) for g in grid_thw]
+    cu = [0]
+    for _, c in parts:
+        cu += (c[1:] + cu[-1]).tolist()
+    return np.concatenate([p[0] for p in parts]), np.array(cu)
+
+
+PLANTED_WINDOWS = [hf_padding_without_unique, frames_as_one_tall_grid, windows_of_8_cells, windows_column_major,
+                   no_image_offset]
+
+
+def rejected_somewhere(check, planted) -> bool:
+    """True when `check` raises on at least one known-bug grid for the planted function."""
+    for grid in KNOWN_BUG_GRIDS:
+        try:
+            check(grid, *planted(grid))
+        except AssertionError:
+            return True
+    return False
+
+
+@pytest.mark.stage("window_index")
+@given(big_grids)
+@example([(1, 24, 24)])
+@example([(1, 2, 40)])
+@example([(3, 10, 22)])
+@example([(1, 16, 16), (2, 8, 10)])
+def test_window_index_matches_reference(stage, grid_thw):
+    index, cu = stage("window_index")(np.array(grid_thw, dtype=np.int64))
+    ref_index, ref_cu = ref_windows.window_index(grid_thw)
+    assert_index_equal("window_index", index, ref_index, grid_thw=grid_thw, output="window_index")
+    assert_index_equal("window_index", cu, ref_cu, grid_thw=grid_thw, output="cu_window_seqlens")
+
+
+@pytest.mark.stage("window_index")
+@pytest.mark.parametrize("grid", sorted(WINDOW_EXAMPLES))
+def test_window_index_worked_values(stage, grid):
+    """SPEC-NOTES §3 worked values, written out by hand."""
+    index, cu = stage("window_index")(np.array([grid], dtype=np.int64))
+    expected = WINDOW_EXAMPLES[grid]
+    assert_index_equal("window_index", cu, np.array(expected["cu_window_seqlens"]), grid_thw=[grid])
+    head = expected.get("window_index_head")
+    if head is not None:
+        assert_index_equal("window_index", to_numpy(index)[:len(head)], np.array(head), grid_thw=[grid])
+
+
+@pytest.mark.stage("window_index")
+@given(big_grids)
+@example([(1, 24, 24)])
+@example([(2, 10, 6)])
+@example([(1, 4, 6), (2, 6, 4)])
+def test_window_invariants(stage, grid_thw):
+    check_windows(grid_thw, *stage("window_index")(np.array(grid_thw, dtype=np.int64)))
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("planted", PLANTED_WINDOWS, ids=lambda f: f.__name__)
+def test_window_invariants_reject(planted):
+    check_windows([(1, 20, 12)], *ref_windows.window_index([(1, 20, 12)]))  # the check passes on the reference
+    assert rejected_somewhere(check_windows, planted), f"check_windows accepts the planted bug {planted.__name__}"
+
+
+def check_inverse(grid_thw, index, inverse) -> None:
+    """WIN-INVERSE: rows moved to window order in groups of 4 come back to raster order under `inverse`;
+    checked on arange rows so every misplaced row is visible."""
+    index = to_numpy(index).astype(np.int64)
+    rows = np.arange(4 * index.size)
+    moved = rows.reshape(-1, 4)[index].reshape(-1)
+    if not np.array_equal(moved.reshape(-1, 4)[:, 0], 4 * index):
+        fail("window_index", "rows do not move in whole merged cells", dict(grid_thw=grid_thw))
+    back = moved.reshape(-1, 4)[inverse(index)].reshape(-1)
+    if not np.array_equal(back, rows):
+        bad = int(np.flatnonzero(back != rows)[0])
+        fail("window_index", "the inverse permutation does not restore raster order", dict(grid_thw=grid_thw),
+             [f"row {bad} holds patch {int(back[bad])}"])
+
+
+@pytest.mark.stage("window_index")
+@given(big_grids)
+@example([(1, 24, 24)])
+def test_inverse_restores_raster_order(stage, grid_thw):
+    index, _ = stage("window_index")(np.array(grid_thw, dtype=np.int64))
+    check_inverse(grid_thw, index, np.argsort)
+
+
+@pytest.mark.stage("window_index")
+def test_336_grid_window_index_is_not_its_own_inverse(stage):
+    """SPEC-NOTES §3: on 24×24 patches (336×336 px) window_index is not its own inverse, so a tower that
+    un-permutes with window_index instead of argsort fails there; merged grids 4×4 (112 px) and 16×16 (448 px)
+    hide it."""
+    idx24 = to_numpy(stage("window_index")(np.array([[1, 24, 24]]))[0])
+    assert not np.array_equal(idx24[idx24], np.arange(idx24.size)), "24x24 window_index must not be self-inverse"
+    for side in (8, 32):
+        idx = to_numpy(stage("window_index")(np.array([[1, side, side]]))[0])
+        assert np.array_equal(idx[idx], np.arange(idx.size)), f"{side}x{side} window_index is self-inverse (spec)"
+
+
+@pytest.mark.negative_control
+def test_inverse_check_rejects_window_index_as_its_own_inverse():
+    check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], np.argsort)
+    with pytest.raises(AssertionError, match="does not restore raster order"):
+        check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], lambda index: index)
+
+
+@pytest.mark.stage("window_index", "cu_seqlens")
+@given(S.grid_lists(max_images=3, max_cells=4, max_t=3, max_patches=400))
+def test_grid_within_one_window_has_windows_equal_to_full_segments(stage, grid_thw):
+    """WIN-SMALL: a frame of at most 8×8 patches is one window, so window order is raster order and the window
+    segments are the full-attention segments: window blocks equal full blocks there."""
+    g = np.array(grid_thw, dtype=np.int64)
+    index, cu = stage("window_index")(g)
+    assert_index_equal("window_index", index, np.arange(S.num_patches(grid_thw) // 4), grid_thw=grid_thw)
+    assert_index_equal("window_index", cu, to_numpy(stage("cu_seqlens")(g)), grid_thw=grid_thw)
+
+
+@pytest.mark.stage("cu_seqlens")
+@given(big_grids)
+@example([(3, 10, 22)])
+@example([(1, 4, 4), (2, 6, 8)])
+def test_cu_seqlens_matches_reference(stage, grid_thw):
+    cu = stage("cu_seqlens")(np.array(grid_thw, dtype=np.int64))
+    assert_index_equal("cu_seqlens", cu, ref_windows.cu_seqlens(grid_thw), grid_thw=grid_thw)
+
+
+def check_full_segments(grid_thw, cu) -> None:
+    """SEG-FRAMES: one full-attention segment per (image, frame), each of h*w patches, in order."""
+    lengths = np.diff(to_numpy(cu).astype(np.int64)).tolist()
+    expected = [h * w for t, h, w in grid_thw for _ in range(t)]
+    if to_numpy(cu)[0] != 0 or lengths != expected:
+        fail("cu_seqlens", "full-attention segments must be one per image and frame", dict(grid_thw=grid_thw),
+             [f"segment lengths {lengths[:12]}, expected {expected[:12]}"])
+
+
+@pytest.mark.stage("cu_seqlens")
+@given(big_grids)
+def test_cu_seqlens_one_segment_per_frame(stage, grid_thw):
+    check_full_segments(grid_thw, stage("cu_seqlens")(np.array(grid_thw, dtype=np.int64)))
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("planted", [
+    lambda g: np.concatenate([[0], np.cumsum([t * h * w for t, h, w in g])]),  # one segment per image
+    lambda g: np.array([0, sum(t * h * w for t, h, w in g)]),  # the whole batch as one segment
+], ids=["per_image_segments", "one_segment_for_the_batch"])
+def test_full_segment_check_rejects(planted):
+    check_full_segments([(3, 10, 22)], ref_windows.cu_seqlens([(3, 10, 22)]))
+    with pytest.raises(AssertionError, match="one per image and frame"):
+        check_full_segments([(1, 4, 4), (3, 10, 22)], planted([(1, 4, 4), (3, 10, 22)]))
