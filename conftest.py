@@ -14,11 +14,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from spec.protocol import STAGE_NAMES, load_target, provided_stages
+from spec.protocol import STAGE_NAMES, provided_stages
+from spec.verify import DTYPES, PROFILES, configured_target, default_target
 from tests import checks
 
-DTYPES = ("float32", "bfloat16", "float16", "float64")
-PROFILES = ("dev", "ci", "nightly", "mutation")
 NOT_COVERED = "NOT COVERED:"
 ORACLE_MISSING = "UPSTREAM ORACLE MISSING:"
 
@@ -46,24 +45,12 @@ def pytest_addoption(parser):
 
 
 def _configured_target(config):
-    """Load the target and apply --device / --dtype; a bad choice is a usage error (exit code 4)."""
-    spec = config.getoption("target") or os.environ.get("VITSPEC_TARGET") or "impl:TARGET"
-    device, dtype = config.getoption("device"), config.getoption("dtype")
-    if device is not None and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise pytest.UsageError(f"--device must be cpu or cuda, got {device!r}")
+    """Load the target and apply --device / --dtype; a bad choice is a usage error."""
+    spec = config.getoption("target") or default_target()
     try:
-        target = load_target(spec)
-        if device is not None or dtype is not None:
-            if callable(getattr(target, "with_options", None)):
-                kwargs = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
-                target = target.with_options(**kwargs)
-            elif (device or "cpu") != getattr(target, "device", "cpu") or \
-                    (dtype or "float64") != getattr(target, "dtype", "float64"):
-                raise ValueError(f"target {spec!r} has no with_options(device=..., dtype=...) to apply "
-                                 f"--device {device} --dtype {dtype}")
-    except (ValueError, TypeError, ImportError) as e:
+        return spec, configured_target(spec, config.getoption("device"), config.getoption("dtype"))
+    except (ValueError, TypeError) as e:
         raise pytest.UsageError(str(e)) from e
-    return spec, target
 
 
 def pytest_configure(config):

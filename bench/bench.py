@@ -69,8 +69,7 @@ def tower_flops(rows, config: dict) -> float:
 
 
 def random_weights(config: dict, seed: int, device) -> dict:
-    """Seeded float32 weights on device: linear ~ N(0, 1/fan_in), residual projections / sqrt(2 depth),
-    norms 1 + N(0, 0.1^2), biases N(0, 0.02^2)."""
+    """Seeded float32 weights on device, scaled as reference.weights.random_weights scales them."""
     gen = torch.Generator(device=device).manual_seed(seed)
     out = {}
     for key, shape in expected_shapes(config).items():
@@ -105,6 +104,7 @@ def hf_merged(model, pixel_values, grid) -> torch.Tensor:
 
 
 def synchronize(device) -> None:
+    """Wait for queued device work before a clock is read."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -220,6 +220,7 @@ def table(rows: list[dict]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The vitspec bench options."""
     p = argparse.ArgumentParser(prog="vitspec bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],

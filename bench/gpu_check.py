@@ -55,6 +55,7 @@ class Report:
         self.lines, self.failures, self.t0 = [], [], time.time()
 
     def check(self, name: str, value: float, limit: float) -> None:
+        """Record value <= limit as PASS or FAIL."""
         ok = value <= limit
         line = f"{'PASS' if ok else 'FAIL'} {name}: {value:.3e} (limit {limit:.3e})  [{time.time() - self.t0:.0f}s]"
         self.lines.append(line)
@@ -164,6 +165,7 @@ def environment(device: str) -> dict:
 
 
 def main(argv=None) -> int:
+    """Correctness checks, then the benchmark; exit status 1 when a check fails."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes and depth on the CPU (rehearsal)")
     p.add_argument("--compile", action="store_true", help="add rows with torch.compile'd element-wise parts")

@@ -20,6 +20,8 @@ from spec.validate import require_ndim
 
 @dataclass(frozen=True)
 class SegmentPlan:
+    """Attention segments as runs of equal length, with the token gather that makes them adjacent."""
+
     runs: tuple  # (first token, number of segments, segment length) in gathered order
     gather: torch.Tensor | None  # token order that makes equal-length segments adjacent, None = as given
     scatter: torch.Tensor | None  # its inverse

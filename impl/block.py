@@ -52,11 +52,14 @@ EAGER = Elementwise()
 def compiled() -> Elementwise:
     """The element-wise pieces under torch.compile (dynamic shapes, so one compilation serves every grid)."""
     c = functools.partial(torch.compile, dynamic=True)
-    return Elementwise(c(norm), c(add_norm), c(functools.partial(rotate_pairs, fused_complex=False)), c(fused.eager_swiglu))
+    rotate = functools.partial(rotate_pairs, fused_complex=False)  # inductor has no complex codegen
+    return Elementwise(c(norm), c(add_norm), c(rotate), c(fused.eager_swiglu))
 
 
 @dataclass(frozen=True)
 class BlockWeights:
+    """One prepared block: qkv rows in the paired RoPE layout, gate and up stacked."""
+
     norm1: torch.Tensor
     qkv_w: torch.Tensor
     qkv_b: torch.Tensor
@@ -84,10 +87,8 @@ def padded_width(width: int, device) -> int:
 
 
 def prepare_block(params: dict, num_heads: int, dtype, device) -> BlockWeights:
-    """Cast one block's weights (HF names without the blocks.i prefix) to dtype on device, fused and reordered.
-
-    Zero rows appended to gate and up and zero columns to down leave the block's output exactly unchanged.
-    """
+    """One block's weights (HF names, prefix removed) cast to dtype on device, q/k rows paired, gate+up stacked."""
+    # Zero rows appended to gate and up and zero columns to down leave the output exactly unchanged.
     t = {k: to_tensor(params[k], dtype, device) for k in BLOCK_KEYS}
     rows = torch.from_numpy(qkv_row_order(t["norm1.weight"].shape[0], num_heads)).to(device)
     inter = t["mlp.gate_proj.weight"].shape[0]

@@ -26,6 +26,7 @@ HALF_OR_SINGLE = (torch.float32, torch.bfloat16, torch.float16)
 if triton is not None:
     @triton.jit
     def _rope_kernel(x_ptr, rope_ptr, out_ptr, x_stride, PAIRS: tl.constexpr, HALF: tl.constexpr, BLOCK: tl.constexpr):
+        # One token per program row: rotate each (2p, 2p+1) column pair of q and k.
         token = tl.program_id(0).to(tl.int64)
         p = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)  # pair index over q and k heads: columns 2p, 2p+1
         mask = p < PAIRS
@@ -40,6 +41,7 @@ if triton is not None:
 
     @triton.jit
     def _swiglu_kernel(x_ptr, out_ptr, x_stride, INTER: tl.constexpr, BLOCK: tl.constexpr):
+        # silu(gate) * up for one row block: gate in columns [0, INTER), up in [INTER, 2 INTER).
         row = tl.program_id(0).to(tl.int64)
         col = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
         mask = col < INTER

@@ -15,6 +15,8 @@ MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp
 
 @dataclass(frozen=True)
 class MergerWeights:
+    """The merger's weights cast to the model dtype on the device."""
+
     ln_q: torch.Tensor
     fc1_w: torch.Tensor
     fc1_b: torch.Tensor

@@ -89,12 +89,9 @@ def paired_cos_sin(cos, sin) -> torch.Tensor:
 
 
 def rotate_pairs(qk: torch.Tensor, rope: torch.Tensor, fused_complex: bool = True) -> torch.Tensor:
-    """RoPE on q and k (N, 2, heads, head_dim) in the paired layout, in rope's dtype, result in qk's dtype.
-
-    rope is (N, head_dim/2, 2) = [cos, sin] per pair (the tower's angles: one complex multiplication, or
-    the same in real arithmetic for torch.compile), or (N, head_dim/2, 2, 2) for arbitrary cos/sin given
-    per dimension ([cos, sin] of each pair member).
-    """
+    """RoPE on q, k (N, 2, heads, head_dim) in the paired layout, computed in rope's dtype, result in qk's dtype."""
+    # rope: (N, hd/2, 2) [cos, sin] per pair (one complex multiply; real arithmetic for torch.compile),
+    # or (N, hd/2, 2, 2) [cos, sin] per pair member for arbitrary per-dimension cos/sin.
     N, _, H, hd = qk.shape
     x = qk.to(rope.dtype).view(N, 2, H, hd // 2, 2)
     if rope.dim() == 3 and fused_complex:

@@ -21,10 +21,7 @@ def _stage(fn, numeric: bool = True):
 
 
 class TorchTarget:
-    """Every stage in torch on `device` in `dtype`; inputs may be NumPy arrays or tensors, outputs are tensors.
-
-    compile=True runs the element-wise parts of each block under torch.compile (optional; eager is exact too).
-    """
+    """Every stage in torch on `device` in `dtype` (compile=True: element-wise parts under torch.compile)."""
 
     name = "impl"
 
@@ -45,22 +42,27 @@ class TorchTarget:
 
     @property
     def ops(self) -> _block.Elementwise:
+        """The element-wise pieces this target runs (fused/eager, or compiled)."""
         return _block.compiled() if self.compile else _block.EAGER
 
     # Preprocessing (host, NumPy): delegated to the preprocessing modules.
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
+        """impl.resize.smart_resize."""
         from impl.resize import smart_resize
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
+        """impl.resize.resize."""
         from impl.resize import resize
         return resize(image, height, width)
 
     def preprocess(self, images, min_pixels=3136, max_pixels=12845056):
+        """impl.pixels.preprocess."""
         from impl.pixels import preprocess
         return preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
+        """impl.patchify.patchify."""
         from impl.patchify import patchify
         return patchify(frames, patch_size, temporal_patch_size, merge_size)
 

@@ -33,6 +33,8 @@ from spec.validate import grid_rows, require_ndim, require_rows_match_grid
 
 @dataclass(frozen=True)
 class TowerPlan:
+    """Everything the tower needs from the grid alone, on the device."""
+
     num_patches: int
     unit: int  # rows per merged cell, merge_size**2
     cell_order: torch.Tensor  # internal order of merged cells (ids in pixel_values order)
@@ -68,6 +70,8 @@ def tower_plan(rows: tuple, side: int, merge_size: int, head_dim: int, device: s
 
 @dataclass(frozen=True)
 class TowerWeights:
+    """The prepared weights of the whole tower."""
+
     embed: torch.Tensor  # (D, C*T*P*P)
     blocks: tuple[BlockWeights, ...]
     merger: MergerWeights
@@ -105,11 +109,11 @@ def run_tower(pixel_values: torch.Tensor, w: TowerWeights, plan: TowerPlan, ops:
     return merger_forward(x, w.merger, unit, RMS_NORM_EPS).index_select(0, plan.cell_inverse)
 
 
-def check_pixels(pixel_values, rows, columns: int) -> None:
+def check_pixels(pixel_values, rows, columns: int | None = None) -> None:
     """pixel_values is (num_patches of the grid, channels*temporal*patch*patch)."""
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     require_rows_match_grid("pixel_values", pixel_values, rows)
-    if int(pixel_values.shape[1]) != columns:
+    if columns is not None and int(pixel_values.shape[1]) != columns:
         raise ValueError(f"pixel_values rows must hold channels*temporal*patch*patch = {columns} values, "
                          f"got {int(pixel_values.shape[1])}")
 
@@ -120,8 +124,7 @@ def setup(pixel_values, grid_thw, weights, config, dtype, device):
     m = cfg["spatial_merge_size"]
     rows = grid_rows(grid_thw, m)
     if pixel_values is not None:
-        require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
-        require_rows_match_grid("pixel_values", pixel_values, rows)
+        check_pixels(pixel_values, rows)
     prepared = prepare_weights(weights, cfg, dtype, device)
     if pixel_values is not None:
         check_pixels(pixel_values, rows, int(prepared.embed.shape[1]))
@@ -140,10 +143,7 @@ def vision_tower(pixel_values, grid_thw, weights, config, *, dtype=torch.float32
 
 
 class FixedGridTower:
-    """The tower bound to one grid and one weights dict; on CUDA captured once as a CUDA graph and replayed.
-
-    Elsewhere (or with cuda_graph=False) a call runs the same prepared weights and plan eagerly.
-    """
+    """The tower bound to one grid and weights: a CUDA graph captured once and replayed on CUDA, eager elsewhere."""
 
     def __init__(self, grid_thw, weights, config, *, dtype=torch.float32, device="cpu", ops: Elementwise = EAGER,
                  cuda_graph: bool = True):

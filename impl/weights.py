@@ -44,17 +44,16 @@ def host_array(x) -> np.ndarray:
 
 
 class IdentityCache:
-    """An LRU of values derived from objects (weights dicts) keyed by their identity plus extra key parts.
-
-    The object itself is held so its id cannot be reused; the ids of its values are compared on every hit,
-    so replacing an entry of the dict invalidates the cached value (in-place edits of arrays do not).
-    """
+    """An LRU of values derived from weights dicts, keyed by the dict's identity plus extra key parts."""
+    # The dict is held so its id cannot be reused; the ids of its values are compared on every hit, so
+    # replacing an entry invalidates the cached value (editing an array in place does not).
 
     def __init__(self, maxsize: int = 4):
         self.maxsize = maxsize
         self.entries: OrderedDict = OrderedDict()
 
     def get(self, obj: dict, extra: tuple, build):
+        """The cached value for (obj, extra), or build() stored as it."""
         key = (id(obj),) + extra
         stamp = tuple(id(v) for v in obj.values())
         hit = self.entries.get(key)

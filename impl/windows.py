@@ -17,8 +17,7 @@ def window_cells(window_size: int = 112, patch_size: int = 14, merge_size: int =
 
 
 def frame_windows(rows: int, cols: int, side: int):
-    """One frame's merged cells in window order (windows row-major from the top-left, cells row-major inside)
-    and the size in cells of each window; edge windows are partial, none is empty."""
+    """One frame's cells in window order (windows, then cells, row-major from the top-left) and window sizes."""
     r, c = np.divmod(np.arange(rows * cols), cols)
     per_row = -(-cols // side)
     window = (r // side) * per_row + c // side
@@ -27,8 +26,7 @@ def frame_windows(rows: int, cols: int, side: int):
 
 
 def window_layout(rows, side: int, merge_size: int):
-    """Over all images and frames: (window_index, window sizes in cells, frame id of each window,
-    frame sizes in cells); cell ids count merged cells over all images, frames in order."""
+    """(window_index, window sizes, frame of each window, frame sizes) over all images and frames, in cells."""
     index, sizes, frame_of_window, frame_sizes = [], [], [], []
     offset = 0
     for t, h, w in rows:

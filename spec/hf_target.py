@@ -1,12 +1,14 @@
-"""HF transformers as a target: the stages its Qwen2.5-VL vision code exposes, run in float64.
+"""HF transformers as a target: the stages its Qwen2.5-VL vision code exposes, on the CPU.
 
-HF computes the RMSNorm statistics, the vision RoPE angles and the RoPE application in float32 even when the
-model is float64. ``float64_islands()`` replaces those three functions, for as long as it is active, by the same
-formulas in the input's dtype (HF's own rotate_half and frequency layout are kept); every stage of this target
-runs inside it, with attention implementation "sdpa". Stages HF does not expose (num_image_tokens, the
-preprocessing stages) are absent, so the suite reports them as not covered.
+By default it runs in float64 as an oracle. HF computes the RMSNorm statistics, the vision RoPE angles and the
+RoPE application in float32 even when the model is float64; ``float64_islands()`` replaces those three
+functions, for as long as it is active, by the same formulas in the input's dtype (HF's own rotate_half and
+frequency layout are kept), and every float64 stage runs inside it. In float32, bfloat16 or float16
+(``--dtype``) HF's modules run unchanged in that dtype: the real upstream numerics. Attention implementation
+"sdpa". Stages HF does not expose (num_image_tokens, the preprocessing stages) are absent, so the suite reports
+them as not covered.
 
-    vitspec verify --target spec.hf_target:TARGET
+    vitspec verify --target spec.hf_target:TARGET [--dtype bfloat16]
 """
 from __future__ import annotations
 
@@ -58,13 +60,17 @@ def float64_islands():
          hf.apply_rotary_pos_emb_vision) = saved
 
 
-def _float64(method):
-    """Run a stage under float64_islands and without autograd."""
+def _numeric(method):
+    """Run a stage without autograd, under float64_islands when the target is float64."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with float64_islands(), torch.no_grad():
+        islands = float64_islands() if self.dtype == "float64" else contextlib.nullcontext()
+        with islands, torch.no_grad():
             return method(self, *args, **kwargs)
     return run
+
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def _t(x, dtype=torch.float64) -> torch.Tensor:
@@ -74,7 +80,9 @@ def _t(x, dtype=torch.float64) -> torch.Tensor:
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy()
+    """Float outputs as float64 NumPy (bf16 has no NumPy dtype), integers as they are."""
+    x = x.detach().cpu()
+    return (x.double() if x.is_floating_point() else x).numpy()
 
 
 def hf_config(**fields) -> Qwen2_5_VLVisionConfig:
@@ -84,10 +92,10 @@ def hf_config(**fields) -> Qwen2_5_VLVisionConfig:
     return config
 
 
-def _loaded(module, params: dict):
-    """The module in float64 with its state dict replaced by params (strict: every key, no extra)."""
-    module = module.double().eval()
-    module.load_state_dict({k: _t(v) for k, v in params.items()}, strict=True)
+def _loaded(module, params: dict, dtype=torch.float64):
+    """The module in dtype with its state dict replaced by params (strict: every key, no extra)."""
+    module = module.to(dtype).eval()
+    module.load_state_dict({k: _t(v, dtype) for k, v in params.items()}, strict=True)
     return module
 
 
@@ -98,16 +106,27 @@ def _block_config(params: dict, hidden: int, num_heads: int):
 
 
 class HFTarget:
-    """The HF stages, float64 on the CPU."""
+    """The HF stages on the CPU, float64 (islands lifted) by default."""
 
     name = "hf-transformers"
-    dtype = "float64"
     device = "cpu"
 
-    def with_options(self, device: str = "cpu", dtype: str = "float64"):
-        if device != "cpu" or dtype != "float64":
-            raise ValueError(f"the HF oracle runs only on device='cpu' in dtype='float64', got {device!r}, {dtype!r}")
-        return self
+    def __init__(self, dtype: str = "float64"):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        self.dtype, self.torch_dtype = dtype, DTYPES[dtype]
+        self._rope = torch.float64 if dtype == "float64" else torch.float32  # the dtype of HF's cos and sin
+
+    def with_options(self, device: str = "cpu", dtype: str | None = None):
+        if device != "cpu":
+            raise ValueError(f"the HF adapter runs on device='cpu' only, got {device!r}")
+        return HFTarget(dtype or self.dtype)
+
+    def _in(self, x) -> torch.Tensor:
+        return _t(x, self.torch_dtype)
+
+    def _module(self, module, params):
+        return _loaded(module, params, self.torch_dtype)
 
     def rotary_position_ids(self, grid_thw, merge_size=2):
         return _np(vision_utils.get_vision_position_ids(_t(grid_thw, torch.int64).reshape(-1, 3), merge_size))
@@ -120,62 +139,64 @@ class HFTarget:
                                                          window_size, patch_size)
         return _np(index).astype(np.int64), _np(cu).astype(np.int64)
 
-    @_float64
+    @_numeric
     def patch_embed(self, pixel_values, weight):
         D, C, T, P, _ = weight.shape
-        embed = _loaded(hf.Qwen2_5_VisionPatchEmbed(P, T, C, D), {"proj.weight": weight})
-        return _np(embed(_t(pixel_values)))
+        embed = self._module(hf.Qwen2_5_VisionPatchEmbed(P, T, C, D), {"proj.weight": weight})
+        return _np(embed(self._in(pixel_values)))
 
-    @_float64
+    @_numeric
     def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
         config = hf_config(hidden_size=head_dim, num_heads=1, rope_parameters={"rope_type": "axial",
                                                                                "rope_theta": theta})
-        cos, sin = hf.Qwen2_5_VLVisionRotaryEmbedding(config)(torch.zeros(1, dtype=torch.float64),
+        cos, sin = hf.Qwen2_5_VLVisionRotaryEmbedding(config)(torch.zeros(1, dtype=self.torch_dtype),
                                                               _t(position_ids, torch.int64))
         return _np(cos), _np(sin)
 
-    @_float64
+    @_numeric
     def apply_rotary(self, x, cos, sin):
-        return _np(hf.apply_rotary_pos_emb_vision(_t(x), _t(x), _t(cos), _t(sin))[0])
+        x = self._in(x)
+        return _np(hf.apply_rotary_pos_emb_vision(x, x, _t(cos, self._rope), _t(sin, self._rope))[0])
 
-    @_float64
+    @_numeric
     def attention(self, q, k, v, cu_seqlens):
         """HF's non-flash path: sdpa on each segment of (1, heads, length, head_dim), concatenated."""
         N, H, d = q.shape
         module = hf.Qwen2_5_VLVisionAttention(hf_config(hidden_size=H * d, num_heads=H))
         lengths = np.diff(np.asarray(cu_seqlens)).tolist()
-        parts = [torch.split(_t(a).transpose(0, 1).unsqueeze(0), lengths, dim=2) for a in (q, k, v)]
+        parts = [torch.split(self._in(a).transpose(0, 1).unsqueeze(0), lengths, dim=2) for a in (q, k, v)]
         outs = [sdpa_attention_forward(module, qs, ks, vs, None, scaling=module.scaling, is_causal=False)[0]
                 for qs, ks, vs in zip(*parts)]
         return _np(torch.cat(outs, dim=1)[0])
 
-    @_float64
+    @_numeric
     def rms_norm(self, x, weight, eps=1e-6):
-        return _np(_loaded(hf.Qwen2_5_VLRMSNorm(len(weight), eps), {"weight": weight})(_t(x)))
+        return _np(self._module(hf.Qwen2_5_VLRMSNorm(len(weight), eps), {"weight": weight})(self._in(x)))
 
-    @_float64
+    @_numeric
     def mlp(self, x, params):
         config = _block_config(params, int(x.shape[1]), 1)
-        return _np(_loaded(hf.Qwen2_5_VLMLP(config, bias=True), params)(_t(x)))
+        return _np(self._module(hf.Qwen2_5_VLMLP(config, bias=True), params)(self._in(x)))
 
-    @_float64
+    @_numeric
     def vision_block(self, x, params, cu_seqlens, cos, sin, num_heads, eps=1e-6):
-        block = _loaded(hf.Qwen2_5_VLVisionBlock(_block_config(params, int(x.shape[1]), num_heads)), params)
+        block = self._module(hf.Qwen2_5_VLVisionBlock(_block_config(params, int(x.shape[1]), num_heads)), params)
         block.norm1.variance_epsilon = block.norm2.variance_epsilon = eps
-        return _np(block(_t(x), cu_seqlens=_t(cu_seqlens, torch.int32), position_embeddings=(_t(cos), _t(sin))))
+        return _np(block(self._in(x), cu_seqlens=_t(cu_seqlens, torch.int32),
+                         position_embeddings=(_t(cos, self._rope), _t(sin, self._rope))))
 
-    @_float64
+    @_numeric
     def merger(self, x, params, merge_size=2, eps=1e-6):
         out_dim, D = int(params["mlp.2.weight"].shape[0]), int(x.shape[1])
-        merger = _loaded(hf.Qwen2_5_VLPatchMerger(out_dim, D, merge_size), params)
+        merger = self._module(hf.Qwen2_5_VLPatchMerger(out_dim, D, merge_size), params)
         merger.ln_q.variance_epsilon = eps
-        return _np(merger(_t(x)))
+        return _np(merger(self._in(x)))
 
-    @_float64
+    @_numeric
     def vision_tower(self, pixel_values, grid_thw, weights, config):
         model = hf.Qwen2_5_VisionTransformerPretrainedModel._from_config(hf_config(**config))
-        model = _loaded(model, weights)
-        return _np(model(_t(pixel_values), _t(grid_thw, torch.int64).reshape(-1, 3)).pooler_output)
+        model = self._module(model, weights)
+        return _np(model(self._in(pixel_values), _t(grid_thw, torch.int64).reshape(-1, 3)).pooler_output)
 
 
 TARGET = HFTarget  # a class: load_target instantiates it

@@ -110,12 +110,11 @@ MUTANTS = (
     Mutant("rope_positions_bfloat16", ("rotary_cos_sin", "vision_tower"), "positions rounded to bf16",
            "position ids cast to bfloat16 before the angles: rows and columns above 256 are rounded",
            (Swap("impl.rope.half_angles", positions_bfloat16),)),
-    Mutant("rope_in_model_dtype", ("rotary_cos_sin", "apply_rotary", "vision_block", "vision_tower"),
+    Mutant("rope_angles_in_model_dtype", ("rotary_cos_sin", "vision_tower"),
            "inv_freq or positions rounded to bf16",
-           "a bfloat16 model computes RoPE in bfloat16 (inv_freq buffer cast with the model): angles from bf16 "
-           "positions and frequencies, cos/sin and the rotation in bf16 instead of float32",
-           (Swap("impl.rope.half_angles", angles_in_bfloat16),
-            Swap("impl.weights.rope_dtype", lambda _: lambda dtype: dtype)), dtype="bfloat16"),
+           "a bfloat16 model computes the RoPE angles in bfloat16 (its inv_freq buffer cast with the model): "
+           "bf16 positions times bf16 frequencies instead of float32",
+           (Swap("impl.rope.half_angles", angles_in_bfloat16),), dtype="bfloat16"),
     Mutant("window_side_5_cells", WINDOWS, "off-by-one windows",
            "windows of 5×5 merged cells (window_size // 14 // 2 + 1) instead of 4×4",
            (Swap("impl.windows.window_cells", lambda cells: lambda *a: cells(*a) + 1),)),

@@ -97,11 +97,12 @@ def assert_close(stage: str, got, ref, *, K: int, magnitude, dtype: str, baselin
     base_err = None
     if dtype in tolerance.LOW_PRECISION:
         base_err = float(np.max(tolerance.normalized_error(baseline(), ref, K, magnitude, dtype)))
-    limit = tolerance.allowed(stage, dtype, base_err)
+    limit = tolerance.allowed(stage, dtype, K, base_err)
     e, idx, abs_err, rel = worst(norm, got, ref)
     if not e <= limit:
         tol = tolerance.TABLE[stage]
-        rule = (f"{tol.factor} x max(baseline {base_err:.3g}, {tol.c})" if base_err is not None else f"c = {tol.c}")
+        rule = (f"{tol.factor} x max(same-dtype baseline {base_err:.3g}, 1/sqrt(K))" if base_err is not None
+                else f"c = {tol.c}")
         fail(stage, f"error {e:.3g} x eps*sqrt(K)*magnitude exceeds the tolerance {limit:.3g} ({rule})", context,
              [f"worst element {idx}: got {got[idx]!r}, reference {ref[idx]!r}",
               f"max abs error {abs_err:.3e}, relative error there {rel:.3e}; K = {K}, eps({dtype}) = "

@@ -108,6 +108,7 @@ def fixed_window_problem():
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("attention")
 @pytest.mark.parametrize("planted", PLANTED, ids=lambda f: f.__name__)
 def test_masked_attention_check_rejects(planted):
     q, k, v, cu = fixed_window_problem()
@@ -139,6 +140,7 @@ def test_segments_are_isolated(stage, target, problem, data):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("attention")
 @pytest.mark.parametrize("planted", [no_mask, off_by_one_segments], ids=lambda f: f.__name__)
 def test_isolation_check_rejects(planted):
     q, k, v, cu = fixed_window_problem()

@@ -114,6 +114,7 @@ def block_without_mask(x, params, cu, cos, sin, heads, eps):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("vision_block")
 @pytest.mark.parametrize("window", [True, False], ids=["window_block", "full_block"])
 def test_block_isolation_check_rejects_missing_mask(window):
     config = small_config(depth=2, fullatt_block_indexes=(1,))
@@ -147,6 +148,7 @@ def test_block_batch_equals_images_alone(stage, target, config, grid_thw, seed):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("vision_block")
 def test_batch_check_rejects_one_segment_for_the_batch():
     config = small_config(depth=2, fullatt_block_indexes=(1,))
     check_batch_equals_separate(ref_block.vision_block, config, 0, [(1, 4, 6), (2, 6, 4)], "float32")

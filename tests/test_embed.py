@@ -47,6 +47,7 @@ def test_conv_is_patch_projection(sizes, seed):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("patch_embed")
 def test_conv_patch_check_rejects_transposed_patches():
     image, kernel = S.normal(0, (8, 8)), S.normal(1, (2, 2))
     check_conv_is_patch_projection(toy.patchify2d, image, kernel, 2)
@@ -72,6 +73,7 @@ def test_conv3d_is_one_matmul(rows, seed):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("patch_embed")
 def test_conv3d_check_rejects_time_channel_swap():
     x, w = S.pixel_values(0, [(1, 1, 4)]), embed_weight(1, 32)
     swapped = lambda x, w: x @ w.transpose(0, 2, 1, 3, 4).reshape(w.shape[0], -1).T  # noqa: E731  (T, C, P, P)
@@ -105,6 +107,7 @@ def test_still_image_is_2d_conv_with_summed_kernel(stage, target, seed, ch, cw):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("patch_embed")
 def test_still_image_check_rejects_one_temporal_slice():
     one_slice = lambda x, w: 2 * x.reshape(-1, 3, 2, 196)[:, :, 0].reshape(len(x), -1) @ \
         w[:, :, 0].reshape(len(w), -1).T  # noqa: E731  "conv kernel reduced to one temporal slice"
@@ -137,6 +140,7 @@ def test_document_588_layout_is_the_model_layout(stage, target, seed, ch, cw):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("patch_embed")
 def test_document_layout_check_rejects_swapped_pixel_axes():
     perm = ref_patchify.document_to_model_columns()
     swapped = perm.reshape(3, 14, 14).transpose(0, 2, 1).reshape(-1)  # pixel column before pixel row

@@ -44,6 +44,7 @@ def tanh_gelu_merger(x, params, merge_size=2, eps=1e-6):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("merger")
 def test_merger_tolerance_rejects_tanh_gelu():
     """The float32 tolerance catches the smallest activation bug of the merger (tanh vs erf GELU)."""
     x, params = merger_problem(small_config(), 0, 16)
@@ -87,6 +88,7 @@ def three_patch_merger(x, params, merge_size=2, eps=1e-6):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("merger")
 @pytest.mark.parametrize("planted", [strided_merger, three_patch_merger], ids=lambda f: f.__name__)
 def test_locality_check_rejects(planted):
     x, params = merger_problem(small_config(hidden_size=32), 0, 3)

@@ -74,6 +74,7 @@ def repeated_not_tiled(grid_thw):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("rotary_position_ids")
 @pytest.mark.parametrize("planted", [raster_positions, repeated_not_tiled], ids=lambda f: f.__name__)
 def test_position_check_rejects(planted):
     check_positions_follow_pixel_rows([(2, 4, 6)], ref_rope.rotary_position_ids([(2, 4, 6)]))
@@ -158,6 +159,7 @@ def one_based_positions(pos, head_dim):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("apply_rotary")
 @pytest.mark.parametrize("planted", ["interleaved_cos_sin", "unsigned_rotate_half", "one_based_positions"])
 def test_rope_invariants_reject(planted):
     rng = S.rng(0)

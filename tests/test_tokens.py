@@ -71,6 +71,7 @@ def test_vision_rows_equal_prompt_pads(stage, grid_thw, seed):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("num_image_tokens")
 @pytest.mark.parametrize("planted", [
     lambda g: np.array([h * w // 4 for t, h, w in g]),  # frames ignored
     lambda g: np.array([(h // 2) * (w // 2) * t + 2 for t, h, w in g]),  # vision_start/end counted as pads

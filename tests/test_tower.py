@@ -83,6 +83,7 @@ DIFFERENTIAL_BUGS = {"window_index_as_inverse": [(1, 24, 24)], "full_blocks_neve
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
 @pytest.mark.parametrize("bug", sorted(DIFFERENTIAL_BUGS))
 def test_tower_tolerance_rejects(bug):
     grid = DIFFERENTIAL_BUGS[bug]
@@ -134,6 +135,7 @@ def test_tower_isolates_images_and_frames(stage, target, config, grid_thw, seed)
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
 @pytest.mark.parametrize("bug,grid,frame", [("per_image_full_segments", [(2, 8, 8)], 1),
                                             ("batch_as_one_segment", [(1, 8, 8), (1, 4, 6)], None)])
 def test_tower_isolation_check_rejects(bug, grid, frame):
@@ -163,6 +165,7 @@ def test_tower_batch_equals_images_alone(stage, target, config, grid_thw, seed):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
 def test_batch_check_rejects_one_segment_for_the_batch():
     grid = [(1, 8, 8), (1, 4, 6)]
     check_batch_equals_separate(planted_tower("none"), CONFIG, grid, 0, "float32")

@@ -153,6 +153,7 @@ def test_window_invariants(stage, grid_thw):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("window_index")
 @pytest.mark.parametrize("planted", PLANTED_WINDOWS, ids=lambda f: f.__name__)
 def test_window_invariants_reject(planted):
     check_windows([(1, 20, 12)], *ref_windows.window_index([(1, 20, 12)]))  # the check passes on the reference
@@ -195,6 +196,7 @@ def test_336_grid_window_index_is_not_its_own_inverse(stage):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("window_index")
 def test_inverse_check_rejects_window_index_as_its_own_inverse():
     check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], np.argsort)
     with pytest.raises(AssertionError, match="does not restore raster order"):
@@ -237,6 +239,7 @@ def test_cu_seqlens_one_segment_per_frame(stage, grid_thw):
 
 
 @pytest.mark.negative_control
+@pytest.mark.stage("cu_seqlens")
 @pytest.mark.parametrize("planted", [
     lambda g: np.concatenate([[0], np.cumsum([t * h * w for t, h, w in g])]),  # one segment per image
     lambda g: np.array([0, sum(t * h * w for t, h, w in g)]),  # the whole batch as one segment
