@@ -51,11 +51,16 @@ def tower_config(depth: int | None, device: str) -> dict:
     return cfg
 
 
+def pixel_columns(config: dict) -> int:
+    """Values per pixel_values row: channels * temporal_patch_size * patch_size**2 (1176)."""
+    return config["in_channels"] * config["temporal_patch_size"] * config["patch_size"] ** 2
+
+
 def tower_flops(rows, config: dict) -> float:
     """Matmul and attention FLOPs of one tower pass (2 per multiply-add; QK^T and PV both counted)."""
     D, I, out = config["hidden_size"], config["intermediate_size"], config["out_hidden_size"]
     m, P = config["spatial_merge_size"], config["patch_size"]
-    K = config["in_channels"] * config["temporal_patch_size"] * P * P
+    K = pixel_columns(config)
     unit = m * m
     N = sum(t * h * w for t, h, w in rows)
     side = window_cells(config["window_size"], P, m)
@@ -145,7 +150,7 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
         grid_rows = [(1, h // config["patch_size"], w // config["patch_size"])]
         n = grid_rows[0][1] * grid_rows[0][2]
         gen = torch.Generator(device=device).manual_seed(seed + n)
-        pv = torch.randn(n, 1176, generator=gen, device=device).to(tdtype)
+        pv = torch.randn(n, pixel_columns(config), generator=gen, device=device).to(tdtype)
         grid = torch.tensor(grid_rows, dtype=torch.int64, device=device)
         log(f"[bench] {h}x{w}: {n} patches, float64 truth")
         with torch.inference_mode():

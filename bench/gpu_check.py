@@ -37,7 +37,7 @@ except ImportError:  # a bare machine: the few scipy functions the reference nee
 import torch  # noqa: E402
 
 import reference  # noqa: E402
-from bench.bench import bench_towers, hf_merged, hf_tower, log, rel_err, table, tower_config  # noqa: E402
+from bench.bench import bench_towers, hf_merged, hf_tower, log, pixel_columns, rel_err, table, tower_config  # noqa: E402
 from bench.bench import random_weights as torch_random_weights  # noqa: E402
 from impl import TorchTarget  # noqa: E402
 from reference.weights import random_weights  # noqa: E402
@@ -120,7 +120,7 @@ def full_size_check(report: Report, device: str, depth: int, grids) -> None:
     truth_target, bf16, fp32 = (TorchTarget(device, dt) for dt in ("float64", "bfloat16", "float32"))
     for i, grid in enumerate(grids):
         n = sum(t * h * w for t, h, w in grid)
-        pv = torch.randn(n, 1176, generator=torch.Generator(device).manual_seed(i), device=device)
+        pv = torch.randn(n, pixel_columns(cfg), generator=torch.Generator(device).manual_seed(i), device=device)
         with torch.inference_mode():
             truth = truth_target.vision_tower(pv, grid, weights, cfg)
             truth_target.clear_caches()
@@ -143,7 +143,7 @@ def profile_tower(size, device: str, depth: int) -> str:
     grid = [[1, size[0] // 14, size[1] // 14]]
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
     target = TorchTarget(device, dtype)
-    pv = torch.randn(grid[0][1] * grid[0][2], 1176, device=device)
+    pv = torch.randn(grid[0][1] * grid[0][2], pixel_columns(cfg), device=device)
     for _ in range(2):
         target.vision_tower(pv, grid, weights, cfg)
     activities = [torch.profiler.ProfilerActivity.CPU] + (

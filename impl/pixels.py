@@ -34,7 +34,8 @@ def video_frames(name: str, item) -> torch.Tensor:
 def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temporal_patch_size=2, merge_size=2,
                variant="hf", *, device="cpu", dtype=torch.float32):
     """§1: list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values (N, C*T*P*P) of dtype on
-    device, grid_thw int64 (n, 3)). Resize, rescale and normalize (one affine op), pair frames, flatten."""
+    device, grid_thw int64 (n, 3)). Resize (uint8), pair frames, flatten (uint8), then rescale and normalize
+    in one affine op that writes the float output once."""
     P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
                positive_int("merge_size", merge_size))
     if not isinstance(images, (list, tuple)):
@@ -51,17 +52,16 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
         height, width = smart_resize(H, W, P * m, min_pixels, max_pixels, variant)
         height, width = positive_int("resized height", height), positive_int("resized width", width)
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
-        planes = resize_planar(packed, height, width).view(F, C, height, width).to(work)
-        if F == 1:
-            planes = planes.expand(T, C, height, width)  # a still image: T identical frames, no copy
-        elif F % T:
+        planes = resize_planar(packed, height, width).reshape(F, C, height, width)  # uint8
+        if F > 1 and F % T:
             planes = torch.cat([planes, planes[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
-        blocks, grid = patch_blocks(planes, P, T, m)
-        # rescale + normalize as one affine op that also writes the flattened (merge-block, C T P P) layout
-        channel = (1, 1, 1, 1, 1, C, 1, 1, 1)
-        values = torch.empty(blocks.shape, dtype=work, device=device)
-        torch.addcmul(shift.view(channel), blocks, scale.view(channel), out=values)
-        rows.append(values.view(int(grid.prod()), -1).to(dtype))
+        frames_per_row = 1 if F == 1 else T  # a still image: one frame, broadcast to T identical frames below
+        blocks, grid = patch_blocks(planes, P, frames_per_row, m)
+        cells = blocks.reshape(-1, C, frames_per_row, P * P)  # uint8 in pixel_values order
+        # rescale + normalize as one affine op per channel, written straight into the (C, T, P, P) columns
+        values = torch.empty(cells.shape[0], C, T, P * P, dtype=work, device=device)
+        torch.addcmul(shift.view(1, C, 1, 1), cells.expand(-1, C, T, P * P), scale.view(1, C, 1, 1), out=values)
+        rows.append(values.view(cells.shape[0], -1).to(dtype))
         grids.append(grid)
     pixel_values = rows[0] if len(rows) == 1 else torch.cat(rows)
     return pixel_values, torch.stack(grids)

@@ -130,9 +130,10 @@ def _exact_float32(plan: AxisPlan, device: torch.device) -> bool:
     return (plan.fits_float32 and device.type == "cpu" and torch.get_float32_matmul_precision() == "highest")
 
 
-def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool = False) -> torch.Tensor:
+def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool = False,
+                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """One Pillow pass along dim 1 of a (C, in_size, M) float tensor of integers 0..255 -> (C, out_size, M),
-    or, with transposed=True, a contiguous (C, M, out_size) tensor holding the same values."""
+    or, with transposed=True, a contiguous (C, M, out_size) tensor; values in out_dtype (default x's)."""
     plan = axis_plan(in_size, out_size)
     dtype = torch.float32 if _exact_float32(plan, x.device) else torch.float64
     index, weights = _device_weights(plan, x.device, dtype)
@@ -145,9 +146,10 @@ def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool
         high, low = acc[:, :, :BLOCK], acc[:, :, BLOCK:]
         value = torch.add(high, low.add_(SPLIT // 2).floor_(), alpha=1.0 / SPLIT)
     value = value.flatten(1, 2)[:, :out_size].clamp_(0, 255).floor_()
+    out_dtype = x.dtype if out_dtype is None else out_dtype
     if not transposed:
-        return value.to(x.dtype)
-    out = torch.empty((x.shape[0], x.shape[2], out_size), dtype=x.dtype, device=x.device)
+        return value.to(out_dtype)
+    out = torch.empty((x.shape[0], x.shape[2], out_size), dtype=out_dtype, device=x.device)
     out.transpose(1, 2).copy_(value)
     return out
 
@@ -157,15 +159,21 @@ def vertical_pass_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
     return in_h - out_h > 0 and in_h - out_h > 2 * (in_w - out_w)
 
 
-def resize_planar(image: torch.Tensor, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
-    """uint8 (H, W, C) on its device -> (C, height, width) tensor of dtype holding Pillow's uint8 values."""
-    in_h, in_w = int(image.shape[0]), int(image.shape[1])
+def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 (H, W, C) on its device -> contiguous uint8 (C, height, width): Pillow's two passes in Pillow 13's
+    order, each rounded and clipped to 8 bits; a pass whose size does not change is skipped."""
+    in_h, in_w, channels = (int(s) for s in image.shape)
+    out = torch.empty((channels, height, width), dtype=torch.uint8, device=image.device)
     if vertical_pass_first(in_h, in_w, height, width):  # (C, H, W) -> (C, W, height) -> (C, height, width)
-        x = resample_dim1(image.permute(2, 0, 1).to(dtype), in_h, height, transposed=True)
-        return resample_dim1(x, in_w, width, transposed=True) if width != in_w else x.transpose(1, 2)
-    x = image.permute(2, 1, 0).to(dtype)  # (C, W, H) -> (C, H, width) -> (C, height, width)
+        x = resample_dim1(image.permute(2, 0, 1).to(torch.float32), in_h, height, transposed=True)
+        if width != in_w:
+            return resample_dim1(x, in_w, width, transposed=True, out_dtype=torch.uint8)
+        return out.copy_(x.transpose(1, 2))
+    x = image.permute(2, 1, 0).to(torch.float32)  # (C, W, H) -> (C, H, width) -> (C, height, width)
     x = resample_dim1(x, in_w, width, transposed=True) if width != in_w else x.transpose(1, 2)
-    return resample_dim1(x, in_h, height) if height != in_h else x
+    if height != in_h:
+        return resample_dim1(x, in_h, height, out_dtype=torch.uint8)
+    return out.copy_(x)
 
 
 def as_image_tensor(image, name: str = "image", device=None) -> torch.Tensor:
@@ -189,4 +197,4 @@ def resize(image, height, width):
     """§1.2: Pillow Image.resize((width, height), BICUBIC) of a uint8 (H, W, 3) image, bit for bit, on its device."""
     image = as_image_tensor(image)
     height, width = positive_int("height", height), positive_int("width", width)
-    return resize_planar(image, height, width).permute(1, 2, 0).to(torch.uint8).contiguous()
+    return resize_planar(image, height, width).permute(1, 2, 0).contiguous()

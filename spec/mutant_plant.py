@@ -113,11 +113,13 @@ def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool
 
 
 def clear_impl_caches() -> None:
-    """Forget impl's per-grid plans and prepared weights (built under or without a planted bug)."""
-    from impl import tower
-    tower._PREPARED.clear()
-    if hasattr(tower.tower_plan, "cache_clear"):
-        tower.tower_plan.cache_clear()
+    """Forget every value impl cached (lru_cache'd functions, identity caches): it may hold a planted bug's output."""
+    from impl.weights import IdentityCache
+    for mod in _impl_modules():
+        for value in list(vars(mod).values()):
+            if isinstance(value, IdentityCache) or (callable(getattr(value, "cache_clear", None))
+                                                    and getattr(value, "__module__", "").startswith("impl")):
+                value.clear() if isinstance(value, IdentityCache) else value.cache_clear()
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spec.mutant_report import MODULE_OF, as_json, discount_control_failures, matrix, write_junit
 from spec.protocol import STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = tuple(dict.fromkeys(s.module for s in STAGES))  # matrix columns: the stage groups, in pipeline order
-MODULE_OF = {s.name: s.module for s in STAGES}
 
 
 class UsageError(Exception):
@@ -48,6 +46,7 @@ class Job:
     failed_stages: list = field(default_factory=list)
     detail: str = ""
     seconds: float = 0.0
+    deselect: list = field(default_factory=list)  # tests that fail on impl unmutated (from the control)
 
 
 def parse_args(argv):
@@ -99,54 +98,95 @@ def plan(mutants, all_tests: bool) -> list[Job]:
     return jobs
 
 
-def child_env(jobs: int) -> dict:
-    """The environment of one pytest process: project on the path, threads shared out, no parent pytest state."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "VITSPEC_TARGET"))}
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])), OMP_NUM_THREADS=threads,
-               MKL_NUM_THREADS=threads, PYTHONHASHSEED="0")
-    return env
+def warm_start() -> bool:
+    """Import what every run needs once; runs are then forked from this process (where fork exists)."""
+    if not hasattr(os, "fork"):
+        return False
+    import hypothesis  # noqa: F401
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import scipy.special  # noqa: F401
+    import torch  # noqa: F401
+    import impl.pixels  # noqa: F401
+    import impl.target  # noqa: F401
+    import reference  # noqa: F401
+    import spec.mutant_catalogue  # noqa: F401
+    return True
 
 
-def pytest_command(job: Job, args, report: str, all_tests: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "pytest", "tests", "-p", "spec.mutant_plugin", "-q", "--no-header", "-p",
-           "no:cacheprovider", "-o", "addopts=", "--target", job.target, "--profile", args.profile,
-           "--maxfail", str(args.maxfail), "--mutant-report", report]
+def pytest_args(job: Job, args, report: str) -> list[str]:
+    """The pytest arguments of one run: the job's target, profile and stages, stopping after --maxfail failures."""
+    argv = ["tests", "-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=",
+            "--target", job.target, "--profile", args.profile, "--mutant-report", report]
+    if not job.control:  # a control runs every test, so that tests failing on impl itself are known
+        argv += ["--maxfail", str(args.maxfail)]
     if job.dtype and job.control:
-        cmd += ["--dtype", job.dtype]
+        argv += ["--dtype", job.dtype]
     stages = list(job.stages)
-    if all_tests and stages:  # every target test, the bug's own stages first
+    if args.all_tests and stages:  # every target test, the bug's own stages first
         stages += [s.name for s in STAGES if s.name not in stages]
-    if stages:
-        cmd += ["--mutant-stages", ",".join(stages)]
-    return cmd
+    argv += [a for nodeid in job.deselect for a in ("--deselect", nodeid)]
+    return argv + (["--mutant-stages", ",".join(stages)] if stages else [])
 
 
-def run_job(job: Job, args, env: dict, workdir: str) -> Job:
-    """Run one pytest process and classify it: control passed/failed, mutant killed/survived, or error."""
-    report = os.path.join(workdir, job.target.replace(":", "_") + f"_{job.dtype}.json")
-    start = time.monotonic()
+def threads_per_run(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def forked_pytest(argv: list[str], log: str, threads: int) -> int:
+    """Fork; the child runs pytest.main(argv) with its output in `log` and exits with pytest's code."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 3
     try:
-        done = subprocess.run(pytest_command(job, args, report, args.all_tests), cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        job.status, job.detail = "error", f"timed out after {args.timeout:.0f} s"
-        job.seconds = time.monotonic() - start
-        return job
-    job.seconds = time.monotonic() - start
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        for key in [k for k in os.environ if k.startswith("PYTEST_") or k == "VITSPEC_TARGET"]:
+            del os.environ[key]
+        import pytest
+        import torch
+        torch.set_num_threads(threads)
+        os.chdir(ROOT)
+        code = int(pytest.main(argv))
+    except BaseException:  # noqa: B036 - whatever happens, the child must exit here
+        import traceback
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def spawned_pytest(argv: list[str], log: str, threads: int) -> subprocess.Popen:
+    """A fresh interpreter running pytest (where fork is unavailable)."""
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("PYTEST_") or k == "VITSPEC_TARGET")}
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "pytest", *argv], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def classify(job: Job, rc: int, report: str, log: str) -> None:
+    """Control passed/failed, mutant killed/survived, or error (pytest could not run, or no report)."""
+    def tail():
+        with open(log, errors="replace") as f:
+            return f"pytest exit {rc}: " + " | ".join(f.read().strip().splitlines()[-4:])
     try:
         with open(report) as f:
             result = json.load(f)
     except (OSError, ValueError):
-        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        job.status, job.detail = "error", f"pytest exit {done.returncode}: " + " | ".join(tail)
-        return job
+        job.status, job.detail = "error", tail()
+        return
     failures = result["failures"]
     job.killing_tests = [f["nodeid"] for f in failures]
     job.failed_stages = sorted({s for f in failures for s in f["stages"]}, key=list(MODULE_OF).index)
-    if done.returncode not in (0, 1, 5) or (done.returncode == 1 and not failures):
-        tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-        job.status, job.detail = "error", f"pytest exit {done.returncode}: " + " | ".join(tail)
+    if rc not in (0, 1, 5) or (rc == 1 and not failures):
+        job.status, job.detail = "error", tail()
     elif job.control:
         job.status = "failed" if failures else "passed"
         job.detail = failures[0]["message"] if failures else f"{result['passed']} tests passed"
@@ -154,60 +194,47 @@ def run_job(job: Job, args, env: dict, workdir: str) -> Job:
         job.status = "killed" if failures else "survived"
         job.detail = failures[0]["message"] if failures else (
             f"{result['passed']} tests passed" if result["collected"] else "no test checks these stages")
-    return job
 
 
 def run_all(jobs: list[Job], args) -> None:
-    """Run the jobs on args.jobs processes, controls first, reporting progress on stderr."""
-    env = child_env(args.jobs)
-    with tempfile.TemporaryDirectory(prefix="vitspec-mutants-") as workdir, \
-            ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_job, job, args, env, workdir) for job in jobs]
-        for n, future in enumerate(as_completed(futures), 1):
-            job = future.result()
-            first = job.killing_tests[0] if job.killing_tests else job.detail
-            print(f"[{n}/{len(jobs)}] {job.status:8} {job.name} ({job.seconds:.1f} s) {first}", file=sys.stderr,
-                  flush=True)
+    """Run the jobs, args.jobs at a time (controls first), each in its own process; progress on stderr."""
+    fork = warm_start()
+    threads = threads_per_run(args.jobs)
+    pending, running, done = list(jobs), {}, 0
+    with tempfile.TemporaryDirectory(prefix="vitspec-mutants-") as workdir:
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                job = pending.pop(0)
+                base = os.path.join(workdir, f"{len(pending)}")
+                argv = pytest_args(job, args, base + ".json")
+                proc = forked_pytest(argv, base + ".log", threads) if fork else spawned_pytest(argv, base + ".log",
+                                                                                               threads)
+                running[proc if fork else proc.pid] = (job, proc, base, time.monotonic())
+            time.sleep(0.05)
+            for key, (job, proc, base, start) in list(running.items()):
+                rc = poll(proc, fork)
+                job.seconds = time.monotonic() - start
+                if rc is None and job.seconds > args.timeout:
+                    os.kill(key, 9)
+                    rc = poll(proc, fork, wait=True)
+                    job.status, job.detail = "error", f"timed out after {args.timeout:.0f} s"
+                if rc is None:
+                    continue
+                del running[key]
+                if job.status == "pending":
+                    classify(job, rc, base + ".json", base + ".log")
+                done += 1
+                first = job.killing_tests[0] if job.killing_tests else job.detail
+                print(f"[{done}/{len(jobs)}] {job.status:8} {job.name} ({job.seconds:.1f} s) {first}",
+                      file=sys.stderr, flush=True)
 
 
-def matrix(jobs: list[Job]) -> str:
-    """One row per mutant: X where a stage group's checks failed, . where the bug's stage held, then the verdict."""
-    width = max(len(j.name) for j in jobs)
-    head = " " * width + "  " + " ".join(c[:4].ljust(4) for c in COLUMNS) + "  result"
-    lines = [head]
-    for j in jobs:
-        failed = {MODULE_OF[s] for s in j.failed_stages}
-        declared = {MODULE_OF[s] for s in j.stages}
-        cells = ("X" if c in failed else "." if c in declared else " " for c in COLUMNS)
-        lines.append(f"{j.name:{width}}  " + " ".join(c.ljust(4) for c in cells) + f"  {j.status}"
-                     + (f": {j.detail}" if j.status in ("survived", "error", "failed") else ""))
-    return "\n".join(lines)
-
-
-def as_json(jobs: list[Job], seconds: float) -> dict:
-    from spec.mutant_catalogue import BY_NAME
-    mutants = [j for j in jobs if not j.control]
-    return {"killed": sum(j.status == "killed" for j in mutants), "total": len(mutants), "seconds": round(seconds, 1),
-            "controls": [{"name": j.name, "dtype": j.dtype, "passed": j.status == "passed", "detail": j.detail,
-                          "failed_tests": j.killing_tests} for j in jobs if j.control],
-            "mutants": [{"name": j.name, "killed": j.status == "killed", "status": j.status,
-                         "stages": list(j.stages), "bug_class": BY_NAME[j.name].bug_class,
-                         "description": BY_NAME[j.name].description, "dtype": j.dtype or "float32",
-                         "killing_tests": j.killing_tests, "failed_stages": j.failed_stages,
-                         "detail": j.detail, "seconds": round(j.seconds, 1)} for j in mutants]}
-
-
-def write_junit(path: str, jobs: list[Job]) -> None:
-    """JUnit XML: one test case per control and mutant; a surviving mutant or failed control is a failure."""
-    from xml.etree import ElementTree as ET
-    bad = [j for j in jobs if j.status not in ("killed", "passed")]
-    suite = ET.Element("testsuite", name="vitspec-mutants", tests=str(len(jobs)), failures=str(len(bad)))
-    for j in jobs:
-        case = ET.SubElement(suite, "testcase", classname="control" if j.control else "mutant", name=j.name,
-                             time=f"{j.seconds:.2f}")
-        if j in bad:
-            ET.SubElement(case, "failure", message=f"{j.status}: {j.detail}"[:500])
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+def poll(proc, fork: bool, wait: bool = False):
+    """The exit code of a finished run, else None."""
+    if not fork:
+        return proc.wait() if wait else proc.poll()
+    pid, status = os.waitpid(proc, 0 if wait else os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if pid else None
 
 
 def main(argv=None) -> int:
@@ -225,6 +252,15 @@ def main(argv=None) -> int:
     jobs = plan(mutants, args.all_tests)
     start = time.monotonic()
     run_all(jobs, args)
+    discount_control_failures(jobs)
+    rerun = [j for j in jobs if j.status == "unverified"]
+    if rerun:  # the control fails some tests: run these mutants again without them
+        broken = {c.dtype: c.killing_tests for c in jobs if c.control}
+        for j in rerun:
+            j.status, j.deselect = "pending", broken[j.dtype or "float32"]
+        print(f"rerunning {len(rerun)} mutants without the {sum(map(len, broken.values()))} tests that fail on "
+              "impl unmutated", file=sys.stderr)
+        run_all(rerun, args)
     seconds = time.monotonic() - start
     out = sys.stderr if args.json == "-" else sys.stdout
     controls, mutant_jobs = [j for j in jobs if j.control], [j for j in jobs if not j.control]

@@ -2,6 +2,8 @@
 num_image_tokens (SPEC-NOTES §1, §2, §4 and the §7 classes "Preprocessing" and "Layout")."""
 from __future__ import annotations
 
+import torch
+
 from spec.mutant_plant import Mutant, Swap, edit
 from spec.validate import shape_of
 
@@ -31,6 +33,22 @@ def first_size_for_all(smart_resize):
             first.append(smart_resize(*args, **kwargs))
         return first[0]
     return first_size
+
+
+def padded_with_first_frame(video_frames):
+    """Bug class "video padding wrong": an odd-length video padded by repeating its FIRST frame."""
+    def frames(name, item):
+        x = video_frames(name, item)
+        return torch.cat([x, x[:1]]) if x.shape[0] > 1 and x.shape[0] % 2 else x
+    return frames
+
+
+def padded_when_even(video_frames):
+    """Bug class "video padding count wrong for some frame counts": pad = T - F % T, a whole extra pair when even."""
+    def frames(name, item):
+        x = video_frames(name, item)
+        return torch.cat([x, x[-1:].expand(2, *x.shape[1:])]) if x.shape[0] > 1 and x.shape[0] % 2 == 0 else x
+    return frames
 
 
 def channels_reversed(affine_constants):
@@ -69,6 +87,14 @@ MUTANTS = (
            "the max_pixels branch computes beta from the rounded size h'·w' instead of the original h·w",
            (edit("impl.resize.smart_resize", "beta = math.sqrt(h * w / hi)",
                  "beta = math.sqrt(h_bar * w_bar / hi)"),)),
+    Mutant("smart_resize_ceil_branch_floored", RESIZE, "wrong rounding in the min_pixels branch",
+           "the min_pixels branch floors h·beta/28 instead of taking the ceiling: small images end below min_pixels",
+           (edit("impl.resize.smart_resize", "math.ceil(h * beta / f) * f, math.ceil(w * beta / f) * f",
+                 "math.floor(h * beta / f) * f, math.floor(w * beta / f) * f"),)),
+    Mutant("smart_resize_ratio_200_refused", ("smart_resize", "preprocess"), "crashes on valid sizes",
+           "an aspect ratio of exactly 200 is refused (>= instead of >)",
+           (edit("impl.resize.smart_resize", "if max(h, w) > MAX_ASPECT_RATIO * min(h, w):",
+                 "if max(h, w) >= MAX_ASPECT_RATIO * min(h, w):"),)),
     Mutant("smart_resize_height_width_swapped", RESIZE, "width/height swapped",
            "smart_resize computes the size of the transposed image (called with width, height)",
            (Swap("impl.resize.smart_resize", sides_swapped),)),
@@ -76,6 +102,13 @@ MUTANTS = (
            "bicubic always runs the horizontal pass first (Pillow <= 12); Pillow 13 runs the vertical pass first "
            "when the height shrinks much more than the width",
            (Swap("impl.resize.vertical_pass_first", lambda _: lambda *a: False),)),
+    Mutant("resize_bicubic_a_075", ("resize", "preprocess"), "resampling differs from Pillow",
+           "the cubic kernel with a = -0.75 (OpenCV, torch) instead of Pillow's a = -0.5",
+           (edit("impl.resize.pillow_weights", "(1.5 * x - 2.5) * x * x + 1", "(1.25 * x - 2.25) * x * x + 1",
+                 ("((x - 5) * x + 8) * x - 4) * -0.5", "((x - 5) * x + 8) * x - 4) * -0.75")),)),
+    Mutant("resize_no_antialias", ("resize", "preprocess"), "resampling differs from Pillow",
+           "downscaling without widening the kernel (no antialias): the filter support stays 2 input pixels",
+           (edit("impl.resize.pillow_weights", "filterscale = max(scale, 1.0)", "filterscale = 1.0"),)),
     Mutant("preprocess_resized_transposed", ("preprocess",), "width/height swapped",
            "the image is resampled to (width, height) and the buffer viewed as (height, width): non-square images "
            "come out scrambled with the right shape",
@@ -86,7 +119,13 @@ MUTANTS = (
            (Swap("impl.pixels.smart_resize", first_size_for_all, everywhere=False),)),
     Mutant("preprocess_video_pads_first_frame", ("preprocess",), "video frame padding wrong",
            "an odd-length video is padded by repeating its FIRST frame instead of its last",
-           (edit("impl.pixels.preprocess", "[-1:].expand(", "[:1].expand("),)),
+           (Swap("impl.pixels.video_frames", padded_with_first_frame),)),
+    Mutant("preprocess_video_pads_even_lengths", ("preprocess",), "video frame padding count wrong",
+           "the padding count is T - F % T, so an even-length video gets a whole extra pair of its last frame",
+           (Swap("impl.pixels.video_frames", padded_when_even),)),
+    Mutant("preprocess_rescale_256", ("preprocess",), "wrong rescale constant",
+           "pixels rescaled by 1/256 instead of 1/255 before the CLIP normalization",
+           (edit("impl.pixels.affine_constants", "1.0 / (255.0 * std)", "1.0 / (256.0 * std)"),)),
     Mutant("preprocess_channels_reversed", ("preprocess",), "channel-swapped columns",
            "CLIP mean and std applied in BGR order to RGB pixels",
            (Swap("impl.pixels.affine_constants", channels_reversed),)),

@@ -96,12 +96,10 @@ def pick(i: int, names: tuple, rules: tuple, choices):
 
 
 def one(i, make, error, names, rules, label):
-    """Replace argument i by make(draw, old)."""
     return pick(i, names, rules, [(label, make, error)])
 
 
-def to_dtype(draw, a, dtypes):
-    """a as one of dtypes (integers from a * 50 rounded; complex with a non-zero imaginary part)."""
+def to_dtype(draw, a, dtypes):  # integers: a * 50 rounded; complex: a non-zero imaginary part
     dtype = draw(st.sampled_from(dtypes))
     return (a + 1j * (a != 0)).astype(dtype) if dtype.startswith("complex") else np.round(a * 50).astype(dtype)
 
@@ -138,18 +136,17 @@ def grid_breakage(i: int, rows_of=None):
             grid, rules = draw(st.sampled_from([grid[:, :2], np.c_[grid, grid], grid[:0], grid[0, :2]])), ("shape",)
         args[i] = grid
         if rows_of is not None and how in ("odd", "non-positive"):
-            count = int(np.prod(np.clip(grid, 0, None), axis=1).sum())
-            args[rows_of] = np.resize(args[rows_of], (count, args[rows_of].shape[1]))
+            args[rows_of] = np.resize(args[rows_of], (int(np.prod(np.clip(grid, 0, None), axis=1).sum()), 1176))
         return error, ("grid_thw",), rules, f"grid_thw {how}: {grid.tolist()}"
     return breakage
 
 
-def params_breakage(i: int, name: str, strip: str = ""):
+def params_breakage(i: int, name: str, how: str, strip: str = ""):
     """A weights dict with a key missing, of the wrong shape (input axis one short, vector one longer) or of a
     non-float dtype, or a list instead of a dict (strip: a key prefix the stage drops when it checks a sub-dict)."""
     def breakage(draw, args):
         params = dict(args[i])
-        key, how = draw(st.sampled_from(sorted(params))), draw(st.sampled_from(["missing", "shape", "dtype", "list"]))
+        key = draw(st.sampled_from(sorted(params)))
         short, a = key.removeprefix(strip), params[key]
         if how == "missing":
             del params[key]
@@ -170,10 +167,9 @@ def params_breakage(i: int, name: str, strip: str = ""):
 def item(make, error, rules, label, names=None):
     """Replace one item of the images list; the message must name images[k] (or `names`)."""
     def breakage(draw, args):
-        items, k = list(args[0]), draw(st.integers(0, len(args[0]) - 1))
-        items[k] = make(draw, items[k])
-        args[0] = items
-        return error, names or (f"images[{k}]",), rules, f"images[{k}]: {label} {np.shape(items[k])}"
+        k = draw(st.integers(0, len(args[0]) - 1))
+        args[0] = [make(draw, a) if j == k else a for j, a in enumerate(args[0])]
+        return error, names or (f"images[{k}]",), rules, f"images[{k}]: {label} {np.shape(args[0][k])}"
     return breakage
 
 
@@ -256,7 +252,7 @@ KINDS: dict[str, dict[str, object]] = {
     "apply_rotary": {"x shape": reshaped(0, "x"), "cos shape": reshaped(1, "cos", (0, 1)),
                      "x dtype": float_array(0, "x")},
     "attention": {
-        "v shape": one(2, lambda d, v: np.concatenate([v, v[:, :, :1]], axis=d(st.integers(1, 2))), ValueError,
+        "v shape": one(2, lambda d, v: np.repeat(v, 2, axis=d(st.integers(1, 2))), ValueError,
                        ("q", "k", "v"), ("same shape",), "v with another head count or head_dim"),
         "cu values": one(3, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
         "cu dtype": one(3, lambda d, c: c.astype(d(st.sampled_from(["float64", "float32"]))), TypeError,
@@ -266,18 +262,18 @@ KINDS: dict[str, dict[str, object]] = {
     "rms_norm": {"x shape": reshaped(0, "x"), "weight shape": reshaped(1, "weight", (0,)),
                  "weight dtype": float_array(1, "weight", ("complex128", "int64", "bool")),
                  "eps": value_of([(2, "eps")], BAD_EPS)},
-    "mlp": {"params": params_breakage(1, "params"), "x dtype": float_array(0, "x")},
+    "mlp": {"x dtype": float_array(0, "x")},
     "vision_block": {
-        "params": params_breakage(1, "params", "mlp."), "num_heads": value_of([(5, "num_heads")]),
+        "num_heads": value_of([(5, "num_heads")]),
         "heads divide": one(5, lambda d, _: d(st.sampled_from([3, 5, 7])), ValueError, ("num_heads",), ("divide",),
                             "num_heads does not divide hidden"),
         "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
         "cos shape": reshaped(3, "cos", (0, 1)), "eps": value_of([(6, "eps")], BAD_EPS)},
-    "merger": {"params": params_breakage(1, "params"), "size": value_of([(2, "merge_size")]),
+    "merger": {"size": value_of([(2, "merge_size")]),
                "rows": one(0, lambda d, x: x[:-d(st.integers(1, 3))], ValueError, ("x",), ("multiple",), "x rows"),
                "eps": value_of([(3, "eps")], BAD_EPS)},
     "vision_tower": {
-        "grid": grid_breakage(1, rows_of=0), "weights": params_breakage(2, "weights"),
+        "grid": grid_breakage(1, rows_of=0),
         "rows": one(0, lambda d, pv: pv[:-d(st.integers(1, 4))] if d(st.booleans()) else np.vstack([pv, pv[:3]]),
                     ValueError, ("pixel_values",), ("rows",), "rows not one per patch"),
         "row width": one(0, lambda d, pv: np.resize(pv, (len(pv), d(st.sampled_from([588, 1175, 1177])))),
@@ -285,6 +281,10 @@ KINDS: dict[str, dict[str, object]] = {
         "pixel dtype": float_array(0, "pixel_values"),
         "config": pick(3, ("config",), ("missing", "depth", "integer", "divide", "dict"), CONFIGS)},
 }
+for _stage, _i, _name, _strip in (("mlp", 1, "params", ""), ("vision_block", 1, "params", "mlp."),
+                                  ("merger", 1, "params", ""), ("vision_tower", 2, "weights", "")):
+    KINDS[_stage].update({f"{_name} {how}": params_breakage(_i, _name, how, _strip)
+                          for how in ("missing", "shape", "dtype", "list")})
 
 
 @st.composite

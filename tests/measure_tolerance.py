@@ -88,6 +88,50 @@ def planted_bugs():
     ]
 
 
+def planted_low_precision(dtype: str):
+    """(stage, name, target) triples in a low-precision dtype: the baseline with one precision bug."""
+    import torch
+    from tests import baseline as B
+    td = B.TORCH[dtype]
+
+    class Planted:
+        name, device = "planted", "cpu"
+
+        def __init__(self, **stages):
+            self.dtype = dtype
+            self.__dict__.update(stages)
+
+    def cos_sin_low(pos, head_dim, theta=10000.0):
+        inv = (1.0 / theta ** (torch.arange(0, head_dim // 2, 2, dtype=torch.float32) / (head_dim // 2))).to(td)
+        p = torch.as_tensor(np.asarray(pos)).to(td)
+        half = torch.cat([p[:, :1] * inv, p[:, 1:] * inv], dim=1)
+        return B.out(torch.cat([half, half], 1).cos()), B.out(torch.cat([half, half], 1).sin())
+
+    def rms_low(x, w, eps=1e-6):
+        x = B.cast(x, dtype)
+        return B.out(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * B.cast(w, dtype))
+
+    def attention_low_softmax(q, k, v, cu):
+        q, k, v = (B.cast(a, dtype) for a in (q, k, v))
+        result = torch.zeros_like(q)
+        for a, b in zip(cu[:-1], cu[1:]):
+            qs, ks, vs = (t[a:b].transpose(0, 1) for t in (q, k, v))
+            p = torch.softmax(qs @ ks.transpose(1, 2) / np.sqrt(q.shape[-1]), dim=-1)  # softmax in the dtype
+            result[a:b] = (p @ vs).transpose(0, 1)
+        return B.out(result)
+
+    def rope_low(x, cos, sin):
+        x = B.cast(x, dtype)
+        c, s = (B.cast(a, dtype)[:, None] for a in (cos, sin))
+        h = x.shape[-1] // 2
+        return B.out(x * c + torch.cat([-x[..., h:], x[..., :h]], -1) * s)
+
+    return [("rotary_cos_sin", f"inv_freq and positions in {dtype}", Planted(rotary_cos_sin=cos_sin_low)),
+            ("rms_norm", f"RMSNorm statistics in {dtype}", Planted(rms_norm=rms_low)),
+            ("attention", f"softmax in {dtype}", Planted(attention=attention_low_softmax)),
+            ("apply_rotary", f"rotation in {dtype}", Planted(apply_rotary=rope_low))]
+
+
 def run(target, stages, examples: int, records) -> None:
     import importlib
     settings.register_profile("measure", deadline=None, derandomize=False, database=None, max_examples=examples)
@@ -111,6 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--examples", type=int, default=200)
     p.add_argument("--stages", default=",".join(TESTS))
     p.add_argument("--planted", action="store_true", help="measure the planted bugs instead of the target")
+    p.add_argument("--planted-low", metavar="DTYPE", help="measure the low-precision planted bugs in DTYPE")
     args = p.parse_args(argv)
     from spec.verify import configured_target
     if args.planted:
@@ -120,6 +165,14 @@ def main(argv=None) -> int:
             e = np.array([r[0] for r in records[stage]])
             print(f"{stage:16} planted {name:32} normalized error: min {e.min():.3g}  median {np.median(e):.3g}  "
                   f"max {e.max():.3g}  (tolerance c = {T.TABLE[stage].c})")
+        return 0
+    if args.planted_low:
+        for stage, name, target in planted_low_precision(args.planted_low):
+            records = defaultdict(list)
+            run(target, [stage], max(10, args.examples // 10), records)
+            r = np.array([row[1] for row in records[stage]])
+            print(f"{stage:16} planted {name:32} target / baseline: min {r.min():.3g}  median {np.median(r):.3g}  "
+                  f"max {r.max():.3g}  (factor {T.TABLE[stage].factor})")
         return 0
     target = configured_target(args.target, args.device, args.dtype)
     records = defaultdict(list)

@@ -154,3 +154,14 @@ def test_batch_check_rejects_one_segment_for_the_batch():
     check_batch_equals_separate(ref_block.vision_block, config, 0, [(1, 4, 6), (2, 6, 4)], "float32")
     with pytest.raises(AssertionError, match="differs from its images"):
         check_batch_equals_separate(block_without_mask, config, 0, [(1, 4, 6), (2, 6, 4)], "float32")
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("rms_norm")
+def test_rms_norm_tolerance_rejects_eps_1e_5():
+    """The float32 tolerance catches RMSNorm with eps 1e-5 (a LayerNorm default) on rows of small magnitude."""
+    x, w = rows_with_scales(3, 20, 64), 1.0 + 0.1 * S.normal(4, 64)
+    ref = ref_block.rms_norm(x, w, EPS)
+    assert_close("rms_norm", ref_block.rms_norm(x, w, EPS), ref, K=64, magnitude=np.abs(ref), dtype="float32")
+    with pytest.raises(AssertionError, match="exceeds the tolerance"):
+        assert_close("rms_norm", ref_block.rms_norm(x, w, 1e-5), ref, K=64, magnitude=np.abs(ref), dtype="float32")

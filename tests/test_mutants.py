@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +27,7 @@ CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40
                       fullatt_block_indexes=(1,))
 WEIGHTS = random_weights(CONFIG, seed=0)
 GRIDS = [(2, 8, 12), (1, 20, 12)]  # a video, then a non-square image larger than one window
+ROOT = Path(__file__).resolve().parent.parent
 EPS = {"float32": 2.0 ** -23, "bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}
 
 
@@ -49,9 +53,10 @@ def _rope_inputs():
 
 WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug classes show
     "smart_resize": lambda t: [t.smart_resize(*a) for a in [(70, 280), (126, 98), (300, 40), (42, 1000, 28, 3136, 40000),
-                                                            (15, 3000, 28, 3136, 80000)]],
-    "resize": lambda t: t.resize(_image(93, 13), 31, 7),
-    "preprocess": lambda t: t.preprocess([_image(70, 98), np.stack([_image(60, 50, s) for s in (1, 2, 3)])]),
+                                                            (15, 3000, 28, 3136, 80000), (20, 30), (1, 200)]],
+    "resize": lambda t: [t.resize(_image(93, 13), 31, 7), t.resize(_image(50, 60), 20, 70)],
+    "preprocess": lambda t: t.preprocess([_image(70, 98), np.stack([_image(60, 50, s) for s in (1, 2, 3)]),
+                                          np.stack([_image(30, 40, s) for s in (4, 5)])]),
     "patchify": lambda t: t.patchify(_rng(4).standard_normal((2, 3, 56, 84))),
     "patch_embed": lambda t: t.patch_embed(_rng(5).standard_normal((8, 1176)), WEIGHTS["patch_embed.proj.weight"]),
     "rotary_position_ids": lambda t: t.rotary_position_ids(GRIDS),
@@ -153,13 +158,16 @@ def test_planting_a_vanished_site_is_an_error():
 @pytest.mark.skipif(RUN["target"] != "impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
                     reason="the mutant gate measures the suite, once, with impl:TARGET")
 def test_every_mutant_is_killed(tmp_path):
-    """`vitspec mutants` with the mutation profile: the control passes and no mutant survives."""
-    from spec.mutants import main
+    """`vitspec mutants` with the mutation profile: the controls pass and no mutant survives."""
     report = tmp_path / "mutants.json"
-    rc = main(["--profile", "mutation", "--json", str(report), "-j", str(os.cpu_count() or 1)])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    done = subprocess.run([sys.executable, "-m", "spec.cli", "mutants", "--profile", "mutation", "--json", str(report),
+                           "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(report.read_text())
-    failed_controls = [c["name"] + ": " + c["detail"] for c in result["controls"] if not c["passed"]]
+    failed_controls = [f"{c['name']}: {c['failed_tests'][:3]}" for c in result["controls"] if not c["passed"]]
     assert not failed_controls, f"impl unmutated fails its own tests, the gate means nothing: {failed_controls}"
     survivors = [f"{m['name']} ({m['status']}: {m['detail']})" for m in result["mutants"] if not m["killed"]]
     assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
-    assert rc == 0
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == f"killed {result['total']}/{result['total']}"

@@ -131,7 +131,7 @@ def test_pass_order_is_a_recorded_pillow_version_difference():
 @settings(deadline=None)
 @given(case=resize_cases())
 @example(case=(93, 13, 31, 7, "random", 1))
-@example(case=(400, 40, 3, 30, "checkerboard", 5))  # 133x downscale: the float64 path
+@example(case=(400, 40, 3, 30, "checkerboard", 5))  # 133x downscale: the float64 matmul
 def test_impl_resize_equals_reference(case):
     h, w, oh, ow, pattern, seed = case
     image = make_image(seed, h, w, pattern)
@@ -141,7 +141,7 @@ def test_impl_resize_equals_reference(case):
 
 
 @pytest.mark.stage("resize")
-def test_impl_resize_full_hd_and_both_matmul_paths():
+def test_impl_resize_full_hd_and_both_precisions():
     image = make_image(0, 1080, 1920, "random")
     assert np.array_equal(ir.resize(torch.from_numpy(image), 1092, 1932).numpy(), rr.resize(image, 1092, 1932))
     assert ir.axis_plan(1920, 1932).fits_float32 and not ir.axis_plan(4000, 28).fits_float32

@@ -89,7 +89,7 @@ def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim)
     cos, sin = stage("rotary_cos_sin")(position_ids, head_dim)
     ref_cos, ref_sin = ref_rope.rotary_cos_sin(position_ids, head_dim)
     base = lambda: baseline.rotary_cos_sin(position_ids, head_dim, dtype)  # noqa: E731
-    mag = T.angle(position_ids, head_dim)
+    mag = T.angle(position_ids, head_dim, dtype)
     ctx = dict(position_ids=position_ids[:6], head_dim=head_dim)
     assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[0],
                  output="cos", **ctx)

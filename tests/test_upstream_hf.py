@@ -73,7 +73,7 @@ def test_hf_rope_equals_reference(hf, grid_thw, head_dim, seed):
     pos = ref_rope.rotary_position_ids(grid_thw)
     cos, sin = hf.HFTarget().rotary_cos_sin(pos, head_dim)
     ref_cos, ref_sin = ref_rope.rotary_cos_sin(pos, head_dim)
-    mag = T.angle(pos, head_dim)
+    mag = T.angle(pos, head_dim, "float64")
     assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype="float64", grid_thw=grid_thw, oracle="hf")
     assert_close("rotary_cos_sin", sin, ref_sin, K=1, magnitude=mag, dtype="float64", grid_thw=grid_thw, oracle="hf")
     x = S.normal(seed, (len(pos), 2, head_dim))
