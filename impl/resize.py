@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ def pillow_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]
     return first, np.trunc(np.where(w < 0, scaled - 0.5, scaled + 0.5)).astype(np.int64)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AxisPlan:
     """Banded weights of one axis: outputs [b*BLOCK, (b+1)*BLOCK) read input rows starts[b] + [0, span)."""
 
@@ -86,12 +86,18 @@ class AxisPlan:
     span: int
     weights: np.ndarray  # int64 (blocks, BLOCK, span)
     fits_float32: bool
+    on_device: dict = field(default_factory=dict, repr=False)  # (device, dtype) -> (row index, weights)
+
+
+def axis_plan(in_size: int, out_size: int) -> AxisPlan:
+    """The banded matrix of one (in_size, out_size) pair, cached (per weight function: a replaced
+    pillow_weights, such as a planted mutant, never reuses another function's tables)."""
+    return _axis_plan(in_size, out_size, pillow_weights)
 
 
 @functools.lru_cache(maxsize=128)
-def axis_plan(in_size: int, out_size: int) -> AxisPlan:
-    """The banded matrix of one (in_size, out_size) pair, cached."""
-    first, w = pillow_weights(in_size, out_size)
+def _axis_plan(in_size: int, out_size: int, weights_of) -> AxisPlan:
+    first, w = weights_of(in_size, out_size)
     blocks = -(-out_size // BLOCK)
     last = np.minimum(np.arange(blocks) * BLOCK + BLOCK, out_size) - 1
     starts = first[np.arange(blocks) * BLOCK]
@@ -109,21 +115,18 @@ def axis_plan(in_size: int, out_size: int) -> AxisPlan:
     return AxisPlan(out_size, starts, span, dense.reshape(blocks, BLOCK, span), bool(fits))
 
 
-_DEVICE_TABLES: dict = {}
-
-
 def _device_weights(plan: AxisPlan, device: torch.device, dtype: torch.dtype):
     """(index of the input rows each block reads, weights) on the device; float32 stacks hi over lo."""
-    key = (plan.out_size, plan.starts.tobytes(), plan.span, str(device), dtype)
-    if key not in _DEVICE_TABLES:
+    key = (str(device), dtype)
+    if key not in plan.on_device:
         index = torch.from_numpy((plan.starts[:, None] + np.arange(plan.span)).reshape(-1)).to(device)
         if dtype == torch.float64:
             weights = torch.from_numpy(plan.weights.astype(np.float64))
         else:
             hi = (plan.weights + SPLIT // 2) // SPLIT
             weights = torch.from_numpy(np.concatenate([hi, plan.weights - SPLIT * hi], axis=1) / SPLIT)
-        _DEVICE_TABLES[key] = (index, weights.to(device=device, dtype=dtype))
-    return _DEVICE_TABLES[key]
+        plan.on_device[key] = (index, weights.to(device=device, dtype=dtype))
+    return plan.on_device[key]
 
 
 def _exact_float32(plan: AxisPlan, device: torch.device) -> bool:

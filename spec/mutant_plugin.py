@@ -10,7 +10,9 @@ import json
 
 import pytest
 
-from spec.protocol import STAGE_NAMES
+from spec.protocol import STAGE_NAMES, STAGES
+
+OWN_FILE = {s.name: f"test_{s.module}.py" for s in STAGES}  # where a stage's own checks live
 
 STATE: dict = {"failures": [], "passed": 0, "skipped": 0}  # this run's results (one pytest session per process)
 
@@ -56,7 +58,7 @@ def pytest_collection_modifyitems(session, config, items):
         ok = checks_target(item) and (not wanted or bool(set(stages_of(item)) & set(wanted)))
         (keep if ok else drop).append(item)
     if wanted:
-        keep.sort(key=lambda it: min(wanted.index(s) for s in stages_of(it) if s in wanted))
+        keep.sort(key=lambda it: order_key(it, wanted))
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
@@ -64,6 +66,14 @@ def pytest_collection_modifyitems(session, config, items):
     if path:
         with open(path, "w") as f:
             json.dump({it.nodeid: stages_of(it) for it in keep}, f)
+
+
+def order_key(item, wanted: list[str]) -> tuple[int, int]:
+    """The first wanted stage first; within a stage its own test file, then the regressions, then the rest."""
+    name = item.path.name
+    rank = min(wanted.index(s) for s in stages_of(item) if s in wanted)
+    own = any(OWN_FILE[s] == name for s in stages_of(item) if s in wanted)
+    return rank, 0 if own else 1 if name == "test_mutant_regressions.py" else 2
 
 
 def pytest_runtest_logreport(report):

@@ -208,11 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted(r for r, c in table["target"].items() if c["not covered"])
     nodes = Counter(kind for kind, _ in collector.outcome.values())
     verdict = "PASS" if nodes["failed"] == 0 and code in (0, 1) and collector.outcome else "FAIL"
+    if not collector.outcome:
+        print("\nFAIL: no checks ran" + (f" (-k {args.keyword!r} selected none)" if args.keyword else ""))
+        return 1
     print(f"\n{verdict}: {len(collector.outcome)} tests: {nodes['passed']} passed, {nodes['failed']} failed, "
           f"{nodes['not covered']} not covered" + (f" (stages {', '.join(missing)})" if missing else "")
           + f", {nodes['skipped']} skipped; profile {args.profile}")
-    if not collector.outcome:
-        print("vitspec verify: no checks ran", file=sys.stderr)
     return 0 if verdict == "PASS" else 1
 
 

@@ -81,7 +81,7 @@ def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: 
     x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window)
     heads = config["num_heads"]
     a, b = int(cu[segment]), int(cu[segment + 1])
-    before = block(x, params, cu, cos, sin, heads, EPS)
+    before = to_numpy(block(x, params, cu, cos, sin, heads, EPS))
     x2 = x.copy()
     x2[a:b] = 3.0 * x2[a:b][::-1] + 0.5
     after = block(x2, params, cu, cos, sin, heads, EPS)

@@ -141,7 +141,7 @@ def test_impl_resize_equals_reference(case):
 
 
 @pytest.mark.stage("resize")
-def test_impl_resize_full_hd_and_both_precisions():
+def test_impl_resize_full_hd_and_both_matmul_paths():
     image = make_image(0, 1080, 1920, "random")
     assert np.array_equal(ir.resize(torch.from_numpy(image), 1092, 1932).numpy(), rr.resize(image, 1092, 1932))
     assert ir.axis_plan(1920, 1932).fits_float32 and not ir.axis_plan(4000, 28).fits_float32

@@ -78,11 +78,18 @@ TABLE: dict[str, Tolerance] = {t.stage: t for t in (
 )}
 
 
+def f64(x) -> np.ndarray:
+    """An array or torch tensor (any dtype, any device) as float64 NumPy."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def normalized_error(out, ref, K: int, magnitude, dtype: str) -> np.ndarray:
     """|out - ref| / (eps(dtype) * sqrt(K) * magnitude), elementwise (NaN and infinity count as infinite)."""
-    err = np.abs(np.asarray(out, dtype=np.float64) - np.asarray(ref, dtype=np.float64))
+    err = np.abs(f64(out) - f64(ref))
     err = np.where(np.isfinite(err), err, np.inf)
-    scale = EPS[dtype] * np.sqrt(float(K)) * np.broadcast_to(np.asarray(magnitude, dtype=np.float64), err.shape)
+    scale = EPS[dtype] * np.sqrt(float(K)) * np.broadcast_to(f64(magnitude), err.shape)
     return err / np.maximum(scale, np.finfo(np.float64).tiny)
 
 
@@ -100,13 +107,13 @@ def allowed(stage: str, dtype: str, K: int, baseline_error: float | None = None)
 
 def terms(x, weight) -> np.ndarray:
     """For out = x @ weight.T: sqrt(sum_k (x_k w_k)^2) per output element."""
-    x, weight = np.asarray(x, dtype=np.float64), np.asarray(weight, dtype=np.float64)
+    x, weight = f64(x), f64(weight)
     return np.sqrt((x * x) @ (weight * weight).T)
 
 
 def row_rms(ref) -> np.ndarray:
     """The rms of each row of the reference output (over all axes but the first), shaped (N, 1, ...)."""
-    ref = np.asarray(ref, dtype=np.float64)
+    ref = f64(ref)
     axes = tuple(range(1, ref.ndim))
     return np.sqrt(np.mean(ref * ref, axis=axes, keepdims=True))
 
@@ -122,14 +129,14 @@ def angle(position_ids, head_dim: int, dtype: str = "float32", theta: float = 10
 
 def pair(x) -> np.ndarray:
     """The norm of each element's rotation pair (x_i, x_{i + d/2}) for x (N, heads, d)."""
-    x = np.asarray(x, dtype=np.float64)
+    x = f64(x)
     return np.sqrt(x * x + np.roll(x, x.shape[-1] // 2, axis=-1) ** 2)
 
 
 def attention_scale(q, k, v, cu_seqlens) -> np.ndarray:
     """Per token and head: rms(v) * (1 + rms(q) * rms(k)) over the token's segment. A score q.k/sqrt(d) carries an
     error of about eps * rms(q) * rms(k) * sqrt(d), which moves the output by that much times |v|."""
-    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    q, k, v = (f64(a) for a in (q, k, v))
     out = np.empty(v.shape[:2] + (1,))
     cu = np.asarray(cu_seqlens)
     rms = lambda a: np.sqrt(np.mean(a * a, axis=(0, 2)))  # noqa: E731
