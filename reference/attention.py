@@ -35,6 +35,8 @@ def attention(q, k, v, cu_seqlens):
     scale = 1.0 / np.sqrt(q.shape[2])
     out = np.zeros_like(q)
     for a, b in zip(cu[:-1], cu[1:]):
+        if a == b:  # a zero-length segment holds no token: nothing to attend
+            continue
         for h in range(q.shape[1]):
             weights = softmax(q[a:b, h] @ k[a:b, h].T * scale)
             out[a:b, h] = weights @ v[a:b, h]

@@ -49,8 +49,8 @@ def outcome(fn, args) -> dict:
             result, error = fn(*mine), None
         except Exception as e:  # noqa: BLE001 - every exception class is a finding here
             result, error = None, e
-    return {"error": error, "result": result, "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
-            "mutated": not same(mine, args)}
+    found = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    return {"error": error, "result": result, "warnings": found, "mutated": not same(mine, args)}
 
 
 def names_in(message: str, names) -> list[str]:
@@ -148,7 +148,8 @@ def test_prompt_with_other_pad_count_is_rejected(grid, pads, text, data):
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("fn", [lambda ids: expand_image_pads(ids, [[1, 2, 2]]), lambda ids: check_image_tokens(ids, 1)],
+@pytest.mark.parametrize("fn", [lambda ids: expand_image_pads(ids, [[1, 2, 2]]),
+                                lambda ids: check_image_tokens(ids, 1)],
                          ids=["expand_image_pads", "check_image_tokens"])
 @pytest.mark.parametrize("token,error", [(IMAGE_PAD_ID + 0.5, TypeError), ("x", TypeError), (None, TypeError),
                                          (-1, ValueError), (float(IMAGE_PAD_ID), TypeError)])

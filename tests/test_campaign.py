@@ -5,8 +5,9 @@
 runs the property suite 20 times against the configured target (--target, default impl:TARGET), each run with its
 own fresh Hypothesis example database (so a failure is saved there and replays with VITSPEC_HYPOTHESIS_DB=<dir>),
 and reports runs, generated examples, and every failure as consistent (every run) or intermittent (a flake).
-The mutant gate is left out (VITSPEC_SKIP_MUTANTS=1). Options by environment: VITSPEC_CAMPAIGN_WORKERS (pytest-xdist workers per run, default 2),
-VITSPEC_CAMPAIGN_ARGS (extra pytest arguments, e.g. "-k 'not cli'"), VITSPEC_CAMPAIGN_DIR (where runs are kept).
+The mutant gate is left out (VITSPEC_SKIP_MUTANTS=1). Options by environment: VITSPEC_CAMPAIGN_WORKERS
+(pytest-xdist workers per run, default 2), VITSPEC_CAMPAIGN_ARGS (extra pytest arguments, e.g. "-k 'not cli'"),
+VITSPEC_CAMPAIGN_DIR (where runs are kept).
 The default run checks the runner itself and the shared example database (docs/FUZZING.md) on planted tests.
 """
 from __future__ import annotations
@@ -65,8 +66,8 @@ def run_once(k: int, workdir: Path, paths, args=(), workers: int = 2, env=None) 
     db, xml = workdir / f"db-{k}", workdir / f"run-{k}.xml"
     argv = [sys.executable, "-m", "pytest", *paths, "--profile", "nightly", "-q", "-p", "no:cacheprovider",
             "--hypothesis-show-statistics", f"--junitxml={xml}", *(["-n", str(workers)] if workers > 1 else []), *args]
-    env = dict(os.environ, VITSPEC_SKIP_MUTANTS="1", **(env or {}), VITSPEC_HYPOTHESIS_DB=str(db), VITSPEC_CAMPAIGN_RUN=str(k),
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, VITSPEC_SKIP_MUTANTS="1", **(env or {}), VITSPEC_HYPOTHESIS_DB=str(db),
+               VITSPEC_CAMPAIGN_RUN=str(k), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("VITSPEC_CAMPAIGN", None)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
@@ -189,8 +190,8 @@ def test_shared_database_replays_a_failure_first(tmp_path):
     base = dict(os.environ, **env, VITSPEC_HYPOTHESIS_DB=str(shared),
                 PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for run in ("A", "B"):
-        done = subprocess.run(argv + ["--profile", "nightly", "-n", "2"], cwd=tmp_path, env=dict(base, VITSPEC_CAMPAIGN_RUN=run),
-                              capture_output=True, text=True)
+        done = subprocess.run(argv + ["--profile", "nightly", "-n", "2"], cwd=tmp_path,
+                              env=dict(base, VITSPEC_CAMPAIGN_RUN=run), capture_output=True, text=True)
         assert done.returncode == 1 and "x=150000" in done.stdout, done.stdout[-2000:]
     assert any(shared.rglob("*")), "the nightly run saved nothing in VITSPEC_HYPOTHESIS_DB"
     found, replayed = first_examples(tmp_path / "examples.log", "A"), first_examples(tmp_path / "examples.log", "B")

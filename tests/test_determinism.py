@@ -121,7 +121,8 @@ def test_batch_check_catches_a_leak():
     weights, pixels = random_weights(config, 1), S.pixel_values(1, grid)
     from reference import TARGET
     leak = lambda p, g, w, c: TARGET.vision_tower(p, g, w, c) + 1e-4 * len(p)  # noqa: E731
-    batch, alone = leak(pixels, np.array(grid), weights, config)[:6], leak(pixels[:24], np.array(grid[:1]), weights, config)
+    batch = leak(pixels, np.array(grid), weights, config)[:6]
+    alone = leak(pixels[:24], np.array(grid[:1]), weights, config)
     with pytest.raises(AssertionError, match="changed by"):
         assert_unchanged("vision_tower", alone, batch, np.ones(6, bool), K=tower_K(config, grid),
                          magnitude=tolerance.row_rms(batch), dtype="float32", what="leak")

@@ -160,7 +160,8 @@ def dense_mask_block(x, params, cu, cos, sin, heads):
     N, D = x.shape
     q, k, v = F.linear(F.rms_norm(x, (D,), t["norm1.weight"], 1e-6), t["attn.qkv.weight"], t["attn.qkv.bias"]) \
         .view(N, 3, heads, D // heads).unbind(1)
-    rope = lambda a: a * cos[:, None] + torch.cat([-a[..., D // heads // 2:], a[..., :D // heads // 2]], -1) * sin[:, None]  # noqa
+    half = D // heads // 2
+    rope = lambda a: a * cos[:, None] + torch.cat([-a[..., half:], a[..., :half]], -1) * sin[:, None]  # noqa: E731
     segment = torch.repeat_interleave(torch.arange(len(cu) - 1), torch.as_tensor(np.diff(cu)))
     mask = segment[:, None] == segment[None, :]
     attn = F.scaled_dot_product_attention(*(a.transpose(0, 1) for a in (rope(q), rope(k), v)), attn_mask=mask)
@@ -175,7 +176,8 @@ def _rss() -> dict:
             if k in ("VmRSS", "VmHWM")}
 
 
-def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: str | None = None, check: int = 3) -> dict:
+def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: str | None = None,
+            check: int = 3) -> dict:
     """Run one window block in this process; peak memory it adds, seconds, and the normalized error of `check`
     windows (first, middle, last) against the float64 reference block on those windows alone."""
     from spec.protocol import load_target
@@ -239,7 +241,7 @@ def check_linear(target, sides, width=FULL_WIDTH):
     print(f"\nwindow block {width} on grids {sides}: {report(figures)} ({figures[0]['method']})")
     assert all(r <= GROWTH for r in growth(figures)), f"peak memory grows faster than linearly: {report(figures)}"
     if target_dtype(target) in ("float32", "float64"):  # windows checked against the float64 reference block
-        assert all(f["max_error"] <= f["allowed"] for f in figures), f"block output off the reference: {report(figures)}"
+        assert all(f["max_error"] <= f["allowed"] for f in figures), f"block output off reference: {report(figures)}"
 
 
 @pytest.mark.stage("vision_block")
