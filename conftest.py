@@ -138,4 +138,5 @@ def pytest_terminal_summary(terminalreporter):
         tr.line(f"NOT COVERED: {len(not_covered)} checks, target lacks stages: {', '.join(stages)}",
                 yellow=True, bold=True)
     if missing:
-        tr.line(f"UPSTREAM ORACLE MISSING: {len(missing)} checks ({sorted(set(missing))[0]})", yellow=True, bold=True)
+        why = sorted(set(missing))[0].removeprefix(ORACLE_MISSING).strip()
+        tr.line(f"{ORACLE_MISSING} {len(missing)} checks ({why})", yellow=True, bold=True)

@@ -1,10 +1,11 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from impl.patchify import as_tensor, patch_blocks
-from impl.resize import resize_planar, smart_resize
+from impl.resize import in_threads, resize_planar, smart_resize
 from spec.configs import PREPROCESSOR
 from spec.validate import positive_int, require_ndim
 
@@ -15,6 +16,22 @@ def affine_constants(device, dtype):
     std = torch.tensor(PREPROCESSOR["image_std"], dtype=torch.float64)
     scale, shift = 1.0 / (255.0 * std), -mean / std
     return scale.to(device, dtype), shift.to(device, dtype)
+
+
+def affine_on_host(blocks: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, T: int) -> torch.Tensor:
+    """uint8 blocks (t, bh, bw, mh, mw, C, T' in {1, T}, P, P) on the CPU -> blocks * scale + shift as (N, C, T, P*P)
+    in NumPy (its large arrays get huge pages), one row of merge blocks per task: gathered, converted, scaled, copied."""
+    x = blocks.numpy()
+    out = np.empty(x.shape[:6] + (T,) + x.shape[7:], dtype=torch.empty(0, dtype=scale.dtype).numpy().dtype)
+    scale, shift = scale.numpy().reshape(-1, 1, 1, 1), shift.numpy().reshape(-1, 1, 1, 1)
+
+    def block_row(i: int):
+        values = x[:, i].astype(out.dtype)
+        values *= scale
+        values += shift
+        out[:, i] = values  # a still image's frame broadcast to the T frames
+    in_threads(block_row, range(x.shape[1]))
+    return torch.from_numpy(out).view(-1, x.shape[5], T, x.shape[7] * x.shape[8])
 
 
 def video_frames(name: str, item) -> torch.Tensor:
@@ -57,11 +74,13 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
             planes = torch.cat([planes, planes[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
         frames_per_row = 1 if F == 1 else T  # a still image: one frame, broadcast to T identical frames below
         blocks, grid = patch_blocks(planes, P, frames_per_row, m)
-        cells = blocks.reshape(-1, C, frames_per_row, P * P)  # uint8 in pixel_values order
-        # rescale + normalize as one affine op per channel, written straight into the (C, T, P, P) columns
-        values = torch.empty(cells.shape[0], C, T, P * P, dtype=work, device=device)
-        torch.addcmul(shift.view(1, C, 1, 1), cells.expand(-1, C, T, P * P), scale.view(1, C, 1, 1), out=values)
-        rows.append(values.view(cells.shape[0], -1).to(dtype))
+        if device.type == "cpu":
+            values = affine_on_host(blocks, scale, shift, T)
+        else:  # rescale + normalize as one affine op per channel, written straight into the (C, T, P, P) columns
+            cells = blocks.reshape(-1, C, frames_per_row, P * P)  # uint8 in pixel_values order
+            values = torch.empty(cells.shape[0], C, T, P * P, dtype=work, device=device)
+            torch.addcmul(shift.view(1, C, 1, 1), cells.expand(-1, C, T, P * P), scale.view(1, C, 1, 1), out=values)
+        rows.append(values.view(values.shape[0], -1).to(dtype))
         grids.append(grid)
     pixel_values = rows[0] if len(rows) == 1 else torch.cat(rows)
     return pixel_values, torch.stack(grids)

@@ -9,11 +9,15 @@ the float mantissa:
   both parts are exact in float32 as long as 255 * sum|part| <= 2**23 for every output (checked per
   table), and floor((acc + 2**21) / 2**22) = floor((H + floor((Lo + 2**21) / 2048)) / 2048).
 - float64 (CUDA, reduced-precision matmul settings, or very wide kernels): one matrix, always exact.
+
+On the CPU, Pillow's own resampler runs each pass instead (one call per pass, in this module's pass order),
+split into bands run in parallel threads, once a probe has shown that it reproduces this module's tables.
 """
 from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,10 +25,16 @@ import torch
 
 from spec.validate import positive_int, require_dim, require_ndim
 
+try:
+    from PIL import Image
+except ImportError:  # the torch path needs no Pillow
+    Image = None
+
 MAX_ASPECT_RATIO = 200
 PRECISION_BITS = 22  # Pillow Resample.c: 32 - 8 - 2
 BLOCK = 32  # outputs per matmul block
 SPLIT = 2048  # weight = SPLIT * hi + lo
+MIN_BAND = 64  # rows or columns per parallel Pillow call
 
 
 def _round_half_even(n: int, f: int) -> int:
@@ -163,9 +173,12 @@ def vertical_pass_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
 
 
 def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """uint8 (H, W, C) on its device -> contiguous uint8 (C, height, width): Pillow's two passes in Pillow 13's
-    order, each rounded and clipped to 8 bits; a pass whose size does not change is skipped."""
+    """uint8 (H, W, C) on its device -> uint8 (C, height, width) (on the CPU a view of (height, width, C) memory):
+    Pillow's two passes in Pillow 13's order, each rounded and clipped to 8 bits; a pass whose size does not change
+    is skipped."""
     in_h, in_w, channels = (int(s) for s in image.shape)
+    if pillow_usable(image, in_h, in_w, height, width):
+        return pillow_resize(image.numpy(), height, width).permute(2, 0, 1)
     out = torch.empty((channels, height, width), dtype=torch.uint8, device=image.device)
     if vertical_pass_first(in_h, in_w, height, width):  # (C, H, W) -> (C, W, height) -> (C, height, width)
         x = resample_dim1(image.permute(2, 0, 1).to(torch.float32), in_h, height, transposed=True)
@@ -177,6 +190,74 @@ def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if height != in_h:
         return resample_dim1(x, in_h, height, out_dtype=torch.uint8)
     return out.copy_(x)
+
+
+def in_threads(task, items) -> None:
+    """task(item) for every item, in torch.get_num_threads() threads (NumPy and Pillow release the GIL)."""
+    items, workers = list(items), min(torch.get_num_threads(), len(items))
+    if workers <= 1:
+        for item in items:
+            task(item)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(task, items):
+            pass
+
+
+def bands(size: int, multiple: int = 1) -> list[slice]:
+    """[0, size) in one band per thread (at least MIN_BAND long), edges on multiples of `multiple`."""
+    count = max(1, min(torch.get_num_threads(), size // MIN_BAND))
+    edges = sorted({min(size, round(size * i / count / multiple) * multiple) for i in range(count + 1)})
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
+    """dst = Pillow's BICUBIC pass of uint8 RGB src along axis (0: height, 1: width), in bands along the other
+    axis: a pass reads only its own row or column (Pillow src/libImaging/Resample.c, ImagingResampleHorizontal_8bpc
+    and ImagingResampleVertical_8bpc), and a resize that keeps one side runs only the other side's pass."""
+    def band(part: slice):
+        index = (slice(None), part) if axis == 0 else (part,)
+        piece = Image.fromarray(np.ascontiguousarray(src[index]))
+        dst[index] = np.asarray(piece.resize(dst[index].shape[1::-1], Image.Resampling.BICUBIC))
+    in_threads(band, bands(src.shape[1 - axis]))
+
+
+def pillow_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """uint8 (H, W, 3k) -> uint8 (height, width, 3k), each RGB group by Pillow's passes in vertical_pass_first's order."""
+    in_h, in_w, channels = image.shape
+    out = np.empty((height, width, channels), dtype=np.uint8)
+    steps = [(0, height != in_h), (1, width != in_w)]
+    steps = [axis for axis, needed in (steps if vertical_pass_first(in_h, in_w, height, width) else steps[::-1])
+             if needed]
+    for group in range(0, channels, 3):
+        x, target = image[:, :, group:group + 3], out[:, :, group:group + 3]
+        for i, axis in enumerate(steps):
+            y = target if i == len(steps) - 1 else np.empty((height, in_w, 3) if axis == 0 else (in_h, width, 3),
+                                                            dtype=np.uint8)
+            pillow_pass(x, y, axis)
+            x = y
+        if not steps:
+            target[...] = x
+    return torch.from_numpy(out)
+
+
+def pillow_usable(image: torch.Tensor, in_h: int, in_w: int, height: int, width: int) -> bool:
+    """Pillow resamples on the CPU: RGB groups, and every pass it would run matches this module's tables."""
+    if Image is None or image.device.type != "cpu" or image.shape[2] % 3:
+        return False
+    return all(pillow_matches(n, size, axis, pillow_weights) for axis, n, size in ((0, in_h, height), (1, in_w, width))
+               if n != size)
+
+
+@functools.lru_cache(maxsize=256)
+def pillow_matches(in_size: int, out_size: int, axis: int, weights_of) -> bool:
+    """Pillow's pass equals resample_dim1 (this module's fixed-point tables) on seeded noise, so a Pillow build
+    that rounds otherwise (such as a SIMD fork) is not used; weights_of keys the cache, as in axis_plan."""
+    lines = np.random.default_rng(in_size).integers(0, 256, (in_size, 4, 3), dtype=np.uint8)
+    expected = resample_dim1(torch.from_numpy(lines).permute(2, 0, 1).float(), in_size, out_size, out_dtype=torch.uint8)
+    picture = Image.fromarray(lines if axis == 0 else np.ascontiguousarray(lines.transpose(1, 0, 2)))
+    got = np.asarray(picture.resize((4, out_size) if axis == 0 else (out_size, 4), Image.Resampling.BICUBIC))
+    return np.array_equal(got if axis == 0 else got.transpose(1, 0, 2), expected.permute(1, 2, 0).numpy())
 
 
 def as_image_tensor(image, name: str = "image", device=None) -> torch.Tensor:

@@ -24,7 +24,7 @@ try:
     from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as hf
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 except ImportError as e:  # the adapter is useless without transformers: say so when it is loaded
-    raise ImportError(f"spec.hf_target needs transformers >= 4.57 with Qwen2.5-VL ({e})") from e
+    raise ImportError(f"spec.hf_target needs transformers 5.x (Qwen2.5-VL and transformers.vision_utils): {e}") from e
 
 
 
@@ -166,7 +166,7 @@ class HFTarget:
         lengths = np.diff(np.asarray(cu_seqlens)).tolist()
         parts = [torch.split(self._in(a).transpose(0, 1).unsqueeze(0), lengths, dim=2) for a in (q, k, v)]
         outs = [sdpa_attention_forward(module, qs, ks, vs, None, scaling=module.scaling, is_causal=False)[0]
-                for qs, ks, vs in zip(*parts)]
+                for qs, ks, vs in zip(*parts) if qs.shape[2] > 0]  # HF's sdpa fails on an empty segment
         return _np(torch.cat(outs, dim=1)[0])
 
     @_numeric

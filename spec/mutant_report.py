@@ -36,6 +36,7 @@ def as_json(jobs, seconds: float) -> dict:
     mutants = [j for j in jobs if not j.control]
     return {"killed": sum(j.status == "killed" for j in mutants), "total": len(mutants), "seconds": round(seconds, 1),
             "controls": [{"name": j.name, "dtype": j.dtype, "passed": j.status == "passed", "detail": j.detail,
+                          "seconds": round(j.seconds, 1),
                           "failed_tests": j.killing_tests} for j in jobs if j.control],
             "mutants": [{"name": j.name, "killed": j.status == "killed", "status": j.status,
                          "stages": list(j.stages), "bug_class": BY_NAME[j.name].bug_class,

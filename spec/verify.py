@@ -51,14 +51,17 @@ def configured_target(spec: str, device: str | None = None, dtype: str | None = 
     return target
 
 
-def test_groups(stages: list[str], conformance: bool, negative: bool) -> list[tuple[str, str]]:
-    """The (group, row) pairs a test counts in: target tests once per protocol stage they are marked with."""
+def test_groups(stages: list[str], conformance, negative: bool) -> list[tuple[str, str]]:
+    """The (group, row) pairs a test counts in: target tests once per protocol stage they are marked with.
+
+    conformance is the test's conformance marker (None when it has none); its oracle= names the row's oracle."""
     if not stages:
         return [(GROUPS[3], "(no stage)")]
     if negative:
         return [("negative controls", stages[0])]
-    if conformance or any(s not in STAGE_NAMES for s in stages):
-        return [("reference conformance", stages[0])]
+    if conformance is not None or any(s not in STAGE_NAMES for s in stages):
+        oracle = conformance.kwargs.get("oracle") if conformance is not None else None
+        return [("reference conformance", stages[0] + (f" vs {oracle}" if oracle else ""))]
     return [("target", s) for s in stages]
 
 
@@ -76,7 +79,7 @@ class Collector:
     def pytest_collection_finish(self, session):
         for item in session.items:
             stages = [name for m in item.iter_markers("stage") for name in m.args]
-            self.rows[item.nodeid] = test_groups(stages, item.get_closest_marker("conformance") is not None,
+            self.rows[item.nodeid] = test_groups(stages, item.get_closest_marker("conformance"),
                                                  item.get_closest_marker("negative_control") is not None)
             self.per_file[item.nodeid.split("::")[0]] += 1
         print(f"vitspec verify: {len(session.items)} checks in {len(self.per_file)} files", file=self.stream, flush=True)
@@ -123,17 +126,17 @@ class Collector:
 
 def format_table(table: dict, title: str) -> str:
     cols = ("checks", "passed", "failed", "not covered", "skipped")
-    lines = [f"{'stage':28}" + "".join(f"{c:>13}" for c in cols)]
+    lines = [f"{'stage':40}" + "".join(f"{c:>12}" for c in cols)]
     order = {s: i for i, s in enumerate(STAGE_NAMES)}
     for group in GROUPS:
         rows = table[group]
         if not rows:
             continue
         lines.append(title if group == "target" else group)
-        for row in sorted(rows, key=lambda r: (order.get(r, len(order)), r)):
+        for row in sorted(rows, key=lambda r: (order.get(r.split(" vs ")[0], len(order)), r)):
             c = rows[row]
             mark = "  FAIL" if c["failed"] else ("  NOT COVERED" if c["not covered"] == c["checks"] else "")
-            lines.append(f"  {row:26}" + "".join(f"{c[k]:>13}" for k in cols) + mark)
+            lines.append(f"  {row:38}" + "".join(f"{c[k]:>12}" for k in cols) + mark)
     return "\n".join(lines)
 
 
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vitspec verify", description="Run the property suite on a target and print a per-stage "
                "report (stages the target lacks are NOT COVERED, never passed).",
                epilog="Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.")
-    p.add_argument("--target", default=None, help=f"package.module:attr (default $VITSPEC_TARGET or impl:TARGET)")
+    p.add_argument("--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or impl:TARGET)")
     p.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default ci)")
     p.add_argument("--device", default=None, help="cpu or cuda, applied with the target's with_options")
     p.add_argument("--dtype", choices=DTYPES, default=None, help="compute dtype, applied with with_options")
@@ -207,13 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             total.update(c)
     missing = sorted(r for r, c in table["target"].items() if c["not covered"])
     nodes = Counter(kind for kind, _ in collector.outcome.values())
+    oracle_missing = sum(1 for kind, why in collector.outcome.values() if why.startswith("UPSTREAM ORACLE MISSING"))
     verdict = "PASS" if nodes["failed"] == 0 and code in (0, 1) and collector.outcome else "FAIL"
     if not collector.outcome:
         print("\nFAIL: no checks ran" + (f" (-k {args.keyword!r} selected none)" if args.keyword else ""))
         return 1
     print(f"\n{verdict}: {len(collector.outcome)} tests: {nodes['passed']} passed, {nodes['failed']} failed, "
           f"{nodes['not covered']} not covered" + (f" (stages {', '.join(missing)})" if missing else "")
-          + f", {nodes['skipped']} skipped; profile {args.profile}")
+          + f", {nodes['skipped']} skipped" + (f" ({oracle_missing} UPSTREAM ORACLE MISSING)" if oracle_missing else "")
+          + f"; profile {args.profile}")
     return 0 if verdict == "PASS" else 1
 
 

@@ -45,7 +45,7 @@ def recorder(records):
 
 def planted_bugs():
     """(stage, name, target) triples: the reference with one small bug in one stage."""
-    from reference import TARGET as ref, attention, block, embed, merger, rope
+    from reference import TARGET as ref, attention, block, embed, rope
     from tests.test_merger import tanh_gelu_merger
     from tests.test_tower import planted_tower
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import event, strategies as st
 
+from reference import rope as ref_rope, windows as ref_windows
 from spec.configs import small_config
 
 MERGE = 2  # spatial_merge_size
@@ -95,9 +96,14 @@ def configs(draw, max_depth: int = 4):
 
 @st.composite
 def segments(draw, max_segments: int = 4, max_length: int = 80):
-    """cu_seqlens of 1..max_segments segments (lengths 1..max_length, repeats and uneven neighbours included)."""
-    lengths = draw(st.lists(st.sampled_from([1, 3, 4, 16, 64]) | st.integers(1, max_length),
+    """cu_seqlens of 1..max_segments segments: lengths 0..max_length, repeats, uneven neighbours and (valid,
+    rare) empty segments included; at least one token."""
+    lengths = draw(st.lists(st.sampled_from([0, 1, 3, 4, 16, 64]) | st.integers(1, max_length),
                             min_size=1, max_size=max_segments))
+    if sum(lengths) == 0:
+        lengths[-1] = 1
+    if 0 in lengths:
+        event("an empty segment")
     if len(set(lengths)) < len(lengths):
         event("equal-length segments")
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -115,6 +121,51 @@ def normal(seed: int, shape, scale: float = 1.0) -> np.ndarray:
 def pixel_values(seed: int, grid_thw, row_size: int = 1176) -> np.ndarray:
     """Rows of normalized pixels: CLIP-normalized values lie in about [-1.8, 2.2]."""
     return rng(seed).uniform(-1.8, 2.2, (num_patches(grid_thw), row_size))
+
+
+@st.composite
+def positions(draw, max_position: int = 1023):
+    """(row, col) ids: a grid's (small, realistic) or random ones up to max_position (large angles, bf16-unsafe)."""
+    if draw(st.booleans()):
+        return ref_rope.rotary_position_ids(draw(grid_lists(max_patches=600)))
+    n, seed = draw(st.integers(1, 64)), draw(seeds)
+    event("positions beyond 256 (not exact in bf16)")
+    return rng(seed).integers(0, max_position + 1, (n, 2))
+
+
+@st.composite
+def attention_problems(draw, cu=None):
+    """The structure of an attention problem: segments, heads, head_dim, a seed and the scale of q and k
+    (softmax from flat to peaked). make_qkv fills the tensors."""
+    return dict(cu_seqlens=draw(segments()) if cu is None else cu, heads=draw(st.integers(1, 3)),
+                head_dim=draw(st.sampled_from([8, 16, 80])), seed=draw(seeds),
+                sharpness=draw(st.sampled_from([0.3, 1.0, 2.0])))
+
+
+@st.composite
+def window_attention_problems(draw):
+    """An attention problem whose segments are the windows of a drawn batch of grids."""
+    grid = draw(grid_lists(max_images=2, max_cells=10, max_patches=500))
+    return dict(grid_thw=grid, **draw(attention_problems(cu=ref_windows.window_index(grid)[1])))
+
+
+def make_qkv(problem):
+    """(q, k, v, cu_seqlens) of a drawn attention problem, filled from its seed."""
+    cu = np.asarray(problem["cu_seqlens"], dtype=np.int64)
+    generator = rng(problem["seed"])
+    shape = (int(cu[-1]), problem["heads"], problem["head_dim"])
+    q, k = (problem["sharpness"] * generator.standard_normal(shape) for _ in range(2))
+    return q, k, generator.standard_normal(shape), cu
+
+
+@st.composite
+def block_segments(draw):
+    """(config, grid_thw, window, segment): a block's config and batch, window or full segments, one segment."""
+    config = draw(configs(max_depth=2))
+    grid = draw(grid_lists(max_images=2, max_cells=10, max_patches=500))
+    window = draw(st.booleans())
+    cu = ref_windows.window_index(grid)[1] if window else ref_windows.cu_seqlens(grid)
+    return config, grid, window, draw(st.integers(0, len(cu) - 2))
 
 
 def heavy(fraction: float = 0.4):

@@ -12,33 +12,15 @@ from tests import baseline, strategies as S, tolerance as T
 from tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
 
 
-@st.composite
-def problems(draw, cu=None):
-    """The structure of an attention problem: segments, heads, head_dim, a seed and the scale of q and k
-    (softmax from flat to peaked). make_qkv fills the tensors."""
-    return dict(cu_seqlens=draw(S.segments()) if cu is None else cu, heads=draw(st.integers(1, 3)),
-                head_dim=draw(st.sampled_from([8, 16, 80])), seed=draw(S.seeds),
-                sharpness=draw(st.sampled_from([0.3, 1.0, 2.0])))
-
-
-def make_qkv(problem):
-    """(q, k, v, cu_seqlens) of a drawn problem, filled from its seed."""
-    cu = np.asarray(problem["cu_seqlens"], dtype=np.int64)
-    rng = S.rng(problem["seed"])
-    shape = (int(cu[-1]), problem["heads"], problem["head_dim"])
-    q, k = (problem["sharpness"] * rng.standard_normal(shape) for _ in range(2))
-    return q, k, rng.standard_normal(shape), cu
-
-
 def K_attention(q, cu) -> int:
     return int(max(q.shape[-1], np.max(np.diff(cu))))
 
 
 @pytest.mark.stage("attention")
-@given(problems())
+@given(S.attention_problems())
 @example(dict(cu_seqlens=np.array([0, 64, 96, 160, 192, 224, 240]), heads=2, head_dim=80, seed=1, sharpness=2.0))
 def test_attention_matches_reference(stage, target, problem):
-    q, k, v, cu = make_qkv(problem)
+    q, k, v, cu = S.make_qkv(problem)
     ctx = problem
     dtype = target_dtype(target)
     assert_close("attention", stage("attention")(q, k, v, cu), ref_attention.attention(q, k, v, cu),
@@ -68,17 +50,10 @@ def check_window_attention_is_masked_attention(attention, q, k, v, cu, dtype, ct
                           f"eps*sqrt(K)*magnitude, allowed {limit})", ctx)
 
 
-@st.composite
-def window_problem(draw):
-    grid = draw(S.grid_lists(max_images=2, max_cells=10, max_patches=500))
-    _, cu = ref_windows.window_index(grid)
-    return dict(grid_thw=grid, **draw(problems(cu=cu)))
-
-
 @pytest.mark.stage("attention")
-@given(window_problem())
+@given(S.window_attention_problems())
 def test_window_attention_is_masked_dense_attention(stage, target, problem):
-    q, k, v, cu = make_qkv(problem)
+    q, k, v, cu = S.make_qkv(problem)
     check_window_attention_is_masked_attention(stage("attention"), q, k, v, cu, target_dtype(target), problem)
 
 
@@ -132,9 +107,9 @@ def check_segments_isolated(attention, q, k, v, cu, segment: int, dtype: str, ct
 
 
 @pytest.mark.stage("attention")
-@given(problems(), st.data())
+@given(S.attention_problems(), st.data())
 def test_segments_are_isolated(stage, target, problem, data):
-    q, k, v, cu = make_qkv(problem)
+    q, k, v, cu = S.make_qkv(problem)
     segment = data.draw(st.integers(0, len(cu) - 2), label="segment")
     check_segments_isolated(stage("attention"), q, k, v, cu, segment, target_dtype(target), problem)
 

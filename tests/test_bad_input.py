@@ -96,11 +96,11 @@ def test_bad_input_rejected_like_the_reference(target, stage_name, kind, data):
 @pytest.mark.negative_control
 @pytest.mark.parametrize("stage_name", list(B.KINDS))
 @given(data=st.data())
-def test_unbroken_calls_are_accepted(target, stage_name, data):
+def test_unbroken_calls_are_accepted(stage, stage_name, data):
     """The strategies break valid calls: without the breakage, both targets return a result."""
     call = data.draw(B.bad_call(stage_name, None))
-    for who, t in (("reference", reference.TARGET), ("target", target)):
-        got = outcome(getattr(t, stage_name), call.args)
+    for who, fn in (("reference", getattr(reference.TARGET, stage_name)), ("target", stage(stage_name))):
+        got = outcome(fn, call.args)
         assert got["error"] is None, f"{who} rejected a valid {stage_name} call: {got['error']!r}"
         assert not got["mutated"], f"{who} changed the arguments of a valid {stage_name} call"
 

@@ -92,17 +92,8 @@ def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: 
                      dtype=dtype, what=f"perturbing {kind} {segment} moved another {kind}", grid_thw=grid_thw, seed=seed)
 
 
-@st.composite
-def isolation_problem(draw):
-    config = draw(S.configs(max_depth=2))
-    grid = draw(S.grid_lists(max_images=2, max_cells=10, max_patches=500))
-    window = draw(st.booleans())
-    cu = ref_windows.window_index(grid)[1] if window else ref_windows.cu_seqlens(grid)
-    return config, grid, window, draw(st.integers(0, len(cu) - 2))
-
-
 @pytest.mark.stage("vision_block")
-@given(isolation_problem(), S.seeds)
+@given(S.block_segments(), S.seeds)
 def test_block_isolates_windows_and_frames(stage, target, problem, seed):
     config, grid, window, segment = problem
     check_block_isolation(stage("vision_block"), config, seed, grid, window, segment, target_dtype(target))

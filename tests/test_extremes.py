@@ -210,14 +210,21 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
             "max_error": worst, "allowed": tolerance.allowed("vision_block", "float32", K=K), "method": method}
 
 
-def measured(spec: str, side: int, width=FULL_WIDTH, check: int = 3) -> dict:
-    """measure() in a fresh process (torch's allocator state and earlier peaks do not carry over)."""
-    argv = [sys.executable, "-m", "tests.test_extremes", spec, str(side), *map(str, width), RUN.get("dtype") or "",
-            str(check)]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1800,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def measured(spec: str, sides, width=FULL_WIDTH, check: int = 3, parallel: bool = True) -> list[dict]:
+    """measure() for each side, each in a fresh process (torch's allocator state and earlier peaks do not carry
+    over); side by side when `parallel` (each figure is its own process's resident set; seconds then overlap)."""
+    def start(side):
+        return subprocess.Popen([sys.executable, "-m", "tests.test_extremes", spec, str(side), *map(str, width),
+                                 RUN.get("dtype") or "", str(check)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    procs = [start(side) for side in sides] if parallel else []
+    outputs = [p.communicate(timeout=1800) for p in procs] if parallel else []
+    for side in ([] if parallel else sides):
+        procs.append(start(side))
+        outputs.append(procs[-1].communicate(timeout=1800))
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
 
 
 def growth(figures: list[dict]) -> list[float]:
@@ -235,9 +242,9 @@ def require_cpu_target(target):
         pytest.skip("peak memory is measured from the process's resident set: a CPU target on Linux only")
 
 
-def check_linear(target, sides, width=FULL_WIDTH):
+def check_linear(target, sides, width=FULL_WIDTH, parallel=True):
     require_cpu_target(target)
-    figures = [measured(RUN["target"], s, width) for s in sides]
+    figures = measured(RUN["target"], sides, width, parallel=parallel)
     print(f"\nwindow block {width} on grids {sides}: {report(figures)} ({figures[0]['method']})")
     assert all(r <= GROWTH for r in growth(figures)), f"peak memory grows faster than linearly: {report(figures)}"
     if target_dtype(target) in ("float32", "float64"):  # windows checked against the float64 reference block
@@ -253,13 +260,13 @@ def test_full_width_window_block_memory_light(target):
 @pytest.mark.stage("vision_block")
 def test_full_width_window_block_memory_largest_grid(target):
     """Grids 64, 128 and 256 square (4096 to 65536 patches), full width: about 2 minutes, 7 GB at the largest."""
-    check_linear(target, [64, 128, 256])
+    check_linear(target, [64, 128, 256], parallel=False)
 
 
 @pytest.mark.negative_control
 def test_memory_check_catches_a_dense_mask():
     """A block that masks attention with an N x N matrix computes the same values and fails the growth check."""
-    figures = [measured("dense", s, (64, 4, 96)) for s in (32, 64)]
+    figures = measured("dense", (32, 64), (64, 4, 96))
     print(f"\ndense-mask block (64, 4, 96) on grids 32, 64: {report(figures)}")
     assert all(f["max_error"] <= f["allowed"] for f in figures), report(figures)
     assert growth(figures)[0] > GROWTH, f"the growth check misses an N x N buffer: {report(figures)}"

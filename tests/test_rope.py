@@ -14,16 +14,6 @@ from tests.checks import assert_close, assert_index_equal, fail, target_dtype, t
 head_dims = st.sampled_from([8, 16, 32, 80])
 
 
-@st.composite
-def positions(draw, max_position: int = 1023):
-    """(row, col) ids: from a grid (small, realistic) or anywhere up to max_position (large angles)."""
-    seed = draw(S.seeds)
-    if draw(st.booleans()):
-        return ref_rope.rotary_position_ids(draw(S.grid_lists(max_patches=600)))
-    n = draw(st.integers(1, 64))
-    return S.rng(seed).integers(0, max_position + 1, (n, 2))
-
-
 @pytest.mark.stage("rotary_position_ids")
 @given(S.grid_lists(max_cells=20, max_t=4, max_patches=3000))
 @example([(3, 10, 22)])
@@ -83,7 +73,7 @@ def test_position_check_rejects(planted):
 
 
 @pytest.mark.stage("rotary_cos_sin")
-@given(positions(), head_dims)
+@given(S.positions(), head_dims)
 def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim):
     dtype = target_dtype(target)
     cos, sin = stage("rotary_cos_sin")(position_ids, head_dim)
@@ -98,7 +88,7 @@ def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim)
 
 
 @pytest.mark.stage("apply_rotary")
-@given(positions(), head_dims, st.integers(1, 3), S.seeds, S.scales)
+@given(S.positions(), head_dims, st.integers(1, 3), S.seeds, S.scales)
 def test_apply_rotary_matches_reference(stage, target, position_ids, head_dim, heads, seed, scale):
     dtype = target_dtype(target)
     x = S.normal(seed, (len(position_ids), heads, head_dim), scale)

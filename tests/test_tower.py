@@ -36,7 +36,7 @@ def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
 
 
 @pytest.mark.stage("vision_tower")
-@S.heavy()
+@S.heavy(0.6)
 @given(S.configs(max_depth=4), tower_grids, S.seeds)
 @example(CONFIG, [(1, 24, 24)], 0)  # 336×336: window_index is not its own inverse
 @example(CONFIG, [(1, 2, 40)], 1)  # merged 1×20

@@ -14,12 +14,12 @@ from reference.weights import random_weights
 from spec.configs import small_config
 from tests import strategies as S, tolerance as T
 from tests.checks import assert_close, assert_index_equal
-from tests.test_attention import K_attention, make_qkv, problems
+from tests.test_attention import K_attention
 from tests.test_block import K_block, block_problem
 from tests.test_merger import merger_problem
 from tests.test_tower import check_tower_matches
 
-pytestmark = pytest.mark.conformance
+pytestmark = pytest.mark.conformance(oracle="HF transformers")
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
 EPS = 1e-6
 
@@ -82,9 +82,9 @@ def test_hf_rope_equals_reference(hf, grid_thw, head_dim, seed):
 
 
 @pytest.mark.stage("attention")
-@given(problems())
+@given(S.attention_problems())
 def test_hf_attention_equals_reference(hf, problem):
-    q, k, v, cu = make_qkv(problem)
+    q, k, v, cu = S.make_qkv(problem)
     assert_close("attention", hf.HFTarget().attention(q, k, v, cu), ref_attention.attention(q, k, v, cu),
                  K=K_attention(q, cu), magnitude=T.attention_scale(q, k, v, cu), dtype="float64", oracle="hf", **problem)
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
 
 from reference import windows as ref_windows
 from spec.examples import WINDOW_EXAMPLES

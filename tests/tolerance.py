@@ -12,8 +12,8 @@ The same-dtype baseline (tests/baseline.py) is the reference formula evaluated p
 with the float32 islands the spec prescribes (RMSNorm statistics, RoPE angles and rotation, softmax).
 
 Measured with tests/measure_tolerance.py on the suite's own strategies: impl:TARGET on the CPU (400 draws per
-stage in float32, 100 in bfloat16 and float16) and HF's modules (spec.hf_target, 200 draws in float32, 60 in
-bfloat16 and float16). "noise" is the largest normalized error (float32) or target/baseline ratio (bf16, fp16)
+stage in float32, 100 in bfloat16 and float16) and on an H200 (CUDA, 100 draws per dtype, TF32 off), and HF's
+modules (spec.hf_target, 200 draws in float32, 60 in bfloat16 and float16). "noise" is the largest normalized error (float32) or target/baseline ratio (bf16, fp16)
 seen from a correct target; "catches" is a small planted bug each entry must still reject, with its
 normalized error (or ratio) over the draws.
 """
@@ -40,7 +40,7 @@ class Tolerance:
 
 TABLE: dict[str, Tolerance] = {t.stage: t for t in (
     Tolerance("patch_embed", "K = C*T*P*P (1176)", "terms: sqrt(sum_k (x_k w_k)^2) of each output", c=3.0, factor=2.0,
-              noise="float32 0.43 (impl), 1.36 (HF modules); bf16/fp16 target/baseline 1.0",
+              noise="float32 0.43 (impl CPU), 0.38 (impl CUDA), 1.36 (HF modules); bf16/fp16 target/baseline <= 1.03",
               catches="pixel_values rounded to bf16 in a float32 target: >= 769"),
     Tolerance("rotary_cos_sin", "K = 1", "angle: 1 + |position * inv_freq|, the angle term at float32 precision",
               c=4.0, factor=2.0, noise="float32 0.25 (impl, float64 angles), 2.0 (HF, float32 angles); bf16 "
@@ -48,31 +48,34 @@ TABLE: dict[str, Tolerance] = {t.stage: t for t in (
               catches="inv_freq rounded to bf16: >= 7.2 (float32), median 7e3; inv_freq and positions in bf16 "
                       "in a bf16 target: target/baseline up to 250 (positions > 256)"),
     Tolerance("apply_rotary", "K = 2", "pair: norm of the rotation pair (x_i, x_{i+d/2})", c=3.0, factor=2.0,
-              noise="float32 1.12 (impl), 1.14 (HF); bf16/fp16 target/baseline <= 0.98",
+              noise="float32 1.12 (impl CPU and CUDA), 1.14 (HF); bf16/fp16 target/baseline <= 0.98",
               catches="rotation pairs (i, i+1) instead of (i, i+d/2): ~1e6 (rotation done in bf16 instead of "
                       "float32: 1.4x the baseline, NOT caught)"),
     Tolerance("attention", "K = max(head_dim, longest segment)",
               "rms(v) * (1 + rms(q) * rms(k)) over the token's segment, per head", c=3.0, factor=2.0,
-              noise="float32 1.11 (impl), 1.24 (HF); bf16/fp16 target/baseline <= 1.0",
+              noise="float32 1.11 (impl CPU), 0.90 (CUDA), 1.24 (HF); bf16/fp16 target/baseline <= 1.0",
               catches="scale 1/sqrt(head_dim) rounded to bf16: median 47 (exact, so invisible, for head_dim 16); "
                       "a missing scale or mask: > 1e4"),
     Tolerance("rms_norm", "K = hidden", "|reference| (the norm is multiplicative)", c=2.0, factor=2.0,
-              noise="float32 0.53 (impl), 0.41 (HF); bf16/fp16 target/baseline <= 1.19",
+              noise="float32 0.53 (impl), 0.41 (HF); bf16/fp16 target/baseline <= 1.44 (impl CUDA fp16)",
               catches="eps 1e-5 instead of 1e-6: median 4e4 (rows of rms 0.01); statistics in fp16: overflow, "
                       "median 659x the baseline (statistics in bf16: 1.6x, NOT caught)"),
-    Tolerance("mlp", "K = max(hidden, intermediate)", "rms of the reference output row", c=4.0, factor=2.0,
-              noise="float32 2.37 (impl), 1.85 (HF); bf16/fp16 target/baseline 1.0",
+    Tolerance("mlp", "K = max(hidden, intermediate)", "rms of the reference output row", c=4.0, factor=4.0,
+              noise="float32 2.37 (impl CPU), 1.03 (CUDA), 1.85 (HF); target/baseline 1.0 on the CPU, bf16 1.28 and "
+                    "fp16 3.81 on CUDA (torch's default reduced-precision fp16 GEMM reduction)",
               catches="silu(x) as x*sigmoid(1.702x): >= 141"),
     Tolerance("vision_block", "K = max(hidden, intermediate, longest segment)", "rms of the reference output row",
-              c=3.0, factor=3.0, noise="float32 0.97 (impl), 1.46 (HF); target/baseline bf16 1.61, fp16 1.45 "
-                                       "(impl), 1.33 / 1.67 (HF)",
+              c=3.0, factor=3.0, noise="float32 0.97 (impl CPU), 0.95 (CUDA), 1.46 (HF); target/baseline bf16 "
+                                       "1.61 / 1.85, fp16 1.45 / 1.64 (impl CPU / CUDA), 1.33 / 1.67 (HF)",
               catches="RMSNorm eps 1e-5: >= 10.6; attention scale missing: > 1e4"),
     Tolerance("merger", "K = 4*hidden", "rms of the reference output row", c=4.0, factor=3.0,
-              noise="float32 1.8 (impl), 1.29 (HF); target/baseline bf16 1.72, fp16 2.12 (impl), 1.0 (HF)",
+              noise="float32 1.8 (impl CPU), 0.66 (CUDA), 1.29 (HF); target/baseline bf16 1.72, fp16 2.12 (impl "
+                    "CPU and CUDA), 1.0 (HF)",
               catches="tanh GELU instead of erf: >= 159"),
     Tolerance("vision_tower", "K = depth * max(1176, 4*hidden, intermediate, longest segment)",
               "rms of the reference output row", c=2.0, factor=3.0,
-              noise="float32 0.49 (impl), 0.71 (HF); target/baseline bf16 2.06, fp16 1.54 (impl), 1.35 / 1.3 (HF)",
+              noise="float32 0.49 (impl CPU), 0.40 (CUDA), 0.71 (HF); target/baseline bf16 2.06 / 1.98, fp16 1.54 / "
+                    "1.53 (impl CPU / CUDA), 1.35 / 1.3 (HF)",
               catches="tanh GELU in the merger: >= 50; RMSNorm eps 1e-5: median 2.6 (caught by most examples; "
                       "rms_norm and vision_block catch it surely)"),
 )}
