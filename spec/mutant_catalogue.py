@@ -16,6 +16,7 @@ from spec.mutant_plant import Mutant, MutantTarget
 
 
 def _catalogue() -> tuple[Mutant, ...]:
+    """Every stage group's mutants, names unique (they are --target attribute names)."""
     from spec import mutants_preprocessing, mutants_rope_windows, mutants_tower
     found = mutants_preprocessing.MUTANTS + mutants_rope_windows.MUTANTS + mutants_tower.MUTANTS
     names = [m.name for m in found]

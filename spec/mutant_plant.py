@@ -46,6 +46,7 @@ class Swap:
     everywhere: bool = True  # rebind an impl-defined function wherever impl holds it
 
     def replacement(self, original):
+        """The value planted in place of the original."""
         return self.build(original)
 
 
@@ -57,6 +58,7 @@ class Edit:
     everywhere: bool = True
 
     def replacement(self, original):
+        """The original function recompiled from its edited source, in its own module's globals."""
         source = textwrap.dedent(inspect.getsource(original))
         for old, new in self.changes:
             if source.count(old) != 1:
@@ -74,6 +76,7 @@ def edit(path: str, old: str, new: str, *more: tuple[str, str]) -> Edit:
 
 
 def _impl_modules():
+    """Every loaded impl module (the target's stages import the rest lazily, so load those first)."""
     for name in IMPL_MODULES:
         importlib.import_module(name)
     return [sys.modules[n] for n in sorted(sys.modules) if n == "impl" or n.startswith("impl.")]
@@ -132,6 +135,7 @@ class Mutant:
     dtype: str | None = None  # a fixed compute dtype (low-precision bugs), else the target's
 
     def __post_init__(self):
+        """A mutant names at least one protocol stage."""
         unknown = [s for s in self.stages if s not in STAGE_NAMES]
         if unknown or not self.stages:
             raise ValueError(f"mutant {self.name}: stages must be protocol stage names, got {unknown or '()'}")
@@ -152,12 +156,14 @@ class MutantTarget:
     """impl's TorchTarget whose stage methods run with one mutant's bug planted."""
 
     def __init__(self, mutant: Mutant, base=None):
+        """The mutant planted in `base` (default: a fresh TorchTarget in the mutant's dtype or float32)."""
         from impl.target import TorchTarget
         self.mutant = mutant
         self.base = base if base is not None else TorchTarget(dtype=mutant.dtype or "float32")
         self.name = mutant.name
 
     def __repr__(self) -> str:
+        """The mutant's name and the target it was planted in."""
         return f"MutantTarget({self.mutant.name!r}, {self.base!r})"
 
     def with_options(self, device=None, dtype=None, compile=None) -> "MutantTarget":
@@ -166,6 +172,7 @@ class MutantTarget:
                                                                 compile=compile))
 
     def __getattr__(self, attr):
+        """Stage methods of the base target run with the bug planted; other attributes are the base's."""
         if attr in ("base", "mutant") or attr.startswith("__"):
             raise AttributeError(attr)
         value = getattr(self.base, attr)

@@ -18,6 +18,7 @@ STATE: dict = {"failures": [], "passed": 0, "skipped": 0}  # this run's results 
 
 
 def pytest_addoption(parser):
+    """--mutant-stages, --mutant-report and --mutant-collect."""
     group = parser.getgroup("vitspec mutants")
     group.addoption("--mutant-stages", default=None,
                     help="comma-separated protocol stages: run only the target tests marked with one of them")
@@ -47,7 +48,7 @@ def pytest_configure(config):
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
     """Drop tests that do not check the target (or not the wanted stages); the first wanted stage runs first."""
     wanted = [s for s in (config.getoption("mutant_stages") or "").split(",") if s]
     unknown = [s for s in wanted if s not in STAGE_NAMES]

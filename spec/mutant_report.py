@@ -32,6 +32,7 @@ def matrix(jobs) -> str:
 
 
 def as_json(jobs, seconds: float) -> dict:
+    """killed, total, the controls and, per mutant, name, killed, killing_tests (and its record)."""
     from spec.mutant_catalogue import BY_NAME
     mutants = [j for j in jobs if not j.control]
     return {"killed": sum(j.status == "killed" for j in mutants), "total": len(mutants), "seconds": round(seconds, 1),

@@ -8,9 +8,14 @@ those stages first), stopping at the first failure. impl unmutated runs first as
 dtype the mutants use, on the same tests: it must pass, or the gate means nothing. Exit 0 when the control
 passes and every mutant is killed; 1 otherwise; 2 for bad arguments.
 
-Mutation testing of the reference's integer and index code (mutmut 3.8, configured in setup.cfg [mutmut]):
+Mutation testing of the reference's integer and index code (mutmut 3.8, configured in setup.cfg [mutmut]),
+from the repository root:
 
-    rm -rf mutants && /work/venv/bin/mutmut run && /work/venv/bin/mutmut results
+    rm -rf mutants && mutmut run --max-children 2 "reference.windows.*" "reference.tokens.*" \
+        "reference.patchify.x_patch_row_origin*" "reference.patchify.x_patchify*" \
+        "reference.patchify.x_unpatchify*" "reference.patchify.x_document_to_model_columns*" \
+        "reference.rope.x_rotary_position_ids*" "reference.rope.x_inv_freq*" "reference.resize.x_smart_resize*"
+    mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && mutmut results
 """
 from __future__ import annotations
 
@@ -49,8 +54,15 @@ class Job:
     deselect: list = field(default_factory=list)  # tests that fail on impl unmutated (from the control)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad option is one line on stderr and exit 2, as everywhere in the command line."""
+        raise UsageError(message)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="vitspec mutants", description=__doc__.split("\n\n")[0],
+    """The options of `vitspec mutants` (UsageError for a bad one)."""
+    p = _Parser(prog="vitspec mutants", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="mutation", choices=["dev", "ci", "nightly", "mutation"],
                    help="Hypothesis profile of every run (default mutation: few derandomized examples)")
@@ -63,12 +75,7 @@ def parse_args(argv):
     p.add_argument("--all-tests", action="store_true", help="run every target test on each mutant, its stages first")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest process (default 600)")
     p.add_argument("--list", action="store_true", help="print the catalogue and exit")
-    try:
-        args = p.parse_args(argv)
-    except SystemExit as e:
-        if e.code == 0:
-            raise
-        raise UsageError("bad arguments (see vitspec mutants --help)") from None
+    args = p.parse_args(argv)
     if args.jobs < 1 or args.maxfail < 1 or args.timeout <= 0:
         raise UsageError("-j, --maxfail and --timeout must be positive")
     return args
@@ -98,20 +105,33 @@ def plan(mutants, all_tests: bool) -> list[Job]:
     return jobs
 
 
+def native_threads() -> int:
+    """This process's OS threads (Linux), or -1 where unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+    except (OSError, StopIteration, ValueError):
+        return -1
+
+
 def warm_start() -> bool:
-    """Import what every run needs once; runs are then forked from this process (where fork exists)."""
+    """Collect the suite once in this process (imports torch, conftest and every test module, assertions
+    rewritten) so that each run forked from here starts warm. False (runs are spawned) where fork is
+    missing or collecting started threads that a fork could leave holding a lock."""
     if not hasattr(os, "fork"):
         return False
-    import hypothesis  # noqa: F401
-    import numpy  # noqa: F401
-    import pytest  # noqa: F401
+    import contextlib
+
+    import numpy  # noqa: F401  (its BLAS threads start at import and are fork-safe)
+    import pytest
     import scipy.special  # noqa: F401
     import torch  # noqa: F401
-    import impl.pixels  # noqa: F401
-    import impl.target  # noqa: F401
-    import reference  # noqa: F401
+    before = native_threads()
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        pytest.main(["tests", "--collect-only", "-qq", "-p", "no:cacheprovider", "-o", "addopts=",
+                     "--target", "impl:TARGET"])
     import spec.mutant_catalogue  # noqa: F401
-    return True
+    return before > 0 and native_threads() == before
 
 
 def pytest_args(job: Job, args, report: str) -> list[str]:
@@ -130,6 +150,7 @@ def pytest_args(job: Job, args, report: str) -> list[str]:
 
 
 def threads_per_run(jobs: int) -> int:
+    """Torch threads of one run: the CPUs shared out between the parallel runs."""
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
@@ -174,6 +195,7 @@ def spawned_pytest(argv: list[str], log: str, threads: int) -> subprocess.Popen:
 def classify(job: Job, rc: int, report: str, log: str) -> None:
     """Control passed/failed, mutant killed/survived, or error (pytest could not run, or no report)."""
     def tail():
+        """The last lines pytest printed."""
         with open(log, errors="replace") as f:
             return f"pytest exit {rc}: " + " | ".join(f.read().strip().splitlines()[-4:])
     try:
@@ -238,6 +260,7 @@ def poll(proc, fork: bool, wait: bool = False):
 
 
 def main(argv=None) -> int:
+    """`vitspec mutants`: run the catalogue, print the matrix and `killed K/N`; 0 iff all killed, controls pass."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(argv)

@@ -24,6 +24,15 @@ def sides_swapped(smart_resize):
     return swapped
 
 
+def refuses_small_sides(smart_resize):
+    """Bug class "crashes on sides < 28" (HF 4.49): a side shorter than the factor is refused."""
+    def strict(height, width, factor=28, *args, **kwargs):
+        if min(height, width) < factor:
+            raise ValueError(f"height:{height} and width:{width} must be larger than factor:{factor}")
+        return smart_resize(height, width, factor, *args, **kwargs)
+    return strict
+
+
 def first_size_for_all(smart_resize):
     """Bug class "all images of a batch resized to one size": the first item's size is reused."""
     first = []
@@ -95,6 +104,9 @@ MUTANTS = (
            "an aspect ratio of exactly 200 is refused (>= instead of >)",
            (edit("impl.resize.smart_resize", "if max(h, w) > MAX_ASPECT_RATIO * min(h, w):",
                  "if max(h, w) >= MAX_ASPECT_RATIO * min(h, w):"),)),
+    Mutant("smart_resize_refuses_small_sides", RESIZE, "crashes on sides < 28",
+           "images with a side shorter than 28 pixels are refused (transformers 4.49) instead of resized",
+           (Swap("impl.resize.smart_resize", refuses_small_sides),)),
     Mutant("smart_resize_height_width_swapped", RESIZE, "width/height swapped",
            "smart_resize computes the size of the transposed image (called with width, height)",
            (Swap("impl.resize.smart_resize", sides_swapped),)),
@@ -138,7 +150,8 @@ MUTANTS = (
     Mutant("patchify_block_column_major", LAYOUT, "wrong grouping order inside a merge block",
            "the four rows of a 2×2 block ordered TL, BL, TR, BR instead of TL, TR, BL, BR",
            (Swap("impl.patchify.TO_ROWS", lambda _: (0, 3, 6, 7, 4, 2, 1, 5, 8)),)),
-    Mutant("patch_embed_one_temporal_slice", ("patch_embed", "vision_tower"), "conv kernel reduced to one temporal slice",
+    Mutant("patch_embed_one_temporal_slice", ("patch_embed", "vision_tower"),
+           "conv kernel reduced to one temporal slice",
            "the Conv3d ported as a 2-D conv with W[:, :, 0] on the first frame; W[:, :, 1] never acts",
            (Swap("impl.embed.embed_matrix", first_temporal_slice),)),
     Mutant("tokens_ignore_frames", ("num_image_tokens",), "token estimator and processor disagree",

@@ -125,6 +125,9 @@ MUTANTS = (
     Mutant("window_per_row_floored", WINDOWS, "off-by-one windows",
            "windows per row counted as cols // 4 (floor): a partial right window spills into the next window row",
            (edit("impl.windows.frame_windows", "per_row = -(-cols // side)", "per_row = max(1, cols // side)"),)),
+    Mutant("window_per_row_from_rows", WINDOWS, "width/height swapped",
+           "windows per row counted from the merged rows instead of the columns: wrong only on non-square grids",
+           (edit("impl.windows.frame_windows", "per_row = -(-cols // side)", "per_row = -(-rows // side)"),)),
     Mutant("window_zero_length_kept", ("window_index",), "zero-length windows",
            "HF's padding formula without unique_consecutive: a side divisible by 4 gets a whole empty window row "
            "or column, so cu_window_seqlens repeats values",

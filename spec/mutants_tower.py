@@ -70,5 +70,6 @@ MUTANTS = (
            (Swap("impl.tower.inverse_permutation", lambda _: lambda index: index),)),
     Mutant("tower_rope_not_permuted", TOWER, "inverse permutation applied wrongly",
            "hidden states move to window order but the RoPE angles stay in raster order",
-           (edit("impl.tower.tower_plan", "position_ids(rows, merge_size)[tokens]", "position_ids(rows, merge_size)"),)),
+           (edit("impl.tower.tower_plan", "position_ids(rows, merge_size)[tokens]",
+                 "position_ids(rows, merge_size)"),)),
 )

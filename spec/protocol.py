@@ -102,6 +102,10 @@ def load_target(spec: str):
     if not isinstance(spec, str) or spec.count(":") != 1:
         raise ValueError(f"target must be written 'package.module:attr', got {spec!r}")
     module_name, attr = spec.split(":")
+    import os
+    import sys
+    if os.getcwd() not in sys.path:  # a user's adapter module in the current directory
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

@@ -142,8 +142,7 @@ def format_table(table: dict, title: str) -> str:
 
 def failure_excerpt(text: str, limit: int = 30) -> str:
     """The error lines of a pytest failure (the check's message, Hypothesis's falsifying example)."""
-    lines = [ln[4:] if ln.startswith("E   ") else ln for ln in text.splitlines()
-             if ln.startswith("E   ") or ln.startswith("Falsifying") or "reproduce" in ln]
+    lines = [ln[4:] for ln in text.splitlines() if ln.startswith("E   ")]
     lines = lines or text.splitlines()[-limit:]
     return "\n".join(lines[:limit])
 

@@ -104,7 +104,7 @@ def assert_close(stage: str, got, ref, *, K: int, magnitude, dtype: str, baselin
         rule = (f"{tol.factor} x max(same-dtype baseline {base_err:.3g}, 1/sqrt(K))" if base_err is not None
                 else f"c = {tol.c}")
         fail(stage, f"error {e:.3g} x eps*sqrt(K)*magnitude exceeds the tolerance {limit:.3g} ({rule})", context,
-             [f"worst element {idx}: got {got[idx]!r}, reference {ref[idx]!r}",
+             [f"worst element {idx}: got {float(got[idx]):.9g}, reference {float(ref[idx]):.9g}",
               f"max abs error {abs_err:.3e}, relative error there {rel:.3e}; K = {K}, eps({dtype}) = "
               f"{tolerance.EPS[dtype]:.3e}, magnitude there {np.broadcast_to(magnitude, norm.shape)[idx]:.3e}",
               f"{int(np.sum(norm > limit))} of {norm.size} elements exceed it"])

@@ -108,8 +108,9 @@ def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
     err = np.abs(pair_norm(rx) - pair_norm(x)) / pair_norm(x)
     if not np.max(err) <= 4 * c:
         fail("apply_rotary", f"rotation pairs (i, i+d/2) change norm by {np.max(err):.3e} relative", ctx)
-    ry = to_numpy(rope(y, pos[::-1].copy()))
-    dots, dots_shifted = np.sum(rx * ry, -1), np.sum(to_numpy(rope(x, pos + shift)) * to_numpy(rope(y, pos[::-1] + shift)), -1)
+    other = pos[::-1].copy()  # y sits at other positions than x
+    dots = np.sum(rx * to_numpy(rope(y, other)), -1)
+    dots_shifted = np.sum(to_numpy(rope(x, pos + shift)) * to_numpy(rope(y, other + shift)), -1)
     scale = np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1)
     err = np.abs(dots - dots_shifted) / scale
     if not np.max(err) <= 4 * c * np.sqrt(x.shape[-1]):
@@ -148,17 +149,30 @@ def one_based_positions(pos, head_dim):
     return ref_rope.rotary_cos_sin(pos + 1, head_dim)
 
 
+def bfloat16_positions(pos, head_dim):
+    """Positions rounded to bf16 (8 significant bits): above 256 they snap to even values."""
+    import torch
+    return ref_rope.rotary_cos_sin(torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(),
+                                   head_dim)
+
+
+PLANTED_ROPE = {  # name -> (cos_sin, apply, the invariant that must reject it)
+    "interleaved_cos_sin": (interleaved_cos_sin, ref_rope.apply_rotary, "change norm"),
+    "unsigned_rotate_half": (ref_rope.rotary_cos_sin, unsigned_rotate_half, "change norm"),
+    "one_based_positions": (one_based_positions, ref_rope.apply_rotary, "does not rotate by zero"),
+    "bfloat16_positions": (bfloat16_positions, ref_rope.apply_rotary, "q·k changes"),
+}
+
+
 @pytest.mark.negative_control
 @pytest.mark.stage("apply_rotary")
-@pytest.mark.parametrize("planted", ["interleaved_cos_sin", "unsigned_rotate_half", "one_based_positions"])
+@pytest.mark.parametrize("planted", sorted(PLANTED_ROPE))
 def test_rope_invariants_reject(planted):
     rng = S.rng(0)
     pos, shift = rng.integers(41, 300, (16, 2)), np.array([3, -5])
     x, y = (rng.standard_normal((16, 2, 16)) for _ in range(2))
-    cos_sin = {"interleaved_cos_sin": interleaved_cos_sin,
-               "one_based_positions": one_based_positions}.get(planted, ref_rope.rotary_cos_sin)
-    apply = unsigned_rotate_half if planted == "unsigned_rotate_half" else ref_rope.apply_rotary
+    cos_sin, apply, message = PLANTED_ROPE[planted]
     check_rope_invariants(lambda a, p: ref_rope.apply_rotary(a, *ref_rope.rotary_cos_sin(p, 16)), x, y, pos, shift,
                           "float32")
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match=message):
         check_rope_invariants(lambda a, p: apply(a, *cos_sin(p, 16)), x, y, pos, shift, "float32")

@@ -43,7 +43,8 @@ def prompt(n_images: int) -> list[int]:
     return ids
 
 
-def check_tokens_match_rows(num_image_tokens, output_rows: int, grid_thw) -> None:
+def check_tokens_match_rows(num_image_tokens, output_rows: int, grid_thw,
+                            check_image_tokens=ref_tokens.check_image_tokens) -> None:
     """TOKENS-COUNT and TOKENS-PROMPT: the expanded prompt holds exactly as many image pads as the vision tower
     returned rows, the prompt check accepts that, and it rejects one pad more or less."""
     counts = to_numpy(num_image_tokens(np.array(grid_thw, dtype=np.int64)))
@@ -52,10 +53,16 @@ def check_tokens_match_rows(num_image_tokens, output_rows: int, grid_thw) -> Non
     if pads != int(np.sum(counts)) or pads != output_rows:
         fail("num_image_tokens", f"prompt pads {pads}, num_image_tokens {counts.tolist()}, vision rows {output_rows}",
              dict(grid_thw=grid_thw))
-    ref_tokens.check_image_tokens(ids, output_rows)
+    check_image_tokens(ids, output_rows)
     for wrong in (output_rows - 1, output_rows + 1):
-        with pytest.raises(ValueError, match="Image features and image tokens do not match"):
-            ref_tokens.check_image_tokens(ids, wrong)
+        try:
+            check_image_tokens(ids, wrong)
+        except ValueError as e:
+            if "Image features and image tokens do not match" not in str(e):
+                fail("num_image_tokens", f"the prompt check's error does not say what mismatched: {e}", {})
+        else:
+            fail("num_image_tokens", f"the prompt check accepts {wrong} vision rows for {pads} image pads",
+                 dict(grid_thw=grid_thw))
 
 
 @pytest.mark.stage("vision_tower", "num_image_tokens")
@@ -81,6 +88,14 @@ def test_token_check_rejects(planted):
     check_tokens_match_rows(ref_tokens.num_image_tokens, 34, grid)
     with pytest.raises(AssertionError, match="prompt pads"):
         check_tokens_match_rows(planted, 34, grid)
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("num_image_tokens")
+def test_token_check_rejects_a_lenient_prompt_check():
+    lenient = lambda ids, rows: rows  # noqa: E731  accepts any count
+    with pytest.raises(AssertionError, match="accepts 33 vision rows"):
+        check_tokens_match_rows(ref_tokens.num_image_tokens, 34, [(3, 4, 6), (1, 8, 8)], lenient)
 
 
 @pytest.mark.conformance

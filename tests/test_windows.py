@@ -203,15 +203,31 @@ def test_inverse_check_rejects_window_index_as_its_own_inverse():
         check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], lambda index: index)
 
 
+def check_one_window(grid_thw, index, cu_window, cu_full) -> None:
+    """WIN-SMALL: a frame of at most 8×8 patches is one window, so window order is raster order and the window
+    segments are the full-attention segments: window blocks equal full blocks there."""
+    index, cu_window = to_numpy(index), to_numpy(cu_window)
+    if not np.array_equal(index, np.arange(S.num_patches(grid_thw) // 4)) or \
+            not np.array_equal(cu_window, to_numpy(cu_full)):
+        fail("window_index", "a grid within one window must keep raster order and the full segments",
+             dict(grid_thw=grid_thw), [f"window_index {index[:12].tolist()}", f"cu_window_seqlens "
+                                       f"{cu_window[:8].tolist()}, cu_seqlens {to_numpy(cu_full)[:8].tolist()}"])
+
+
 @pytest.mark.stage("window_index", "cu_seqlens")
 @given(S.grid_lists(max_images=3, max_cells=4, max_t=3, max_patches=400))
 def test_grid_within_one_window_has_windows_equal_to_full_segments(stage, grid_thw):
-    """WIN-SMALL: a frame of at most 8×8 patches is one window, so window order is raster order and the window
-    segments are the full-attention segments: window blocks equal full blocks there."""
     g = np.array(grid_thw, dtype=np.int64)
-    index, cu = stage("window_index")(g)
-    assert_index_equal("window_index", index, np.arange(S.num_patches(grid_thw) // 4), grid_thw=grid_thw)
-    assert_index_equal("window_index", cu, to_numpy(stage("cu_seqlens")(g)), grid_thw=grid_thw)
+    check_one_window(grid_thw, *stage("window_index")(g), stage("cu_seqlens")(g))
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("window_index")
+def test_one_window_check_rejects_windows_of_2_cells():
+    grid = [(2, 8, 8)]
+    check_one_window(grid, *ref_windows.window_index(grid), ref_windows.cu_seqlens(grid))
+    with pytest.raises(AssertionError, match="within one window"):
+        check_one_window(grid, *ref_windows.window_index(grid, window_size=56), ref_windows.cu_seqlens(grid))
 
 
 @pytest.mark.stage("cu_seqlens")
