@@ -1,4 +1,5 @@
-"""Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video."""
+"""Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video
+(on the CPU: Pillow's resampler and NumPy, in threads)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,17 +20,17 @@ def affine_constants(device, dtype):
 
 
 def affine_on_host(blocks: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, T: int) -> torch.Tensor:
-    """uint8 blocks (t, bh, bw, mh, mw, C, T' in {1, T}, P, P) on the CPU -> blocks * scale + shift as (N, C, T, P*P)
-    in NumPy (its large arrays get huge pages), one row of merge blocks per task: gathered, converted, scaled, copied."""
+    """x * scale + shift of uint8 blocks (t, bh, bw, mh, mw, C, 1 or T, P, P) on the CPU -> (N, C, T, P*P), in NumPy,
+    one row of merge blocks per task: gather the uint8, convert, scale and shift in cache, copy to all T frames."""
     x = blocks.numpy()
-    out = np.empty(x.shape[:6] + (T,) + x.shape[7:], dtype=torch.empty(0, dtype=scale.dtype).numpy().dtype)
     scale, shift = scale.numpy().reshape(-1, 1, 1, 1), shift.numpy().reshape(-1, 1, 1, 1)
+    out = np.empty(x.shape[:6] + (T,) + x.shape[7:], dtype=scale.dtype)  # NumPy gives large arrays huge pages
 
     def block_row(i: int):
-        values = np.ascontiguousarray(x[:, i]).astype(out.dtype)  # gathering uint8 first is faster
+        values = np.ascontiguousarray(x[:, i]).astype(out.dtype)
         values *= scale
         values += shift
-        out[:, i] = values  # a still image's frame broadcast to the T frames
+        out[:, i] = values  # a still image's one frame is broadcast to the T frames
     in_threads(block_row, range(x.shape[1]))
     return torch.from_numpy(out).view(-1, x.shape[5], T, x.shape[7] * x.shape[8])
 

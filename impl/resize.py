@@ -10,8 +10,8 @@ the float mantissa:
   table), and floor((acc + 2**21) / 2**22) = floor((H + floor((Lo + 2**21) / 2048)) / 2048).
 - float64 (CUDA, reduced-precision matmul settings, or very wide kernels): one matrix, always exact.
 
-On the CPU, Pillow's own resampler runs each pass instead (one call per pass, in this module's pass order),
-split into bands run in parallel threads, once a probe has shown that it reproduces this module's tables.
+On the CPU, Pillow's own resampler (the function specified) runs each pass instead, in this module's pass
+order, split into bands resampled in parallel threads, once a probe has shown that it reproduces these tables.
 """
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def in_threads(task, items) -> None:
-    """task(item) for every item, in torch.get_num_threads() threads (NumPy and Pillow release the GIL)."""
+    """task(item) for every item, in torch.get_num_threads() threads (Pillow and NumPy release the GIL)."""
     items, workers = list(items), min(torch.get_num_threads(), len(items))
     if workers <= 1:
         for item in items:
@@ -204,17 +204,15 @@ def in_threads(task, items) -> None:
             pass
 
 
-def bands(size: int, multiple: int = 1) -> list[slice]:
-    """[0, size) in one band per thread (at least MIN_BAND long), edges on multiples of `multiple`."""
+def bands(size: int) -> list[slice]:
+    """[0, size) as one slice per thread, each at least MIN_BAND long (or one slice)."""
     count = max(1, min(torch.get_num_threads(), size // MIN_BAND))
-    edges = sorted({min(size, round(size * i / count / multiple) * multiple) for i in range(count + 1)})
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+    return [slice(size * i // count, size * (i + 1) // count) for i in range(count)]
 
 
 def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
-    """dst = Pillow's BICUBIC pass of uint8 RGB src along axis (0: height, 1: width), in bands along the other
-    axis: a pass reads only its own row or column (Pillow src/libImaging/Resample.c, ImagingResampleHorizontal_8bpc
-    and ImagingResampleVertical_8bpc), and a resize that keeps one side runs only the other side's pass."""
+    """Pillow's bicubic pass of uint8 RGB src along axis (0: height, 1: width) into dst, in parallel bands of the other
+    axis: a resize keeping one side runs only the other side's pass, row by row (Pillow src/libImaging/Resample.c)."""
     def band(part: slice):
         index = (slice(None), part) if axis == 0 else (part,)
         piece = Image.fromarray(np.ascontiguousarray(src[index]))
@@ -223,36 +221,37 @@ def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
 
 
 def pillow_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
-    """uint8 (H, W, 3k) -> uint8 (height, width, 3k), each RGB group by Pillow's passes in vertical_pass_first's order."""
+    """uint8 (H, W, 3k) -> uint8 (height, width, 3k): per RGB group, Pillow's passes in vertical_pass_first's order."""
     in_h, in_w, channels = image.shape
+    order = [(0, height != in_h), (1, width != in_w)]
+    if not vertical_pass_first(in_h, in_w, height, width):
+        order.reverse()
+    axes = [axis for axis, needed in order if needed]
     out = np.empty((height, width, channels), dtype=np.uint8)
-    steps = [(0, height != in_h), (1, width != in_w)]
-    steps = [axis for axis, needed in (steps if vertical_pass_first(in_h, in_w, height, width) else steps[::-1])
-             if needed]
     for group in range(0, channels, 3):
         x, target = image[:, :, group:group + 3], out[:, :, group:group + 3]
-        for i, axis in enumerate(steps):
-            y = target if i == len(steps) - 1 else np.empty((height, in_w, 3) if axis == 0 else (in_h, width, 3),
-                                                            dtype=np.uint8)
+        for i, axis in enumerate(axes):
+            shape = (height, x.shape[1], 3) if axis == 0 else (x.shape[0], width, 3)
+            y = target if i == len(axes) - 1 else np.empty(shape, dtype=np.uint8)
             pillow_pass(x, y, axis)
             x = y
-        if not steps:
+        if not axes:
             target[...] = x
     return torch.from_numpy(out)
 
 
 def pillow_usable(image: torch.Tensor, in_h: int, in_w: int, height: int, width: int) -> bool:
-    """Pillow resamples on the CPU: RGB groups, and every pass it would run matches this module's tables."""
+    """Pillow resamples: a CPU image of RGB groups, and every pass it would run matches this module's tables."""
     if Image is None or image.device.type != "cpu" or image.shape[2] % 3:
         return False
-    return all(pillow_matches(n, size, axis, pillow_weights) for axis, n, size in ((0, in_h, height), (1, in_w, width))
-               if n != size)
+    passes = ((0, in_h, height), (1, in_w, width))
+    return all(pillow_matches(n, size, axis, pillow_weights) for axis, n, size in passes if n != size)
 
 
 @functools.lru_cache(maxsize=256)
 def pillow_matches(in_size: int, out_size: int, axis: int, weights_of) -> bool:
-    """Pillow's pass equals resample_dim1 (this module's fixed-point tables) on seeded noise, so a Pillow build
-    that rounds otherwise (such as a SIMD fork) is not used; weights_of keys the cache, as in axis_plan."""
+    """Pillow's pass equals resample_dim1 (this module's fixed-point tables) on seeded noise, so that a Pillow build
+    that rounds otherwise (a SIMD fork) is never used; weights_of only keys the cache, as in axis_plan."""
     lines = np.random.default_rng(in_size).integers(0, 256, (in_size, 4, 3), dtype=np.uint8)
     expected = resample_dim1(torch.from_numpy(lines).permute(2, 0, 1).float(), in_size, out_size, out_dtype=torch.uint8)
     picture = Image.fromarray(lines if axis == 0 else np.ascontiguousarray(lines.transpose(1, 0, 2)))

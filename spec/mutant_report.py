@@ -20,14 +20,18 @@ def discount_control_failures(jobs) -> None:
 def matrix(jobs) -> str:
     """One row per mutant: X where a stage group's checks failed, . where the bug's stage held, then the verdict."""
     width = max(len(j.name) for j in jobs)
-    head = " " * width + "  " + " ".join(c[:4].ljust(4) for c in COLUMNS) + "  result"
+    head = " " * width + "  " + " ".join(c[:5].ljust(5) for c in COLUMNS) + "  result"
     lines = [head]
     for j in jobs:
         failed = {MODULE_OF[s] for s in j.failed_stages}
         declared = {MODULE_OF[s] for s in j.stages}
         cells = ("X" if c in failed else "." if c in declared else " " for c in COLUMNS)
-        lines.append(f"{j.name:{width}}  " + " ".join(c.ljust(4) for c in cells) + f"  {j.status}"
+        lines.append(f"{j.name:{width}}  " + " ".join(c.ljust(5) for c in cells) + f"  {j.status}"
                      + (f": {j.detail}" if j.status in ("survived", "error", "failed", "unverified") else ""))
+    mutants = [j for j in jobs if not j.control]
+    per_group = [(sum(j.status == "killed" for j in mutants if c in {MODULE_OF[s] for s in j.stages}),
+                  sum(c in {MODULE_OF[s] for s in j.stages} for j in mutants)) for c in COLUMNS]
+    lines.append(f"{'killed / mutants per group':{width}}  " + " ".join(f"{k}/{n}".ljust(5) for k, n in per_group))
     return "\n".join(lines)
 
 

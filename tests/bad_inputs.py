@@ -1,7 +1,7 @@
 """Hypothesis strategies of invalid inputs, stage by stage: ``bad_call(stage, kind)`` draws a valid call of a protocol
-stage (``valid_call``) and breaks it in one way of the kind, recording what the protocol prescribes: the exception
-class (TypeError: wrong kind of value, ValueError: wrong value), the names the message must contain, and words of
-which at least one must state the broken rule (spec/validate.py)."""
+stage (kind None: leaves it valid) and breaks it in one way of the kind, recording what the protocol prescribes: the
+exception class (TypeError: wrong kind of value, ValueError: wrong value), the names the message must contain, and
+words of which at least one must state the broken rule (spec/validate.py)."""
 from __future__ import annotations
 
 from collections import namedtuple
@@ -22,6 +22,8 @@ BAD_INTS = ([(v, TypeError, ("integer",)) for v in (28.0, 1.5, "14", None, True,
             + [(v, ValueError, ("positive",)) for v in (0, -1, np.int64(-28))])
 BAD_EPS = [(v, ValueError, REAL_RULES) for v in (-1e-6, np.nan, np.inf)] + [("1e-6", TypeError, REAL_RULES)]
 BAD_THETA = [(v, ValueError, REAL_RULES) for v in (0.0, -1e4, np.nan, np.inf)] + [("10000", TypeError, REAL_RULES)]
+
+
 class BadCall(namedtuple("BadCall", "stage kind args error names rules detail")):
     """args: positional, in the protocol's order; names: all must appear in the message; rules: at least one must."""
     def __repr__(self) -> str:  # arrays by dtype and shape (the printed blob or the database replays the values)
@@ -76,7 +78,6 @@ def _base(draw, stage: str) -> list:
 
 
 # --- breakages: (draw, args) -> (error, names, rules, detail), changing the list args in place ------------------
-
 def value_of(slots, values=BAD_INTS):
     """A bad scalar: slots are (index, name) pairs, values (value, error, rules) triples."""
     def breakage(draw, args):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import rope as ref_rope, windows as ref_windows
+from reference import rope as ref_rope
 from reference.weights import random_weights
 from spec.configs import small_config
 from spec.mutant_catalogue import BY_NAME, CATALOGUE
