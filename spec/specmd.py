@@ -194,7 +194,7 @@ def section_invariants() -> list[str]:
     """The invariant catalogue (spec/invariants.py) with the tests that check each, when the module exists."""
     out = ["## 4. Invariant catalogue", ""]
     try:
-        catalogue = importlib.import_module("spec.invariants").INVARIANTS
+        catalogue = importlib.import_module("spec.invariants").with_tests()
     except (ImportError, AttributeError):
         return out + ["spec/invariants.py is not present; this section is generated from it when it is.", ""]
 

@@ -31,7 +31,7 @@ def frame_shapes(draw, max_cells: int = 5):
 
 
 def check_layout(patchify, frames: int, height: int, width: int) -> None:
-    """§1.3 from its closed forms: row = ((t*gh/2 + bh)*gw/2 + bw)*4 + 2*mh + mw, col = ((c*2 + tt)*14 + py)*14 + px,
+    """LAYOUT-ROWS, LAYOUT-COLUMNS: §1.3 from its closed forms: row = ((t*gh/2 + bh)*gw/2 + bw)*4 + 2*mh + mw, col = ((c*2 + tt)*14 + py)*14 + px,
     and grid_thw = [F/T, H/P, W/P]. Raises AssertionError naming the first wrong element."""
     x = arange_frames(frames, height, width)
     rows, grid = patchify(x)
@@ -56,7 +56,7 @@ def check_layout(patchify, frames: int, height: int, width: int) -> None:
 
 
 def check_inverse(patchify, unpatchify, frames: int, height: int, width: int) -> None:
-    """unpatchify(patchify(x)) == x exactly."""
+    """LAYOUT-INVERSE: unpatchify(patchify(x)) == x exactly."""
     x = arange_frames(frames, height, width)
     rows, grid = patchify(x)
     back = to_numpy(unpatchify(rows, grid))
@@ -64,7 +64,7 @@ def check_inverse(patchify, unpatchify, frames: int, height: int, width: int) ->
 
 
 def check_document_columns(patchify, height: int, width: int) -> None:
-    """§2: for a still image, each model row restricted to one frame is the document's 588-row of the same patch,
+    """LAYOUT-DOCUMENT: §2: for a still image, each model row restricted to one frame is the document's 588-row of the same patch,
     permuted by document_to_model_columns; both temporal slots are identical."""
     rng = np.random.default_rng(height * 1000 + width)
     image = rng.integers(0, 256, (height, width, C)).astype(np.float64)

@@ -140,7 +140,7 @@ def test_hf_check_rejects_planted_bug(planted):
 # --- temporal pairing and video frame padding ----------------------------------------------------------------
 
 def check_video_padding(preprocess, frames: int) -> None:
-    """A video of distinct frames: grid_t = ceil(F / 2), each pair holds consecutive frames, and an odd count
+    """PIXELS-TEMPORAL: a video of distinct frames: grid_t = ceil(F / 2), each pair holds consecutive frames, and an odd count
     is completed with the LAST frame repeated."""
     video = np.stack([make_image(f, 30, 45, "random") for f in range(frames)])
     values, grid = preprocess([video])

@@ -78,7 +78,7 @@ def resize_cases(draw):
 
 
 def check_matches_pillow(resize, image: np.ndarray, height: int, width: int) -> None:
-    """resize(image, height, width) equals Pillow's BICUBIC bit for bit (raises AssertionError otherwise)."""
+    """PIXELS-PILLOW: resize(image, height, width) equals Pillow's BICUBIC bit for bit (raises AssertionError otherwise)."""
     expected = pillow_resize(image, height, width)
     got = np.asarray(resize(image, height, width))
     assert got.shape == expected.shape, f"shape {got.shape} != Pillow's {expected.shape}"
@@ -212,7 +212,7 @@ def test_smart_resize_worked_values(size, pixels, expected, variant):
 
 
 def check_ties_to_even(smart_resize) -> None:
-    """70 -> 56, 98 -> 112, 42 -> 56 (Python round, ties to even), with the other side keeping both branches off."""
+    """RESIZE-TIES: 70 -> 56, 98 -> 112, 42 -> 56 (Python round, ties to even), with the other side keeping both branches off."""
     for side, expected in [(70, 56), (98, 112), (42, 56), (126, 112), (154, 168)]:
         got = smart_resize(side, 280, 28, **REL)
         assert got == (expected, 280), f"{side} -> {got[0]}, expected {expected}"

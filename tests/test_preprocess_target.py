@@ -1,0 +1,169 @@
+"""The target's preprocessing stages against the reference (smart_resize, resize, preprocess, patchify),
+and the smart_resize invariants RESIZE-MULTIPLE, RESIZE-BUDGET, RESIZE-IDEMPOTENT with negative controls.
+
+tests/test_resize.py, test_pixels.py and test_patchify.py check the reference against upstream and the impl
+modules directly; this file checks whichever target the run names, so `vitspec verify --target ...` covers them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import event, example, given, strategies as st
+
+import reference.pixels as rpx
+import reference.resize as rr
+from reference.patchify import patchify as ref_patchify
+from tests.checks import assert_index_equal, to_numpy
+from tests.test_pixels import ATOL, check_close
+
+F = 28
+
+
+@st.composite
+def sizes_and_budgets(draw):
+    """(h, w, min_pixels, max_pixels): aspect ratio <= 200 by construction, max >= 10*min, min >= 56*56."""
+    short = draw(st.integers(1, 4000))
+    ratio = draw(st.one_of(st.just(1.0), st.just(200.0), st.floats(1.0, 200.0)))
+    long = max(short, min(int(short * ratio), 200 * short))
+    h, w = (short, long) if draw(st.booleans()) else (long, short)
+    min_pixels = draw(st.sampled_from([3136, 4 * 3136, 200704]))
+    max_pixels = draw(st.sampled_from([10 * min_pixels, 1003520, 12845056]))
+    max_pixels = max(max_pixels, 10 * min_pixels)
+    event("thin (side < 28)" if min(h, w) < 28 else "side >= 28")
+    event("over max budget" if round(h / F) * round(w / F) * F * F > max_pixels else "within max budget")
+    return h, w, min_pixels, max_pixels
+
+
+def check_smart_resize(smart_resize, h, w, min_pixels, max_pixels) -> None:
+    """RESIZE-MULTIPLE, RESIZE-BUDGET, RESIZE-IDEMPOTENT (HF variant, SPEC-NOTES §1.1).
+
+    With max >= 10*min and min >= 3136 the ceil branch cannot overshoot max, so the only way past max_pixels
+    is the clamp of a floored side to 28; a result within the budget is a fixed point, unless rounding pushed
+    its own aspect ratio past 200 (e.g. 11400x57 -> 11396x56, ratio 203.5), which smart_resize then refuses.
+    """
+    rh, rw = (int(v) for v in smart_resize(h, w, F, min_pixels, max_pixels))
+    assert rh % F == 0 and rw % F == 0 and rh >= F and rw >= F, f"({h}, {w}) -> ({rh}, {rw}): not multiples of 28 >= 28"
+    if rh * rw > max_pixels:
+        assert min(rh, rw) == F, f"({h}, {w}) -> ({rh}, {rw}) exceeds max_pixels={max_pixels} without the 28-clamp"
+    if min_pixels <= rh * rw <= max_pixels and max(rh, rw) <= 200 * min(rh, rw):
+        again = tuple(int(v) for v in smart_resize(rh, rw, F, min_pixels, max_pixels))
+        assert again == (rh, rw), f"not idempotent: ({rh}, {rw}) -> {again}"
+
+
+@pytest.mark.stage("smart_resize")
+@given(sizes_and_budgets())
+@example((1, 200, 3136, 12845056))
+@example((20, 4000, 3136, 31360))
+@example((3584, 3584, 3136, 12845056))
+@example((11400, 57, 3136, 1003520))
+def test_smart_resize_invariants(stage, args):
+    check_smart_resize(stage("smart_resize"), *args)
+
+
+@pytest.mark.stage("smart_resize")
+@given(sizes_and_budgets())
+@example((70, 70, 3136, 12845056))
+@example((98, 1000, 3136, 12845056))
+def test_smart_resize_matches_reference(stage, args):
+    h, w, lo, hi = args
+    got = tuple(int(v) for v in stage("smart_resize")(h, w, F, lo, hi))
+    assert got == rr.smart_resize(h, w, F, lo, hi), f"smart_resize{args}: {got} != reference"
+
+
+def multiples_of_14(h, w, factor, lo, hi):
+    """Planted bug: rounding to multiples of the patch size instead of 28."""
+    return rr.smart_resize(h, w, 14, lo // 4, hi // 4)
+
+
+def no_max_branch(h, w, factor, lo, hi):
+    """Planted bug: the max_pixels branch never taken."""
+    return rr.smart_resize(h, w, factor, lo, 10 ** 12)
+
+
+def always_rescale(h, w, factor, lo, hi):
+    """Planted bug: always rescale to the max budget (never returns a fixed point)."""
+    beta = math.sqrt(h * w / hi)
+    return max(F, math.floor(h / beta / F) * F - F), max(F, math.floor(w / beta / F) * F)
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("smart_resize")
+@pytest.mark.parametrize("planted, args", [(multiples_of_14, (100, 130, 3136, 12845056)),
+                                            (no_max_branch, (3000, 4000, 3136, 1003520)),
+                                            (always_rescale, (224, 224, 3136, 1003520))])
+def test_smart_resize_invariants_reject(planted, args):
+    check_smart_resize(rr.smart_resize, *args)  # the good function passes on the same input
+    with pytest.raises(AssertionError):
+        check_smart_resize(planted, *args)
+
+
+def random_image(seed, h, w):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.stage("resize")
+@given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 120), st.integers(1, 120), st.integers(0, 2 ** 16))
+def test_resize_equals_reference(stage, h, w, oh, ow, seed):
+    image = random_image(seed, h, w)
+    got = to_numpy(stage("resize")(image, oh, ow))
+    assert_index_equal("resize", got, rr.resize(image, oh, ow), image=(h, w), out=(oh, ow), seed=seed)
+
+
+@pytest.mark.stage("preprocess")
+@given(st.lists(st.tuples(st.integers(1, 3), st.integers(10, 120), st.integers(10, 120)), min_size=1, max_size=3),
+       st.integers(0, 2 ** 16))
+def test_preprocess_equals_reference(stage, items, seed):
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(0, 256, (h, w, 3) if f == 1 else (f, h, w, 3), dtype=np.uint8) for f, h, w in items]
+    event("video" if any(f > 1 for f, _, _ in items) else "images only")
+    values, grid = stage("preprocess")(images)
+    ref_values, ref_grid = rpx.preprocess(images)
+    assert_index_equal("preprocess", grid, ref_grid, items=items, seed=seed)
+    got = to_numpy(values)
+    check_close(got, ref_values, ATOL["float32"], f"preprocess {items} seed {seed}")
+
+
+@pytest.mark.stage("patchify")
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4))
+def test_patchify_equals_reference_on_arange(stage, t, bh, bw):
+    frames = np.arange(2 * t * 3 * 28 * bh * 28 * bw, dtype=np.float64).reshape(2 * t, 3, 28 * bh, 28 * bw)
+    values, grid = stage("patchify")(frames)
+    ref_values, ref_grid = ref_patchify(frames)
+    assert_index_equal("patchify", np.asarray(to_numpy(grid)), ref_grid, frames=frames.shape)
+    assert np.array_equal(to_numpy(values), ref_values), f"patchify{frames.shape}: rows differ from the reference"
+
+
+def check_ratio_rule(smart_resize) -> None:
+    """RESIZE-RATIO: aspect ratio exactly 200 passes, anything above raises ValueError naming the ratio."""
+    for h, w in [(1, 200), (200, 1), (3, 600)]:
+        smart_resize(h, w, F, 3136, 12845056)
+    for h, w in [(1, 201), (2, 401), (601, 3)]:
+        with pytest.raises(ValueError, match="aspect ratio"):
+            smart_resize(h, w, F, 3136, 12845056)
+
+
+@pytest.mark.stage("smart_resize")
+def test_smart_resize_ratio_rule(stage):
+    check_ratio_rule(stage("smart_resize"))
+
+
+def ratio_checked_with_ge(h, w, factor, lo, hi):
+    """Planted bug: ratio 200 itself refused (>= instead of >)."""
+    if max(h, w) >= 200 * min(h, w):
+        raise ValueError("absolute aspect ratio must be smaller than 200")
+    return rr.smart_resize(h, w, factor, lo, hi)
+
+
+def ratio_unchecked(h, w, factor, lo, hi):
+    """Planted bug: no ratio check at all."""
+    return rr.smart_resize(h, w, factor, lo, hi) if max(h, w) <= 200 * min(h, w) else (F, F)
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("smart_resize")
+@pytest.mark.parametrize("planted", [ratio_checked_with_ge, ratio_unchecked])
+def test_ratio_rule_rejects(planted):
+    with pytest.raises((AssertionError, ValueError, pytest.fail.Exception)):
+        check_ratio_rule(planted)
