@@ -17,7 +17,7 @@ from impl.attention import SegmentPlan, segment_attention, segment_plan
 from impl.rope import pair_order, paired_cos_sin, rotate_pairs
 from impl.weights import host_array, rope_dtype, to_tensor
 from reference.attention import check_cu_seqlens
-from spec.validate import positive_int, require_keys, require_ndim, shape_of
+from spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
 
 MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
@@ -117,6 +117,8 @@ def rms_norm(x, weight, eps: float = 1e-6, *, dtype=torch.float32, device="cpu")
     """x / sqrt(mean(x^2) + eps) * weight, statistics in float32 or wider."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     require_ndim("weight", weight, 1, "(hidden,)")
+    require_float("weight", weight)
+    eps = positive_float("eps", eps)
     if int(weight.shape[0]) != int(x.shape[1]):
         raise ValueError(f"weight must have shape ({int(x.shape[1])},) to match x, got {shape_of(weight)}")
     return norm(to_tensor(x, dtype, device), to_tensor(weight, dtype, device), eps)
@@ -147,6 +149,7 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     N, D = (int(s) for s in x.shape)
     H = positive_int("num_heads", num_heads)
+    eps = positive_float("eps", eps)
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
     require_keys("params", params, BLOCK_KEYS, {

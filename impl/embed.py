@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from impl.weights import to_tensor
-from spec.validate import require_ndim, shape_of
+from spec.validate import require_float, require_ndim, shape_of
 
 
 def embed_matrix(weight, dtype, device) -> torch.Tensor:
@@ -18,6 +18,7 @@ def patch_embed(pixel_values, weight, *, dtype=torch.float32, device="cpu") -> t
     """pixel_values @ W.reshape(D, C*T*P*P).T, identical to the Conv3d."""
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     require_ndim("weight", weight, 5, "(hidden, channels, temporal, patch, patch)")
+    require_float("weight", weight)
     D, C, T, P, P2 = shape_of(weight)
     if P != P2:
         raise ValueError(f"weight must have a square patch kernel, got shape {shape_of(weight)}")

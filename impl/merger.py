@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from impl.block import norm
 from impl.weights import to_tensor
-from spec.validate import positive_int, require_keys, require_ndim, shape_of
+from spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
 
 MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
 
@@ -39,6 +39,7 @@ def merger(x, params, merge_size: int = 2, eps: float = 1e-6, *, dtype=torch.flo
     """Each run of merge_size**2 consecutive rows (one 2×2 block) becomes one output token."""
     require_ndim("x", x, 2, "(num_patches, hidden)")
     unit = positive_int("merge_size", merge_size) ** 2
+    eps = positive_float("eps", eps)
     N, D = (int(s) for s in x.shape)
     if N % unit:
         raise ValueError(f"x must have a multiple of merge_size**2 = {unit} rows, got {N}")

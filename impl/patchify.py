@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spec.validate import grid_rows, positive_int, require_ndim
+from spec.validate import grid_rows, positive_int, require_finite, require_ndim
 
 # Frame axes (t, T, C, bh, mh, P, bw, mw, P) -> row axes (t, bh, bw, mh, mw) and column axes (C, T, P, P).
 TO_ROWS = (0, 3, 6, 4, 7, 2, 1, 5, 8)
@@ -40,6 +40,9 @@ def patch_blocks(frames, patch_size: int = 14, temporal_patch_size: int = 2, mer
 def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2):
     """Frames (F, C, H, W) -> (pixel_values (N, C*T*P*P) in merge-block row order, grid_thw int64 (3,))."""
     blocks, grid = patch_blocks(frames, patch_size, temporal_patch_size, merge_size)
+    x = as_tensor("frames", frames)
+    if x.is_floating_point():
+        require_finite("frames", bool(torch.isfinite(x).all()))
     return blocks.reshape(int(grid.prod()), -1), grid
 
 

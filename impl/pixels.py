@@ -37,7 +37,7 @@ def affine_on_host(blocks: torch.Tensor, scale: torch.Tensor, shift: torch.Tenso
 
 def video_frames(name: str, item) -> torch.Tensor:
     """A uint8 (H, W, 3) image or (F, H, W, 3) video as an (F, H, W, 3) tensor."""
-    require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)")
+    require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)", "uint8 pixels")
     frames = as_tensor(name, item)
     if frames.dtype != torch.uint8:
         raise TypeError(f"{name} must be uint8, got dtype {frames.dtype}")

@@ -261,7 +261,7 @@ def pillow_matches(in_size: int, out_size: int, axis: int, weights_of) -> bool:
 
 def as_image_tensor(image, name: str = "image", device=None) -> torch.Tensor:
     """A uint8 (H, W, 3) NumPy array or tensor as a torch tensor (on device when given)."""
-    require_ndim(name, image, 3, "(height, width, 3)")
+    require_ndim(name, image, 3, "(height, width, 3)", "uint8 pixels")
     require_dim(name, image, 2, 3, "channels (RGB)")
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from impl.weights import host_array, rope_dtype, to_tensor
-from spec.validate import grid_rows, positive_int, require_ndim
+from spec.validate import grid_rows, positive_float, positive_int, require_ndim
 
 
 def position_ids(rows, merge_size: int) -> np.ndarray:
@@ -36,6 +36,7 @@ def rotary_position_ids(grid_thw, merge_size: int = 2, *, device="cpu") -> torch
 def inv_freq(head_dim: int, theta: float = 10000.0) -> np.ndarray:
     """inv_freq[i] = theta^(-2i / (head_dim/2)), i < head_dim/4, in float64 on the host."""
     head_dim = positive_int("head_dim", head_dim)
+    theta = positive_float("theta", theta)
     if head_dim % 4:
         raise ValueError(f"head_dim must be a multiple of 4 (two axes, rotation pairs), got {head_dim}")
     half = head_dim // 2

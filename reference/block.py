@@ -6,7 +6,7 @@ from scipy.special import expit
 
 from reference.attention import attention
 from reference.rope import apply_rotary
-from spec.validate import positive_int, require_keys, require_ndim, shape_of
+from spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
 
 MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
 BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
@@ -17,6 +17,8 @@ def rms_norm(x, weight, eps: float = 1e-6):
     """RMSNorm: x / sqrt(mean(x^2) + eps) * weight over the last axis."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     require_ndim("weight", weight, 1, "(hidden,)")
+    require_float("weight", weight)
+    eps = positive_float("eps", eps)
     x = np.asarray(x, dtype=np.float64)
     weight = np.asarray(weight, dtype=np.float64)
     if weight.shape[0] != x.shape[1]:
@@ -39,7 +41,7 @@ def mlp(x, params):
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     x = np.asarray(x, dtype=np.float64)
     D = x.shape[1]
-    inter = shape_of(params["gate_proj.weight"])[0] if "gate_proj.weight" in params else 0
+    inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
     require_keys("params", params, MLP_KEYS, {
         "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
         "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
@@ -57,6 +59,7 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     x = np.asarray(x, dtype=np.float64)
     N, D = x.shape
     H = positive_int("num_heads", num_heads)
+    eps = positive_float("eps", eps)
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
     require_keys("params", params, BLOCK_KEYS, {

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import require_ndim
+from spec.validate import require_float, require_ndim
 
 
 def _check(pixel_values, weight):
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     require_ndim("weight", weight, 5, "(hidden, channels, temporal, patch, patch)")
+    require_float("weight", weight)
     pixel_values = np.asarray(pixel_values, dtype=np.float64)
     weight = np.asarray(weight, dtype=np.float64)
     D, C, T, P, P2 = weight.shape

@@ -5,7 +5,7 @@ import numpy as np
 from scipy.special import erf
 
 from reference.block import linear, rms_norm
-from spec.validate import positive_int, require_keys, require_ndim, shape_of
+from spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
 
 MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
 
@@ -20,10 +20,11 @@ def merger(x, params, merge_size: int = 2, eps: float = 1e-6):
     require_ndim("x", x, 2, "(num_patches, hidden)")
     x = np.asarray(x, dtype=np.float64)
     unit = positive_int("merge_size", merge_size) ** 2
+    eps = positive_float("eps", eps)
     N, D = x.shape
     if N % unit:
         raise ValueError(f"x must have a multiple of merge_size**2 = {unit} rows, got {N}")
-    out_dim = shape_of(params["mlp.2.weight"])[0] if "mlp.2.weight" in params else 0
+    out_dim = shape_of(params["mlp.2.weight"])[0] if isinstance(params, dict) and "mlp.2.weight" in params else 0
     require_keys("params", params, MERGER_KEYS, {
         "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
         "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})

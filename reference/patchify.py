@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.toy import patchify2d
-from spec.validate import grid_rows, positive_int, require_ndim
+from spec.validate import grid_rows, positive_int, require_finite, require_ndim
 
 
 def _check_geometry(patch_size, temporal_patch_size, merge_size):
@@ -38,6 +38,7 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
     P, T, m = _check_geometry(patch_size, temporal_patch_size, merge_size)
     require_ndim("frames", frames, 4, "(frames, channels, height, width)")
     frames = np.asarray(frames, dtype=np.float64)
+    require_finite("frames", bool(np.isfinite(frames).all()))
     F, C, H, W = frames.shape
     if F == 0 or F % T:
         raise ValueError(f"frames must hold a positive multiple of temporal_patch_size={T} frames, got {F}")

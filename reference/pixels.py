@@ -24,7 +24,7 @@ def to_rgb(image, alpha="drop"):
     """§1.2 convert to RGB: (H, W) gray is replicated; (H, W, 4) drops alpha ("drop": HF 4.x, Pillow convert)
     or is composited over white ("white": qwen-vl-utils' paste with the alpha mask, HF 5.x convert_to_rgb):
     round((rgb * a + 255 * (255 - a)) / 255), which never ties because 255 is odd."""
-    require_ndim("image", image, (2, 3), "(height, width) or (height, width, 3 or 4)")
+    require_ndim("image", image, (2, 3), "(height, width) or (height, width, 3 or 4)", "uint8 pixels")
     image = require_uint8("image", image)
     if alpha not in ALPHA_POLICIES:
         raise ValueError(f"alpha must be one of {list(ALPHA_POLICIES)}, got {alpha!r}")
@@ -86,7 +86,7 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
     rows, grids = [], []
     for i, item in enumerate(images):
         name = f"images[{i}]"
-        require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)")
+        require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)", "uint8 pixels")
         frames = require_uint8(name, item)
         frames = frames[None] if frames.ndim == 3 else frames
         if frames.shape[-1] != 3:

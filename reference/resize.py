@@ -122,7 +122,7 @@ def resize(image, height, width, *, pass_order="pillow13"):
     Two passes, each clipped to uint8 before the next; the order follows vertical_pass_first, and a
     pass whose size does not change is skipped (Pillow's need_horizontal / need_vertical).
     """
-    require_ndim("image", image, 3, "(height, width, 3)")
+    require_ndim("image", image, 3, "(height, width, 3)", "uint8 pixels")
     require_dim("image", image, 2, 3, "channels (RGB)")
     image = np.asarray(image)
     if image.dtype != np.uint8:

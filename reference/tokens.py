@@ -33,7 +33,7 @@ def expand_image_pads(input_ids, grid_thw, merge_size: int = 2, image_pad_id: in
 
 def check_image_tokens(input_ids, num_features: int, image_pad_id: int = IMAGE_PAD_ID) -> int:
     """The prompt's image pad count must equal the vision output rows, else a clear error."""
-    n_tokens = sum(1 for t in input_ids if int(t) == image_pad_id)
+    n_tokens = sum(1 for i, t in enumerate(input_ids) if non_negative_int(f"input_ids[{i}]", t) == image_pad_id)
     num_features = non_negative_int("num_features", num_features)
     if n_tokens != num_features:
         raise ValueError(f"Image features and image tokens do not match: the prompt holds {n_tokens} image pad "

@@ -43,11 +43,27 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in x.shape)
 
 
-def require_ndim(name: str, x: Any, ndim: int | Sequence[int], layout: str) -> None:
-    """x has one of the allowed numbers of dimensions; layout spells the expected axes."""
+def _dtype_kind(x: Any) -> str:
+    """'f' floating, 'c' complex, 'i'/'u' integer, 'b' bool, 'O' other, for NumPy arrays and torch tensors."""
+    dt = x.dtype
+    if hasattr(dt, "is_floating_point"):  # torch
+        return "c" if dt.is_complex else "f" if dt.is_floating_point else "b" if str(dt) == "torch.bool" else "i"
+    return np.dtype(dt).kind
+
+
+def require_float(name: str, x: Any) -> None:
+    """Weights hold real floating-point values (integers, bool and complex are refused, never cast)."""
+    if _dtype_kind(x) != "f":
+        raise TypeError(f"{name} must hold real floating-point values, got dtype {x.dtype}")
+
+
+def require_ndim(name: str, x: Any, ndim: int | Sequence[int], layout: str, values: str = "real numbers") -> None:
+    """x has one of the allowed numbers of dimensions; layout spells the expected axes; complex is never valid."""
     allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-    if not hasattr(x, "shape"):
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{name} must be an array of shape {layout}, got {type(x).__name__}")
+    if _dtype_kind(x) in "cO":
+        raise TypeError(f"{name} must hold {values}, got dtype {x.dtype} (complex values are never accepted)")
     if len(x.shape) not in allowed:
         raise ValueError(f"{name} must have shape {layout}, got shape {shape_of(x)}")
 
@@ -108,6 +124,10 @@ def require_keys(name: str, params: dict, keys: Sequence[str], shapes: dict[str,
     missing = [k for k in keys if k not in params]
     if missing:
         raise ValueError(f"{name} is missing weights {missing}")
+    for key in keys:
+        if not hasattr(params[key], "dtype"):
+            raise TypeError(f"{name}[{key!r}] must be an array, got {type(params[key]).__name__}")
+        require_float(f"{name}[{key!r}]", params[key])
     for key, shape in (shapes or {}).items():
         got = shape_of(params[key])
         if got != tuple(shape):
