@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from spec.validate import grid_rows, positive_float, require_float, require_ndim
+
 
 # --- "your kernels": plain functions with their own names and conventions -------------------------
 def frame_segments(grid):  # one attention segment per (image, frame), as cumulative offsets
@@ -29,19 +31,26 @@ def rmsnorm_fp32(x, gamma, eps):  # statistics in float32, as a kernel would do 
 
 
 # --- the adapter: protocol names and signatures (spec/protocol.py) ---------------------------------
+# Bad input must raise the protocol's TypeError/ValueError naming the argument; the adapter gets that by
+# validating with vitspec's shared rules (spec/validate.py) before calling the kernels.
 class ToyTarget:
     name = "toy"
     dtype = "float32"  # the suite judges float results with the float32 row of its tolerance table
     device = "cpu"
 
     def cu_seqlens(self, grid_thw):
-        return frame_segments(np.asarray(grid_thw).tolist())
+        return frame_segments(grid_rows(grid_thw))
 
     def num_image_tokens(self, grid_thw, merge_size=2):
-        return llm_tokens(np.asarray(grid_thw).tolist(), merge_size)
+        return llm_tokens(grid_rows(grid_thw, merge_size), merge_size)
 
     def rms_norm(self, x, weight, eps=1e-6):
-        return rmsnorm_fp32(np.asarray(x), np.asarray(weight), eps)
+        require_ndim("x", x, 2, "(num_tokens, hidden)")
+        require_ndim("weight", weight, 1, "(hidden,)")
+        require_float("weight", weight)
+        if weight.shape[0] != x.shape[1]:
+            raise ValueError(f"weight must have shape ({x.shape[1]},) to match x, got {tuple(weight.shape)}")
+        return rmsnorm_fp32(np.asarray(x), np.asarray(weight), positive_float("eps", eps))
 
 
 TARGET = ToyTarget()
