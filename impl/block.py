@@ -17,24 +17,19 @@ from impl.attention import SegmentPlan, segment_attention, segment_plan
 from impl.rope import pair_order, paired_cos_sin, rotate_pairs
 from impl.weights import host_array, rope_dtype, to_tensor
 from reference.attention import check_cu_seqlens
-from spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
+from reference.block import BLOCK_KEYS, MLP_KEYS, check_block_params, check_mlp_params
+from spec.validate import positive_float, positive_int, require_float, require_ndim, shape_of
 
-MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
-BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-              "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
-
 
 def norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """RMSNorm with float32 statistics for half-precision x (F.rms_norm upcasts), result in x's dtype."""
     return F.rms_norm(x, (x.shape[-1],), weight, eps)
 
-
 def add_norm(x, y, weight, eps):
     """The residual sum x + y and its RMSNorm."""
     s = x + y
     return s, norm(s, weight, eps)
-
 
 @dataclass(frozen=True)
 class Elementwise:
@@ -44,9 +39,7 @@ class Elementwise:
     rotate: object = fused.rotate
     swiglu: object = fused.swiglu
 
-
 EAGER = Elementwise()
-
 
 @functools.lru_cache(maxsize=1)
 def compiled() -> Elementwise:
@@ -54,7 +47,6 @@ def compiled() -> Elementwise:
     c = functools.partial(torch.compile, dynamic=True)
     rotate = functools.partial(rotate_pairs, fused_complex=False)  # inductor has no complex codegen
     return Elementwise(c(norm), c(add_norm), c(rotate), c(fused.eager_swiglu))
-
 
 @dataclass(frozen=True)
 class BlockWeights:
@@ -72,19 +64,16 @@ class BlockWeights:
     down_b: torch.Tensor
     num_heads: int
 
-
 def qkv_row_order(hidden: int, num_heads: int) -> np.ndarray:
     """qkv weight rows with each head of q and k in the paired RoPE layout; v unchanged."""
     hd = hidden // num_heads
     heads = (np.arange(num_heads)[:, None] * hd + pair_order(hd)[None, :]).reshape(-1)
     return np.concatenate([heads, hidden + heads, 2 * hidden + np.arange(hidden)])
 
-
 def padded_width(width: int, device) -> int:
     """The MLP width rounded up to a multiple of GEMM_MULTIPLE on CUDA (cuBLAS picks faster kernels), else as is."""
     m = GEMM_MULTIPLE if torch.device(device).type == "cuda" else 1
     return -(-width // m) * m
-
 
 def prepare_block(params: dict, num_heads: int, dtype, device) -> BlockWeights:
     """One block's weights (HF names, prefix removed) cast to dtype on device, q/k rows paired, gate+up stacked."""
@@ -100,7 +89,6 @@ def prepare_block(params: dict, num_heads: int, dtype, device) -> BlockWeights:
         t["attn.proj.weight"], t["attn.proj.bias"], t["norm2.weight"], torch.cat(gate_up_w), torch.cat(gate_up_b),
         F.pad(t["mlp.down_proj.weight"], (0, pad)).contiguous(), t["mlp.down_proj.bias"], num_heads)
 
-
 def block_forward(x: torch.Tensor, w: BlockWeights, rope: torch.Tensor, plan: SegmentPlan, eps: float,
                   ops: Elementwise = EAGER) -> torch.Tensor:
     """x + proj(attention(rope(q), rope(k), v)) on norm1(x), then + down(silu(gate) * up) on norm2."""
@@ -112,7 +100,6 @@ def block_forward(x: torch.Tensor, w: BlockWeights, rope: torch.Tensor, plan: Se
     x, h = ops.add_norm(x, F.linear(attn.reshape(N, D), w.proj_w, w.proj_b), w.norm2, eps)
     return x + F.linear(ops.swiglu(F.linear(h, w.gate_up_w, w.gate_up_b)), w.down_w, w.down_b)
 
-
 def rms_norm(x, weight, eps: float = 1e-6, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """x / sqrt(mean(x^2) + eps) * weight, statistics in float32 or wider."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")
@@ -123,25 +110,14 @@ def rms_norm(x, weight, eps: float = 1e-6, *, dtype=torch.float32, device="cpu")
         raise ValueError(f"weight must have shape ({int(x.shape[1])},) to match x, got {shape_of(weight)}")
     return norm(to_tensor(x, dtype, device), to_tensor(weight, dtype, device), eps)
 
-
-def check_mlp(x, params: dict) -> None:
-    """The MLP weights hold every key with shapes matching x's hidden size."""
-    D = int(x.shape[1])
-    inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
-    require_keys("params", params, MLP_KEYS, {
-        "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
-        "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
-
-
 def mlp(x, params, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """down(silu(gate(x)) * up(x)) with gate and up as one GEMM."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")
-    check_mlp(x, params)
+    check_mlp_params(params, int(x.shape[1]))
     t = {k: to_tensor(params[k], dtype, device) for k in MLP_KEYS}
     gate_up = F.linear(to_tensor(x, dtype, device), torch.cat([t["gate_proj.weight"], t["up_proj.weight"]]),
                        torch.cat([t["gate_proj.bias"], t["up_proj.bias"]]))
     return F.linear(fused.swiglu(gate_up), t["down_proj.weight"], t["down_proj.bias"])
-
 
 def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1e-6, *, dtype=torch.float32,
                  device="cpu", ops: Elementwise = EAGER) -> torch.Tensor:
@@ -152,10 +128,7 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     eps = positive_float("eps", eps)
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
-    require_keys("params", params, BLOCK_KEYS, {
-        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
-        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
-    check_mlp(x, {k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")})
+    check_block_params(params, D)
     cos, sin = (a if hasattr(a, "shape") else np.asarray(a, dtype=np.float64) for a in (cos, sin))
     if shape_of(cos) != (N, D // H) or shape_of(sin) != (N, D // H):
         raise ValueError(f"cos and sin must have shape {(N, D // H)} (num_tokens, head_dim), "

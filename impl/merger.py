@@ -8,10 +8,8 @@ import torch.nn.functional as F
 
 from impl.block import norm
 from impl.weights import to_tensor
-from spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
-
-MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
-
+from reference.merger import MERGER_KEYS, check_merger_params
+from spec.validate import positive_float, positive_int, require_ndim
 
 @dataclass(frozen=True)
 class MergerWeights:
@@ -23,17 +21,14 @@ class MergerWeights:
     fc2_w: torch.Tensor
     fc2_b: torch.Tensor
 
-
 def prepare_merger(params: dict, dtype, device) -> MergerWeights:
     """The merger's weights (HF names without the merger prefix) cast to dtype on device."""
     return MergerWeights(*(to_tensor(params[k], dtype, device) for k in MERGER_KEYS))
-
 
 def merger_forward(x: torch.Tensor, w: MergerWeights, unit: int, eps: float) -> torch.Tensor:
     """fc2(gelu_erf(fc1(norm(x) viewed as (N/unit, unit*D))))."""
     h = norm(x, w.ln_q, eps).reshape(x.shape[0] // unit, unit * x.shape[1])
     return F.linear(F.gelu(F.linear(h, w.fc1_w, w.fc1_b)), w.fc2_w, w.fc2_b)
-
 
 def merger(x, params, merge_size: int = 2, eps: float = 1e-6, *, dtype=torch.float32, device="cpu"):
     """Each run of merge_size**2 consecutive rows (one 2×2 block) becomes one output token."""
@@ -43,8 +38,5 @@ def merger(x, params, merge_size: int = 2, eps: float = 1e-6, *, dtype=torch.flo
     N, D = (int(s) for s in x.shape)
     if N % unit:
         raise ValueError(f"x must have a multiple of merge_size**2 = {unit} rows, got {N}")
-    out_dim = shape_of(params["mlp.2.weight"])[0] if isinstance(params, dict) and "mlp.2.weight" in params else 0
-    require_keys("params", params, MERGER_KEYS, {
-        "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
-        "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})
+    check_merger_params(params, D, unit)
     return merger_forward(to_tensor(x, dtype, device), prepare_merger(params, dtype, device), unit, eps)

@@ -36,15 +36,27 @@ def silu(x):
     return x * expit(x)
 
 
-def mlp(x, params):
-    """SwiGLU MLP with biases: down(silu(gate(x)) * up(x))."""
-    require_ndim("x", x, 2, "(num_tokens, hidden)")
-    x = np.asarray(x, dtype=np.float64)
-    D = x.shape[1]
+def check_mlp_params(params, D: int) -> None:
+    """The MLP weights hold every key, float, with shapes matching the hidden size D (any intermediate size)."""
     inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
     require_keys("params", params, MLP_KEYS, {
         "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
         "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
+
+
+def check_block_params(params, D: int) -> None:
+    """The block weights (blocks.i sub-dict) hold every key, float, with shapes matching the hidden size D."""
+    require_keys("params", params, BLOCK_KEYS, {
+        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
+        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
+    check_mlp_params({k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")}, D)
+
+
+def mlp(x, params):
+    """SwiGLU MLP with biases: down(silu(gate(x)) * up(x))."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    x = np.asarray(x, dtype=np.float64)
+    check_mlp_params(params, x.shape[1])
     gate = linear(x, params["gate_proj.weight"], params["gate_proj.bias"])
     up = linear(x, params["up_proj.weight"], params["up_proj.bias"])
     return linear(silu(gate) * up, params["down_proj.weight"], params["down_proj.bias"])
@@ -62,9 +74,7 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     eps = positive_float("eps", eps)
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
-    require_keys("params", params, BLOCK_KEYS, {
-        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
-        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
+    check_block_params(params, D)
     qkv = linear(rms_norm(x, params["norm1.weight"], eps), params["attn.qkv.weight"], params["attn.qkv.bias"])
     q, k, v = qkv.reshape(N, 3, H, D // H).transpose(1, 0, 2, 3)
     q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
