@@ -1,7 +1,6 @@
 """The whole vision tower (SPEC-NOTES §3): pixel_values, grid_thw -> merged tokens in raster order."""
 from __future__ import annotations
 
-import numpy as np
 
 from reference.block import vision_block
 from reference.embed import patch_embed

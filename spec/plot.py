@@ -14,7 +14,6 @@ video only the first frame's windows are drawn (every frame has the same tiling)
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
