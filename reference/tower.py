@@ -1,7 +1,6 @@
 """The whole vision tower (SPEC-NOTES §3): pixel_values, grid_thw -> merged tokens in raster order."""
 from __future__ import annotations
 
-
 from reference.block import vision_block
 from reference.embed import patch_embed
 from reference.merger import merger
@@ -14,7 +13,6 @@ from spec.validate import grid_rows, non_negative_int, positive_int, require_ndi
 
 CONFIG_FIELDS = ("depth", "hidden_size", "num_heads", "intermediate_size", "out_hidden_size", "patch_size",
                  "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "in_channels")
-
 
 def check_config(config) -> dict:
     """A vision config with HF's field names; every geometric field a positive integer, full blocks within depth."""
@@ -33,7 +31,6 @@ def check_config(config) -> dict:
     if config["hidden_size"] % config["num_heads"]:
         raise ValueError(f"config['num_heads']={config['num_heads']} must divide hidden_size={config['hidden_size']}")
     return config
-
 
 def vision_tower(pixel_values, grid_thw, weights, config):
     """Embed, move to window order, run the blocks (full segments at fullatt_block_indexes, windows elsewhere),
