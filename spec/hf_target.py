@@ -6,7 +6,9 @@ functions, for as long as it is active, by the same formulas in the input's dtyp
 frequency layout are kept), and every float64 stage runs inside it. In float32, bfloat16 or float16
 (``--dtype``) HF's modules run unchanged in that dtype: the real upstream numerics. Attention implementation
 "sdpa". Stages HF does not expose (num_image_tokens, the preprocessing stages) are absent, so the suite reports
-them as not covered.
+them as not covered. HF does not check its inputs (bad shapes or dtypes broadcast, truncate or fail deep inside
+torch), so the adapter applies the protocol's input rules first, by running the reference stage on the same
+arguments and keeping only its errors; every returned value is HF's own.
 
     vitspec verify --target spec.hf_target:TARGET [--dtype bfloat16]
 """
@@ -61,13 +63,20 @@ def float64_islands():
 
 
 def _numeric(method):
-    """Run a stage without autograd, under float64_islands when the target is float64."""
+    """Run a stage without autograd, under float64_islands when the target is float64, after the input rules."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
+        _input_rules(method.__name__, args, kwargs)
         islands = float64_islands() if self.dtype == "float64" else contextlib.nullcontext()
         with islands, torch.no_grad():
             return method(self, *args, **kwargs)
     return run
+
+
+def _input_rules(stage: str, args, kwargs) -> None:
+    """The protocol's TypeError/ValueError for bad input, raised by the reference stage before HF runs."""
+    from reference import TARGET as REFERENCE
+    getattr(REFERENCE, stage)(*args, **kwargs)
 
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -129,12 +138,15 @@ class HFTarget:
         return _loaded(module, params, self.torch_dtype)
 
     def rotary_position_ids(self, grid_thw, merge_size=2):
+        _input_rules("rotary_position_ids", (grid_thw, merge_size), {})
         return _np(vision_utils.get_vision_position_ids(_t(grid_thw, torch.int64).reshape(-1, 3), merge_size))
 
     def cu_seqlens(self, grid_thw):
+        _input_rules("cu_seqlens", (grid_thw,), {})
         return _np(vision_utils.get_vision_cu_seqlens(_t(grid_thw, torch.int64).reshape(-1, 3))).astype(np.int64)
 
     def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
+        _input_rules("window_index", (grid_thw, window_size, patch_size, merge_size), {})
         index, cu = vision_utils.get_vision_window_index(_t(grid_thw, torch.int64).reshape(-1, 3), merge_size,
                                                          window_size, patch_size)
         return _np(index).astype(np.int64), _np(cu).astype(np.int64)

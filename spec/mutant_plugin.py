@@ -1,8 +1,10 @@
 """pytest plugin of `vitspec mutants` (loaded with ``-p spec.mutant_plugin``): select and order a mutant's tests,
 stop Hypothesis from shrinking (a killed mutant only needs the first failure), and record what failed.
 
-Only tests that check the target run: those marked with a protocol stage, without the conformance or
-negative_control marks. --mutant-stages keeps the tests of those stages, in the order the stages are given.
+Only tests that check the target run: those marked with a protocol stage that use the `stage` or `target`
+fixture (a mutant's bug is planted only while the target's stage methods run, so no other test can see it),
+without the conformance or negative_control marks. --mutant-stages keeps the tests of those stages, in the
+order the stages are given, each stage's own test file first.
 """
 from __future__ import annotations
 
@@ -18,12 +20,11 @@ STATE: dict = {"failures": [], "passed": 0, "skipped": 0}  # this run's results 
 
 
 def pytest_addoption(parser):
-    """--mutant-stages, --mutant-report and --mutant-collect."""
+    """--mutant-stages and --mutant-report."""
     group = parser.getgroup("vitspec mutants")
     group.addoption("--mutant-stages", default=None,
                     help="comma-separated protocol stages: run only the target tests marked with one of them")
     group.addoption("--mutant-report", default=None, help="write this run's failed tests and counts as JSON here")
-    group.addoption("--mutant-collect", default=None, help="write every target test's node id and stages as JSON here")
 
 
 def stages_of(item) -> list[str]:
@@ -32,9 +33,9 @@ def stages_of(item) -> list[str]:
 
 
 def checks_target(item) -> bool:
-    """A test of the target: stage-marked and neither a conformance test nor a negative control."""
-    return bool(stages_of(item)) and not (item.get_closest_marker("conformance")
-                                          or item.get_closest_marker("negative_control"))
+    """A test of the target: stage-marked, calling the target, neither a conformance test nor a negative control."""
+    return (bool(stages_of(item)) and bool({"stage", "target"} & set(getattr(item, "fixturenames", ())))
+            and not (item.get_closest_marker("conformance") or item.get_closest_marker("negative_control")))
 
 
 @pytest.hookimpl(trylast=True)
@@ -49,7 +50,7 @@ def pytest_configure(config):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
-    """Drop tests that do not check the target (or not the wanted stages); the first wanted stage runs first."""
+    """Drop tests that cannot see a planted bug (or not of the wanted stages); the first wanted stage runs first."""
     wanted = [s for s in (config.getoption("mutant_stages") or "").split(",") if s]
     unknown = [s for s in wanted if s not in STAGE_NAMES]
     if unknown:
@@ -63,10 +64,6 @@ def pytest_collection_modifyitems(session, config, items):  # noqa: ARG001
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep
-    path = config.getoption("mutant_collect")
-    if path:
-        with open(path, "w") as f:
-            json.dump({it.nodeid: stages_of(it) for it in keep}, f)
 
 
 def order_key(item, wanted: list[str]) -> tuple[int, int]:

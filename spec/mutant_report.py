@@ -7,16 +7,6 @@ COLUMNS = tuple(dict.fromkeys(s.module for s in STAGES))  # matrix columns: the 
 MODULE_OF = {s.name: s.module for s in STAGES}
 
 
-def discount_control_failures(jobs) -> None:
-    """A mutant failing only tests that also fail on impl unmutated (same dtype) is not killed: unverified."""
-    broken = {}
-    for c in (j for j in jobs if j.control):
-        broken.setdefault(c.dtype, set()).update(c.killing_tests)
-    for j in jobs:
-        if not j.control and j.status == "killed" and set(j.killing_tests) <= broken.get(j.dtype or "float32", set()):
-            j.status, j.detail = "unverified", "killed only by tests that fail on impl unmutated too"
-
-
 def matrix(jobs) -> str:
     """One row per mutant: X where a stage group's checks failed, . where the bug's stage held, then the verdict."""
     width = max(len(j.name) for j in jobs)

@@ -2,6 +2,7 @@
 where fork is unsafe), at most -j at a time, each classified from the report spec/mutant_plugin.py writes."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ class Job:
     detail: str = ""
     seconds: float = 0.0
     deselect: list = field(default_factory=list)  # tests that fail on impl unmutated (from the control)
+    nodeids: list = field(default_factory=list)  # a control runs exactly these tests
 
 
 def native_threads() -> int:
@@ -41,6 +43,7 @@ def native_threads() -> int:
         return -1
 
 
+@functools.lru_cache(maxsize=None)
 def warm_start() -> bool:
     """Collect the suite once in this process (imports torch, conftest and every test module, assertions
     rewritten) so that each run forked from here starts warm. False (runs are spawned) where fork is
@@ -63,9 +66,9 @@ def warm_start() -> bool:
 
 def pytest_args(job: Job, args, report: str) -> list[str]:
     """The pytest arguments of one run: the job's target, profile and stages, stopping after --maxfail failures."""
-    argv = ["tests", "-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=",
+    argv = (job.nodeids or ["tests"]) + ["-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=",
             "--target", job.target, "--profile", args.profile, "--mutant-report", report]
-    if not job.control:  # a control runs every test, so that tests failing on impl itself are known
+    if not job.control:  # a control runs all its tests: each one that fails on impl is a kill that does not count
         argv += ["--maxfail", str(args.maxfail)]
     if job.dtype and job.control:
         argv += ["--dtype", job.dtype]
@@ -138,7 +141,7 @@ def classify(job: Job, rc: int, report: str, log: str) -> None:
         job.status, job.detail = "error", tail()
     elif job.control:
         job.status = "failed" if failures else "passed"
-        job.detail = failures[0]["message"] if failures else f"{result['passed']} tests passed"
+        job.detail = failures[0]["message"] if failures else f"the {result['passed']} tests that killed mutants pass"
     else:
         job.status = "killed" if failures else "survived"
         job.detail = failures[0]["message"] if failures else (
@@ -146,7 +149,7 @@ def classify(job: Job, rc: int, report: str, log: str) -> None:
 
 
 def run_all(jobs: list[Job], args) -> None:
-    """Run the jobs, args.jobs at a time (controls first), each in its own process; progress on stderr."""
+    """Run the jobs, args.jobs at a time, each in its own process; progress on stderr."""
     fork = warm_start()
     threads = threads_per_run(args.jobs)
     pending, running, done = list(jobs), {}, 0
@@ -184,3 +187,43 @@ def poll(proc, fork: bool, wait: bool = False):
         return proc.wait() if wait else proc.poll()
     pid, status = os.waitpid(proc, 0 if wait else os.WNOHANG)
     return os.waitstatus_to_exitcode(status) if pid else None
+
+
+def verify_kills(mutants: list[Job], args, rounds: int = 3) -> list[Job]:
+    """impl unmutated runs every test that killed a mutant, in the mutant's dtype: a kill counts only if that test
+    passes there. A mutant killed by a test failing on impl runs again without the failing tests (then its new
+    killing test is checked too), at most `rounds` times; still unchecked kills end "unverified". Returns the
+    control runs."""
+    controls, passed, broken = [], {}, {}
+    for round_ in range(rounds + 1):
+        todo = {}
+        for j in (j for j in mutants if j.status == "killed"):
+            d = j.dtype or "float32"
+            todo.setdefault(d, set()).update(set(j.killing_tests) - passed.get(d, set()) - broken.get(d, set()))
+        todo = {d: sorted(ids) for d, ids in todo.items() if ids}
+        if todo and round_ < rounds:
+            batch = [Job(f"control ({d})" + (f" #{round_ + 1}" if round_ else ""), "impl:TARGET", (), d,
+                         control=True, nodeids=ids) for d, ids in todo.items()]
+            run_all(batch, args)
+            for c in batch:
+                broken.setdefault(c.dtype, set()).update(c.killing_tests)
+                passed.setdefault(c.dtype, set()).update(set(c.nodeids) - set(c.killing_tests))
+            controls += batch
+        false_kills = [j for j in mutants if j.status == "killed"
+                       and (set(j.killing_tests) & broken.get(j.dtype or "float32", set())
+                            or not set(j.killing_tests) <= passed.get(j.dtype or "float32", set()))]
+        if not false_kills:
+            break
+        if round_ == rounds:
+            for j in false_kills:
+                j.status, j.detail = "unverified", "killed only by tests not shown to pass on impl unmutated"
+            break
+        for j in false_kills:
+            if set(j.killing_tests) & broken.get(j.dtype or "float32", set()):
+                j.status, j.killing_tests = "pending", []
+                j.deselect = sorted(broken[j.dtype or "float32"])
+        again = [j for j in false_kills if j.status == "pending"]
+        if again:
+            print(f"rerunning {len(again)} mutants without the tests that fail on impl unmutated", file=sys.stderr)
+            run_all(again, args)
+    return controls
