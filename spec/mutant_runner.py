@@ -44,7 +44,7 @@ def native_threads() -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def warm_start() -> bool:
+def warm_start(profile: str) -> bool:
     """Collect the suite once in this process (imports torch, conftest and every test module, assertions
     rewritten) so that each run forked from here starts warm. False (runs are spawned) where fork is
     missing or collecting started threads that a fork could leave holding a lock."""
@@ -57,17 +57,21 @@ def warm_start() -> bool:
     import scipy.special  # noqa: F401
     import torch  # noqa: F401
     before = native_threads()
+    for key in [k for k in os.environ if k.startswith("PYTEST_") or k == "VITSPEC_TARGET"]:
+        del os.environ[key]  # the runs take their options from the command line only
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
-        pytest.main(["tests", "--collect-only", "-qq", "-p", "no:cacheprovider", "-o", "addopts=",
-                     "--target", "impl:TARGET"])
+        # Hypothesis fixes a test's settings when its module is imported: collect under the runs' own profile
+        pytest.main([str(ROOT / "tests"), "--rootdir", str(ROOT), "--collect-only", "-qq", "-p", "no:cacheprovider",
+                     "-o", "addopts=", "-p", "spec.mutant_plugin", "--target", "impl:TARGET", "--profile", profile])
     import spec.mutant_catalogue  # noqa: F401
     return before > 0 and native_threads() == before
 
 
 def pytest_args(job: Job, args, report: str) -> list[str]:
     """The pytest arguments of one run: the job's target, profile and stages, stopping after --maxfail failures."""
-    argv = (job.nodeids or ["tests"]) + ["-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider", "-o", "addopts=",
-            "--target", job.target, "--profile", args.profile, "--mutant-report", report]
+    argv = (job.nodeids or ["tests"]) + ["-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider",
+                                         "-o", "addopts=", "--target", job.target, "--profile", args.profile,
+                                         "--mutant-report", report]
     if not job.control:  # a control runs all its tests: each one that fails on impl is a kill that does not count
         argv += ["--maxfail", str(args.maxfail)]
     if job.dtype and job.control:
@@ -150,7 +154,7 @@ def classify(job: Job, rc: int, report: str, log: str) -> None:
 
 def run_all(jobs: list[Job], args) -> None:
     """Run the jobs, args.jobs at a time, each in its own process; progress on stderr."""
-    fork = warm_start()
+    fork = warm_start(args.profile)
     threads = threads_per_run(args.jobs)
     pending, running, done = list(jobs), {}, 0
     with tempfile.TemporaryDirectory(prefix="vitspec-mutants-") as workdir:

@@ -175,7 +175,8 @@ def test_every_mutant_is_killed(tmp_path):
     assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(report.read_text())
     failed_controls = [f"{c['name']}: {c['failed_tests'][:3]}" for c in result["controls"] if not c["passed"]]
-    assert not failed_controls, f"impl unmutated fails its own tests, the gate means nothing: {failed_controls}"
+    assert not failed_controls, f"impl unmutated fails tests that killed mutants, those kills mean nothing: " \
+                                f"{failed_controls}"
     survivors = [f"{m['name']} ({m['status']}: {m['detail']})" for m in result["mutants"] if not m["killed"]]
     assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
     last = done.stdout.strip().splitlines()[-1]
