@@ -200,14 +200,14 @@ def verify_kills(mutants: list[Job], args, rounds: int = 3) -> list[Job]:
     control runs."""
     controls, passed, broken = [], {}, {}
     for round_ in range(rounds + 1):
-        todo = {}
+        unchecked = {}
         for j in (j for j in mutants if j.status == "killed"):
             d = j.dtype or "float32"
-            todo.setdefault(d, set()).update(set(j.killing_tests) - passed.get(d, set()) - broken.get(d, set()))
-        todo = {d: sorted(ids) for d, ids in todo.items() if ids}
-        if todo and round_ < rounds:
+            unchecked.setdefault(d, set()).update(set(j.killing_tests) - passed.get(d, set()) - broken.get(d, set()))
+        unchecked = {d: sorted(ids) for d, ids in unchecked.items() if ids}
+        if unchecked and round_ < rounds:
             batch = [Job(f"control ({d})" + (f" #{round_ + 1}" if round_ else ""), "impl:TARGET", (), d,
-                         control=True, nodeids=ids) for d, ids in todo.items()]
+                         control=True, nodeids=ids) for d, ids in unchecked.items()]
             run_all(batch, args)
             for c in batch:
                 broken.setdefault(c.dtype, set()).update(c.killing_tests)
