@@ -43,7 +43,9 @@ def examples_from_statistics(text: str) -> dict[str, int]:
         m = re.search(r"- during (\w+) phase", line)
         if m:
             phase = m.group(1)
-        m = re.search(r"(\d+) passing, (\d+) failing, and (\d+) invalid", line)
+        # "400 passing, 0 failing, and 0 invalid test cases" (newer) or
+        # "400 passing examples, 0 failing examples, 0 invalid examples" (older Hypothesis 6 releases)
+        m = re.search(r"(\d+) passing(?: examples)?, (\d+) failing(?: examples)?, (?:and )?(\d+) invalid", line)
         if m and phase:
             counts[phase] = counts.get(phase, 0) + int(m.group(1)) + int(m.group(2))
     return counts
@@ -196,3 +198,10 @@ def test_shared_database_replays_a_failure_first(tmp_path):
     assert any(shared.rglob("*")), "the nightly run saved nothing in VITSPEC_HYPOTHESIS_DB"
     found, replayed = first_examples(tmp_path / "examples.log", "A"), first_examples(tmp_path / "examples.log", "B")
     assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
+
+
+def test_statistics_parser_reads_both_hypothesis_formats():
+    newer = "  - during generate phase (0.1 seconds):\n    - 28 passing, 4 failing, and 0 invalid test cases\n"
+    older = "  - during shrink phase (0.1 seconds):\n    - 19 passing examples, 23 failing examples, 2 invalid examples\n"
+    assert examples_from_statistics(newer + older) == {"generate": 32, "shrink": 42}
+    assert examples_from_statistics("    - 5 passing, 0 failing, and 0 invalid test cases\n") == {}  # no phase line
