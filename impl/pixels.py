@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from impl.patchify import as_tensor, patch_blocks
-from impl.resize import in_threads, resize_planar, smart_resize
+from impl.resize import in_threads, native, resize_planar, smart_resize, split
 from spec.configs import PREPROCESSOR
 from spec.validate import positive_int, require_ndim
 
@@ -33,6 +33,23 @@ def affine_on_host(blocks: torch.Tensor, scale: torch.Tensor, shift: torch.Tenso
         out[:, i] = values  # a still image's one frame is broadcast to the T frames
     in_threads(block_row, range(x.shape[1]))
     return torch.from_numpy(out).view(-1, x.shape[5], T, x.shape[7] * x.shape[8])
+
+
+def native_pixel_values(image: torch.Tensor, frames: int, scale: torch.Tensor, shift: torch.Tensor, P: int, T: int,
+                        m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resized uint8 frames, laid out (height, width, frames * C) on the CPU -> (pixel_values (N, C, T, P*P),
+    grid_thw) by the compiled kernel: every value is looked up in a per-channel table of x * scale + shift for
+    x = 0..255, computed with the same float ops as affine_on_host; frame min(g*T + t, frames - 1) fills slot t."""
+    H, W, channels = image.shape
+    C, groups = channels // frames, -(-frames // T)
+    x = image.numpy()
+    table = np.arange(256, dtype=scale.numpy().dtype)[None, :] * scale.numpy()[:, None]
+    table += shift.numpy()[:, None]
+    out = np.empty((groups * (H // P) * (W // P), C, T, P * P), dtype=table.dtype)
+    run = lambda band: native.to_pixel_values(x, out, table, frames, H, W, C, P, T, m,  # noqa: E731
+                                              out.itemsize, *band)
+    in_threads(run, split(groups * (H // (P * m))))
+    return torch.from_numpy(out), torch.tensor([groups, H // P, W // P], dtype=torch.int64)
 
 
 def video_frames(name: str, item) -> torch.Tensor:
@@ -71,6 +88,12 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
         height, width = positive_int("resized height", height), positive_int("resized width", width)
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
         planes = resize_planar(packed, height, width).reshape(F, C, height, width)  # uint8
+        if native is not None and device.type == "cpu" and work in (torch.float32, torch.float64):
+            values, grid = native_pixel_values(planes.view(F * C, height, width).permute(1, 2, 0), F, scale, shift,
+                                               P, T, m)
+            rows.append(values.view(values.shape[0], -1).to(dtype))
+            grids.append(grid)
+            continue
         if F > 1 and F % T:
             planes = torch.cat([planes, planes[-1:].expand(-F % T, C, height, width)])  # repeat the LAST frame
         frames_per_row = 1 if F == 1 else T  # a still image: one frame, broadcast to T identical frames below

@@ -10,8 +10,10 @@ the float mantissa:
   table), and floor((acc + 2**21) / 2**22) = floor((H + floor((Lo + 2**21) / 2048)) / 2048).
 - float64 (CUDA, reduced-precision matmul settings, or very wide kernels): one matrix, always exact.
 
-On the CPU, Pillow's own resampler (the function specified) runs each pass instead, in this module's pass
-order, split into bands resampled in parallel threads, once a probe has shown that it reproduces these tables.
+On the CPU, the compiled kernel impl/resize_native.c runs each pass in integer arithmetic from the same
+fixed-point weights, in this module's pass order, split into bands resampled in parallel threads. Where it was not
+built, Pillow's own resampler (the function specified) runs the passes instead, once a probe has shown that it
+reproduces these tables; NATIVE says which.
 """
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ try:
     from PIL import Image
 except ImportError:  # the torch path needs no Pillow
     Image = None
+
+try:
+    from impl import _resize_native as native
+except ImportError:  # not compiled (pip install builds it): Pillow or the torch matmuls resample instead
+    native = None
+
+NATIVE = native is not None
 
 MAX_ASPECT_RATIO = 200
 PRECISION_BITS = 22  # Pillow Resample.c: 32 - 8 - 2
@@ -177,6 +186,8 @@ def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     Pillow's two passes in Pillow 13's order, each rounded and clipped to 8 bits; a pass whose size does not change
     is skipped."""
     in_h, in_w, channels = (int(s) for s in image.shape)
+    if native is not None and image.device.type == "cpu":
+        return native_resize(image.numpy(), height, width).permute(2, 0, 1)
     if pillow_usable(image, in_h, in_w, height, width):
         return pillow_resize(image.numpy(), height, width).permute(2, 0, 1)
     out = torch.empty((channels, height, width), dtype=torch.uint8, device=image.device)
@@ -208,6 +219,54 @@ def bands(size: int) -> list[slice]:
     """[0, size) as one slice per thread, each at least MIN_BAND long (or one slice)."""
     count = max(1, min(torch.get_num_threads(), size // MIN_BAND))
     return [slice(size * i // count, size * (i + 1) // count) for i in range(count)]
+
+
+def split(size: int, minimum: int = 1) -> list[tuple[int, int]]:
+    """[0, size) as (lo, hi) ranges, one per thread, each at least `minimum` long (or one range)."""
+    count = max(1, min(torch.get_num_threads(), size // minimum))
+    return [(size * i // count, size * (i + 1) // count) for i in range(count)]
+
+
+def native_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """pillow_weights as int32 arrays for the compiled kernel, cached (keyed by the weight function, as axis_plan)."""
+    return _native_weights(in_size, out_size, pillow_weights)
+
+
+@functools.lru_cache(maxsize=128)
+def _native_weights(in_size: int, out_size: int, weights_of) -> tuple[np.ndarray, np.ndarray]:
+    first, w = weights_of(in_size, out_size)
+    return np.ascontiguousarray(first, dtype=np.int32), np.ascontiguousarray(w, dtype=np.int32)
+
+
+def native_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
+    """One bicubic pass of uint8 (H, W, C) src along axis (0: height, 1: width) into dst, by the compiled kernel,
+    in parallel bands of output rows."""
+    in_h, in_w, channels = src.shape
+    if axis == 0:
+        first, w = native_weights(in_h, dst.shape[0])
+        run = lambda band: native.pass_rows(src, dst, in_h, dst.shape[0], in_w * channels, first, w,  # noqa: E731
+                                            w.shape[1], *band)
+    else:
+        first, w = native_weights(in_w, dst.shape[1])
+        run = lambda band: native.pass_cols(src, dst, in_h, in_w, dst.shape[1], channels, first, w,  # noqa: E731
+                                            w.shape[1], *band)
+    in_threads(run, split(dst.shape[0], MIN_BAND // 4))
+
+
+def native_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """uint8 (H, W, C) -> uint8 (height, width, C), any C: the two passes in vertical_pass_first's order, each
+    clipped to 8 bits, by the compiled kernel; a pass whose size does not change is skipped."""
+    in_h, in_w, channels = image.shape
+    x = np.ascontiguousarray(image)
+    order = [(0, height != in_h), (1, width != in_w)]
+    if not vertical_pass_first(in_h, in_w, height, width):
+        order.reverse()
+    for axis, needed in order:
+        if needed:
+            y = np.empty((height, x.shape[1], channels) if axis == 0 else (x.shape[0], width, channels), np.uint8)
+            native_pass(x, y, axis)
+            x = y
+    return torch.from_numpy(x.copy() if x is image else x)
 
 
 def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
