@@ -181,14 +181,36 @@ def vertical_pass_first(in_h: int, in_w: int, out_h: int, out_w: int) -> bool:
     return in_h - out_h > 0 and in_h - out_h > 2 * (in_w - out_w)
 
 
-def resize_planar(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+PATHS = ("native", "pillow", "matmul")
+
+
+def resize_path(image: torch.Tensor, height: int, width: int) -> str:
+    """The resampler resize_planar picks: the compiled kernel on the CPU when built, else Pillow where its probe
+    matches, else the torch matmuls (every device)."""
+    if native is not None and image.device.type == "cpu":
+        return "native"
+    return "pillow" if pillow_usable(image, *image.shape[:2], height, width) else "matmul"
+
+
+def resize_planar(image: torch.Tensor, height: int, width: int, path: str | None = None) -> torch.Tensor:
     """uint8 (H, W, C) on its device -> uint8 (C, height, width) (on the CPU a view of (height, width, C) memory):
     Pillow's two passes in Pillow 13's order, each rounded and clipped to 8 bits; a pass whose size does not change
-    is skipped."""
+    is skipped. path (one of PATHS) forces a resampler; the default is resize_path's choice."""
     in_h, in_w, channels = (int(s) for s in image.shape)
-    if native is not None and image.device.type == "cpu":
+    path = resize_path(image, height, width) if path is None else path
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {list(PATHS)} or None, got {path!r}")
+    if path != "matmul" and image.device.type != "cpu":
+        raise ValueError(f"path {path!r} resamples on the CPU only, got an image on {image.device}")
+    if path == "native":
+        if native is None:
+            raise ValueError("path 'native' needs the compiled kernel impl._resize_native, which was not built "
+                             "(pip install -e . builds it)")
         return native_resize(image.numpy(), height, width).permute(2, 0, 1)
-    if pillow_usable(image, in_h, in_w, height, width):
+    if path == "pillow":
+        if not pillow_usable(image, in_h, in_w, height, width):
+            raise ValueError("path 'pillow' needs Pillow with RGB groups and a resampler that matches this "
+                             "module's tables (pillow_usable)")
         return pillow_resize(image.numpy(), height, width).permute(2, 0, 1)
     out = torch.empty((channels, height, width), dtype=torch.uint8, device=image.device)
     if vertical_pass_first(in_h, in_w, height, width):  # (C, H, W) -> (C, W, height) -> (C, height, width)
@@ -335,8 +357,9 @@ def as_image_tensor(image, name: str = "image", device=None) -> torch.Tensor:
     return image if device is None else image.to(device)
 
 
-def resize(image, height, width):
-    """§1.2: Pillow Image.resize((width, height), BICUBIC) of a uint8 (H, W, 3) image, bit for bit, on its device."""
+def resize(image, height, width, path=None):
+    """§1.2: Pillow Image.resize((width, height), BICUBIC) of a uint8 (H, W, 3) image, bit for bit, on its device
+    (path: see resize_planar)."""
     image = as_image_tensor(image)
     height, width = positive_int("height", height), positive_int("width", width)
-    return resize_planar(image, height, width).permute(1, 2, 0).contiguous()
+    return resize_planar(image, height, width, path).permute(1, 2, 0).contiguous()

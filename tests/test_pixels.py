@@ -2,6 +2,7 @@
 qwen-vl-utils; video frame padding; RGBA policies; the impl module against the reference."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 
@@ -16,6 +17,7 @@ from reference.patchify import unpatchify
 from spec.configs import PREPROCESSOR
 from tests import upstream
 from tests.checks import to_numpy
+import impl.resize as ir
 import reference.resize as rr
 from tests.test_resize import PATTERNS, installed_pass_order, make_image
 
@@ -272,16 +274,53 @@ def make_item(h, w, pattern, seed, frames):
     return np.stack([make_image(seed + f, h, w, pattern) for f in range(frames)])
 
 
+@contextlib.contextmanager
+def cpu_path(path: str):
+    """impl's CPU preprocessing by the compiled kernels ("native", the default where built) or without them
+    ("fallback": Pillow's passes and NumPy)."""
+    saved = ipx.native, ir.native
+    if path == "native":
+        assert ipx.native is not None, "impl._resize_native is missing: `pip install -e .` compiles it"
+    else:
+        ipx.native = ir.native = None
+    try:
+        yield
+    finally:
+        ipx.native, ir.native = saved
+
+
+@pytest.mark.parametrize("path", ["native", "fallback"])
 @settings(deadline=None)
-@given(batch=mixed_batches(), limits=st.sampled_from(sorted(PIXEL_LIMITS)), as_tensor=st.booleans())
-@example(batch=[(3, 600, "random", 1, 0), (37, 53, "checkerboard", 2, 3)], limits="released", as_tensor=False)
-def test_impl_preprocess_equals_reference(batch, limits, as_tensor):
+@given(batch=mixed_batches(), limits=st.sampled_from(sorted(PIXEL_LIMITS)), as_tensor=st.booleans(),
+       T=st.sampled_from([2, 2, 1, 3]))
+@example(batch=[(3, 600, "random", 1, 0), (37, 53, "checkerboard", 2, 3)], limits="released", as_tensor=False, T=2)
+@example(batch=[(40, 30, "random", 1, 5), (30, 40, "gradient", 2, 0)], limits="released", as_tensor=False, T=3)
+def test_impl_preprocess_equals_reference(path, batch, limits, as_tensor, T):
     items = [make_item(*spec) for spec in batch]
-    expected, expected_grid = rpx.preprocess(items, *PIXEL_LIMITS[limits])
-    values, grid = ipx.preprocess([torch.from_numpy(x) for x in items] if as_tensor else items, *PIXEL_LIMITS[limits])
+    expected, expected_grid = rpx.preprocess(items, *PIXEL_LIMITS[limits], temporal_patch_size=T)
+    with cpu_path(path):
+        values, grid = ipx.preprocess([torch.from_numpy(x) for x in items] if as_tensor else items,
+                                      *PIXEL_LIMITS[limits], temporal_patch_size=T)
     assert isinstance(values, torch.Tensor) and values.dtype == torch.float32 and grid.dtype == torch.int64
     assert grid.tolist() == expected_grid.tolist()
     check_close(values, expected, ATOL["float32"], "impl pixel_values")
+
+
+@pytest.mark.negative_control
+def test_impl_preprocess_check_rejects_wrong_frame_in_slot(monkeypatch):
+    """A kernel that fills every temporal slot from the group's first frame is caught by the reference comparison."""
+    video = np.stack([make_image(s, 56, 56, "random") for s in range(2)])
+    expected, _ = rpx.preprocess([video])
+    check_close(ipx.preprocess([video])[0], expected, ATOL["float32"], "impl")
+    original = ipx.native_pixel_values
+
+    def first_frame_only(image, frames, *args):
+        image = image.clone()
+        image[:, :, 3:6] = image[:, :, 0:3]
+        return original(image, frames, *args)
+    monkeypatch.setattr(ipx, "native_pixel_values", first_frame_only)
+    with pytest.raises(AssertionError):
+        check_close(ipx.preprocess([video])[0], expected, ATOL["float32"], "planted")
 
 
 def test_impl_preprocess_full_hd_and_float64_output():

@@ -127,26 +127,69 @@ def test_pass_order_is_a_recorded_pillow_version_difference():
     assert (a != b).any() and np.abs(a.astype(int) - b).max() <= 3
 
 
+# impl's CPU resamplers, each forced in turn: the compiled kernel (the default where built), Pillow's own passes
+# (where the compiled kernel is missing), the torch matmuls (CUDA's path, also run on the CPU). The target's resize
+# runs the default only.
+
 @pytest.mark.stage("resize")
+@pytest.mark.parametrize("path", ir.PATHS)
 @settings(deadline=None)
 @given(case=resize_cases())
 @example(case=(93, 13, 31, 7, "random", 1))
 @example(case=(400, 40, 3, 30, "checkerboard", 5))  # 133x downscale: the float64 matmul
-def test_impl_resize_equals_reference(case):
+@example(case=(37, 3000, 30, 28, "checkerboard", 6))  # 107x horizontal downscale: hundreds of taps per output
+def test_impl_resize_equals_reference(path, case):
     h, w, oh, ow, pattern, seed = case
     image = make_image(seed, h, w, pattern)
-    got = ir.resize(image, oh, ow)
+    got = ir.resize(image, oh, ow, path=path)
     assert isinstance(got, torch.Tensor) and got.dtype == torch.uint8
     assert np.array_equal(got.numpy(), rr.resize(image, oh, ow))
 
 
 @pytest.mark.stage("resize")
-def test_impl_resize_full_hd_and_both_matmul_paths():
+@pytest.mark.parametrize("path", ir.PATHS)
+def test_impl_resize_full_hd_and_both_matmul_paths(path):
     image = make_image(0, 1080, 1920, "random")
-    assert np.array_equal(ir.resize(torch.from_numpy(image), 1092, 1932).numpy(), rr.resize(image, 1092, 1932))
+    got = ir.resize(torch.from_numpy(image), 1092, 1932, path=path)
+    assert np.array_equal(got.numpy(), rr.resize(image, 1092, 1932))
     assert ir.axis_plan(1920, 1932).fits_float32 and not ir.axis_plan(4000, 28).fits_float32
     tall = make_image(1, 4000, 30, "checkerboard")
-    assert np.array_equal(ir.resize(tall, 28, 28).numpy(), rr.resize(tall, 28, 28))
+    assert np.array_equal(ir.resize(tall, 28, 28, path=path).numpy(), rr.resize(tall, 28, 28))
+
+
+def test_compiled_resampler_is_built_and_chosen():
+    """pip install builds impl/resize_native.c; without it the CPU falls back to Pillow (slower, same pixels)."""
+    assert ir.NATIVE, "impl._resize_native is missing: the C compiler step of `pip install -e .` did not run"
+    assert ir.resize_path(torch.zeros((5, 5, 3), dtype=torch.uint8), 28, 28) == "native"
+
+
+def test_forced_path_errors():
+    image = torch.zeros((5, 5, 3), dtype=torch.uint8)
+    with pytest.raises(ValueError, match="path must be one of"):
+        ir.resize(image, 28, 28, path="opencv")
+    with pytest.raises(ValueError, match="path 'pillow' needs"):
+        ir.resize_planar(torch.zeros((5, 5, 4), dtype=torch.uint8), 28, 28, path="pillow")
+
+
+@pytest.mark.negative_control
+@pytest.mark.parametrize("path", ["native", "pillow"])
+def test_planted_weight_table_is_caught(path, monkeypatch):
+    """A one-step error in a single fixed-point weight (the compiled kernel and Pillow's probe both read the
+    tables) changes pixels that the reference comparison sees."""
+    image = make_image(3, 93, 13, "random")
+    assert np.array_equal(ir.resize(image, 31, 7, path=path).numpy(), rr.resize(image, 31, 7))
+    original = ir.pillow_weights
+
+    def off_by_one(in_size, out_size):
+        first, w = original(in_size, out_size)
+        w = w.copy()
+        w[len(w) // 2, 1] += 1 << 12
+        return first, w
+    monkeypatch.setattr(ir, "pillow_weights", off_by_one)
+    if path == "pillow":  # the probe refuses Pillow once the tables differ from Pillow's own
+        assert not ir.pillow_usable(torch.from_numpy(image), 93, 13, 31, 7)
+        return
+    assert not np.array_equal(ir.resize(image, 31, 7, path=path).numpy(), rr.resize(image, 31, 7))
 
 
 @pytest.mark.parametrize("resize", [rr.resize, ir.resize], ids=["reference", "impl"])
