@@ -12,9 +12,10 @@ import os
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
 
 from spec.protocol import STAGE_NAMES, provided_stages
+from spec.shared_db import configuration_name, shared_database
 from spec.verify import DTYPES, PROFILES, configured_target, default_target
 from tests import checks
 
@@ -65,6 +66,16 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--max-examples must be a positive integer, got {n}")
         settings.register_profile(f"{profile}-n", settings.get_profile(profile), max_examples=n)
         profile = f"{profile}-n"
+    spec = config.getoption("target") or default_target()
+    shared = os.environ.get("VITSPEC_SHARED_DB")
+    if shared is not None and config.getoption("profile") == "nightly":  # docs/FUZZING.md, spec/shared_db.py
+        name = configuration_name(spec, config.getoption("device"), config.getoption("dtype"))
+        try:
+            database = MultiplexedDatabase(settings.get_profile(profile).database, shared_database(shared, name))
+        except ValueError as e:
+            raise pytest.UsageError(str(e)) from e
+        settings.register_profile(f"{profile}-shared", settings.get_profile(profile), database=database)
+        profile = f"{profile}-shared"
     settings.load_profile(profile)
     spec, target = _configured_target(config)
     config._vitspec_target = target

@@ -12,12 +12,16 @@ The default run checks the runner itself and the shared example database (docs/F
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -26,6 +30,7 @@ import pytest
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from spec.shared_db import configuration_name
 from tests.checks import RUN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,21 +188,108 @@ def test_profiles_choose_the_database():
     assert settings.get_profile("ci").database is None and settings.get_profile("mutation").database is None
 
 
+def run_planted_twice(tmp_path: Path, env_of) -> tuple[list[str], list[str]]:
+    """Runs A then B (pytest -n 2 each, nightly profile) of the planted always-failing test, with env_of(run) added
+    to the environment; the examples each run tried, in order."""
+    test, env = planted(tmp_path)
+    argv = [sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider", "-k", "always"]
+    base = dict(os.environ, **env, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    base.pop("VITSPEC_SHARED_DB", None)
+    for run in ("A", "B"):
+        done = subprocess.run(argv + ["--profile", "nightly", "-n", "2"], cwd=tmp_path,
+                              env=dict(base, VITSPEC_CAMPAIGN_RUN=run, **env_of(run)), capture_output=True, text=True)
+        assert done.returncode == 1 and "x=150000" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    log = tmp_path / "examples.log"
+    return first_examples(log, "A"), first_examples(log, "B")
+
+
 def test_shared_database_replays_a_failure_first(tmp_path):
     """Two pytest processes (-n 2 each) with one VITSPEC_HYPOTHESIS_DB directory: what the first finds and saves,
     the second tries first."""
-    test, env = planted(tmp_path)
     shared = tmp_path / "shared-db"
-    argv = [sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider", "-k", "always"]
-    base = dict(os.environ, **env, VITSPEC_HYPOTHESIS_DB=str(shared),
-                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    for run in ("A", "B"):
-        done = subprocess.run(argv + ["--profile", "nightly", "-n", "2"], cwd=tmp_path,
-                              env=dict(base, VITSPEC_CAMPAIGN_RUN=run), capture_output=True, text=True)
-        assert done.returncode == 1 and "x=150000" in done.stdout, done.stdout[-2000:]
+    found, replayed = run_planted_twice(tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(shared)})
     assert any(shared.rglob("*")), "the nightly run saved nothing in VITSPEC_HYPOTHESIS_DB"
-    found, replayed = first_examples(tmp_path / "examples.log", "A"), first_examples(tmp_path / "examples.log", "B")
     assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
+
+
+def test_separate_databases_do_not_replay(tmp_path):
+    """Negative control of the replay checks: with nothing shared, the second process starts afresh."""
+    found, replayed = run_planted_twice(tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"db-{run}")})
+    assert found[0] != "150000" and replayed[0] != "150000", (found[:3], replayed[:3])
+
+
+def test_shared_directory_beside_local_databases(tmp_path):
+    """Each machine keeps its own local database; VITSPEC_SHARED_DB (a directory) carries the failure across."""
+    shared = tmp_path / "shared"
+    found, replayed = run_planted_twice(tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"),
+                                                               "VITSPEC_SHARED_DB": str(shared)})
+    assert [p.name for p in shared.iterdir()] == [configuration_name("reference:TARGET", None, None)]
+    assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def redis_server(kind: str):
+    """A Redis server on a free loopback port: Debian's redis-server, or fakeredis's TCP server in a thread."""
+    port = free_port()
+    if kind == "redis-server":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("UPSTREAM ORACLE MISSING: redis-server is not installed (apt install redis-server)")
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
+                    break
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        return
+    try:
+        from fakeredis import TcpFakeServer
+    except ImportError as e:
+        pytest.skip(f"UPSTREAM ORACLE MISSING: fakeredis ({e})")
+    server = TcpFakeServer(("127.0.0.1", port))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["fakeredis", "redis-server"])
+def test_redis_database_replays_across_processes(tmp_path, kind):
+    """Hypothesis's RedisExampleDatabase through VITSPEC_SHARED_DB=redis://...: separate local databases, one Redis
+    server; the second process replays the first one's failure first, from keys under vitspec:<configuration>:."""
+    pytest.importorskip("redis", reason="UPSTREAM ORACLE MISSING: the redis package (pip install redis)")
+    from redis import Redis
+    with redis_server(kind) as url:
+        found, replayed = run_planted_twice(
+            tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"), "VITSPEC_SHARED_DB": url})
+        keys = Redis.from_url(url).keys("*")
+    prefix = f"vitspec:{configuration_name('reference:TARGET', None, None)}:".encode()
+    assert keys and all(k.startswith(prefix) for k in keys), keys
+    assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
+
+
+@pytest.mark.parametrize("location, rule", [("ftp://host/db", "must be a directory or a URL"), ("  ", "must be a")])
+def test_bad_shared_database_is_a_usage_error(tmp_path, location, rule):
+    test, env = planted(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider",
+                           "--profile", "nightly"], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, **env, VITSPEC_SHARED_DB=location,
+                                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])))
+    assert done.returncode == 4 and "VITSPEC_SHARED_DB" in done.stderr and rule in done.stderr, done.stderr[-1500:]
 
 
 def test_statistics_parser_reads_both_hypothesis_formats():
