@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spec.validate import grid_rows, positive_int, require_finite, require_ndim
+from spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
+                           require_ndim)
 
 # Frame axes (t, T, C, bh, mh, P, bw, mw, P) -> row axes (t, bh, bw, mh, mw) and column axes (C, T, P, P).
 TO_ROWS = (0, 3, 6, 4, 7, 2, 1, 5, 8)
@@ -22,16 +23,11 @@ def as_tensor(name: str, x) -> torch.Tensor:
 
 def patch_blocks(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2):
     """Frames (F, C, H, W) as a view with axes (t, bh, bw, mh, mw, C, T, P, P), and grid_thw int64 (3,)."""
-    P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-               positive_int("merge_size", merge_size))
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_ndim("frames", frames, 4, "(frames, channels, height, width)")
     x = as_tensor("frames", frames)
     F, C, H, W = x.shape
-    if F == 0 or F % T:
-        raise ValueError(f"frames must hold a positive multiple of temporal_patch_size={T} frames, got {F}")
-    if H == 0 or W == 0 or H % (P * m) or W % (P * m):
-        raise ValueError(
-            f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
+    require_frames_fit(F, H, W, P, T, m)
     gt, gh, gw = F // T, H // P, W // P
     blocks = x.reshape(gt, T, C, gh // m, m, P, gw // m, m, P).permute(TO_ROWS)
     return blocks, torch.tensor([gt, gh, gw], dtype=torch.int64)
@@ -49,8 +45,7 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
 def unpatchify(pixel_values, grid_thw, channels: int = 3, patch_size: int = 14, temporal_patch_size: int = 2,
                merge_size: int = 2):
     """Inverse of patchify for one grid row: pixel_values (N, C*T*P*P) -> frames (t*T, C, h*P, w*P)."""
-    P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-               positive_int("merge_size", merge_size))
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     C = positive_int("channels", channels)
     (gt, gh, gw), = grid_rows(grid_thw, m)
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")

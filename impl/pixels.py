@@ -8,7 +8,7 @@ import torch
 from impl.patchify import as_tensor, patch_blocks
 from impl.resize import in_threads, native, resize_planar, smart_resize, split
 from spec.configs import PREPROCESSOR
-from spec.validate import positive_int, require_ndim
+from spec.validate import patch_geometry, positive_int, require_image_list, require_ndim
 
 
 def affine_constants(device, dtype):
@@ -71,12 +71,8 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
     """§1: list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values (N, C*T*P*P) of dtype on
     device, grid_thw int64 (n, 3)). Resize (uint8), pair frames, flatten (uint8), then rescale and normalize
     in one affine op that writes the float output once."""
-    P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-               positive_int("merge_size", merge_size))
-    if not isinstance(images, (list, tuple)):
-        raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
-    if len(images) == 0:
-        raise ValueError("images must hold at least one image or video")
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
+    require_image_list(images)
     device = torch.device(device)
     work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least
     scale, shift = affine_constants(device, work)

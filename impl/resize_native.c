@@ -152,27 +152,32 @@ static int check_size(const char *name, Py_buffer *b, Py_ssize_t expected)
     return 0;
 }
 
+static void release(Py_buffer *buffers, int count)
+{
+    for (int i = 0; i < count; i++)
+        PyBuffer_Release(&buffers[i]);
+}
+
 /* pass_rows(src, dst, in_h, out_h, line, first, weights, taps, lo, hi): vertical pass, output rows [lo, hi). */
 static PyObject *pass_rows(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer src, dst, first, weights;
+    Py_buffer b[4]; /* src, dst, first, weights */
     Py_ssize_t in_h, out_h, line, taps, lo, hi;
-    if (!PyArg_ParseTuple(args, "y*w*nnny*y*nnn", &src, &dst, &in_h, &out_h, &line, &first, &weights, &taps, &lo,
-                          &hi))
+    if (!PyArg_ParseTuple(args, "y*w*nnny*y*nnn", &b[0], &b[1], &in_h, &out_h, &line, &b[2], &b[3], &taps, &lo, &hi))
         return NULL;
     PyObject *result = NULL;
     if (in_h <= 0 || out_h <= 0 || line <= 0 || taps <= 0 || lo < 0 || hi > out_h || lo > hi) {
         PyErr_SetString(PyExc_ValueError, "pass_rows: sizes must be positive and 0 <= lo <= hi <= out_h");
         goto done;
     }
-    if (check_size("src", &src, in_h * line) || check_size("dst", &dst, out_h * line) ||
-        check_size("first", &first, out_h * 4) || check_size("weights", &weights, out_h * taps * 4) ||
-        check_taps("pass_rows", first.buf, weights.buf, out_h, taps, in_h))
+    if (check_size("src", &b[0], in_h * line) || check_size("dst", &b[1], out_h * line) ||
+        check_size("first", &b[2], out_h * 4) || check_size("weights", &b[3], out_h * taps * 4) ||
+        check_taps("pass_rows", b[2].buf, b[3].buf, out_h, taps, in_h))
         goto done;
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = rows_band(src.buf, dst.buf, line, first.buf, weights.buf, taps, lo, hi);
+    failed = rows_band(b[0].buf, b[1].buf, line, b[2].buf, b[3].buf, taps, lo, hi);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
@@ -180,10 +185,7 @@ static PyObject *pass_rows(PyObject *self, PyObject *args)
     }
     result = Py_NewRef(Py_None);
 done:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&first);
-    PyBuffer_Release(&weights);
+    release(b, 4);
     return result;
 }
 
@@ -191,23 +193,23 @@ done:
 static PyObject *pass_cols(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer src, dst, first, weights;
+    Py_buffer b[4]; /* src, dst, first, weights */
     Py_ssize_t rows, in_w, out_w, channels, taps, lo, hi;
-    if (!PyArg_ParseTuple(args, "y*w*nnnny*y*nnn", &src, &dst, &rows, &in_w, &out_w, &channels, &first, &weights,
-                          &taps, &lo, &hi))
+    if (!PyArg_ParseTuple(args, "y*w*nnnny*y*nnn", &b[0], &b[1], &rows, &in_w, &out_w, &channels, &b[2], &b[3], &taps,
+                          &lo, &hi))
         return NULL;
     PyObject *result = NULL;
     if (rows <= 0 || in_w <= 0 || out_w <= 0 || channels <= 0 || taps <= 0 || lo < 0 || hi > rows || lo > hi) {
         PyErr_SetString(PyExc_ValueError, "pass_cols: sizes must be positive and 0 <= lo <= hi <= rows");
         goto done;
     }
-    if (check_size("src", &src, rows * in_w * channels) || check_size("dst", &dst, rows * out_w * channels) ||
-        check_size("first", &first, out_w * 4) || check_size("weights", &weights, out_w * taps * 4) ||
-        check_taps("pass_cols", first.buf, weights.buf, out_w, taps, in_w))
+    if (check_size("src", &b[0], rows * in_w * channels) || check_size("dst", &b[1], rows * out_w * channels) ||
+        check_size("first", &b[2], out_w * 4) || check_size("weights", &b[3], out_w * taps * 4) ||
+        check_taps("pass_cols", b[2].buf, b[3].buf, out_w, taps, in_w))
         goto done;
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = cols_band(src.buf, dst.buf, in_w, out_w, channels, first.buf, weights.buf, taps, lo, hi);
+    failed = cols_band(b[0].buf, b[1].buf, in_w, out_w, channels, b[2].buf, b[3].buf, taps, lo, hi);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
@@ -215,10 +217,7 @@ static PyObject *pass_cols(PyObject *self, PyObject *args)
     }
     result = Py_NewRef(Py_None);
 done:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&first);
-    PyBuffer_Release(&weights);
+    release(b, 4);
     return result;
 }
 
@@ -227,9 +226,9 @@ done:
 static PyObject *to_pixel_values(PyObject *self, PyObject *args)
 {
     (void)self;
-    Py_buffer src, dst, lut;
+    Py_buffer b[3]; /* src, dst, lut */
     Py_ssize_t F, H, W, C, P, T, m, lo, hi, itemsize;
-    if (!PyArg_ParseTuple(args, "y*w*y*nnnnnnnnnn", &src, &dst, &lut, &F, &H, &W, &C, &P, &T, &m, &itemsize, &lo,
+    if (!PyArg_ParseTuple(args, "y*w*y*nnnnnnnnnn", &b[0], &b[1], &b[2], &F, &H, &W, &C, &P, &T, &m, &itemsize, &lo,
                           &hi))
         return NULL;
     PyObject *result = NULL;
@@ -246,38 +245,38 @@ static PyObject *to_pixel_values(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "to_pixel_values: 0 <= lo <= hi <= groups * height / (patch*merge)");
         goto done;
     }
-    if (check_size("src", &src, H * W * F * C) || check_size("dst", &dst, patches * row * itemsize) ||
-        check_size("lut", &lut, C * 256 * itemsize))
+    if (check_size("src", &b[0], H * W * F * C) || check_size("dst", &b[1], patches * row * itemsize) ||
+        check_size("lut", &b[2], C * 256 * itemsize))
         goto done;
     Py_BEGIN_ALLOW_THREADS
-    const uint8_t *s = src.buf;
+    const uint8_t *s = b[0].buf;
     Py_ssize_t pixel = F * C; /* bytes per source pixel: all frames' channels */
     for (Py_ssize_t br = lo; br < hi; br++) {
         Py_ssize_t g = br / (H / side), bh = br % (H / side);
-        for (Py_ssize_t b = 0; b < bw; b++)
+        for (Py_ssize_t col_block = 0; col_block < bw; col_block++)
             for (Py_ssize_t mh = 0; mh < m; mh++)
                 for (Py_ssize_t mw = 0; mw < m; mw++) {
-                    Py_ssize_t n = ((br * bw + b) * m + mh) * m + mw;
-                    Py_ssize_t y0 = (bh * m + mh) * P, x0 = (b * m + mw) * P;
+                    Py_ssize_t n = ((br * bw + col_block) * m + mh) * m + mw;
+                    Py_ssize_t y0 = (bh * m + mh) * P, x0 = (col_block * m + mw) * P;
                     for (Py_ssize_t c = 0; c < C; c++)
                         for (Py_ssize_t t = 0; t < T; t++) {
                             Py_ssize_t f = g * T + t < F ? g * T + t : F - 1;
                             Py_ssize_t col = (c * T + t) * P * P;
                             if (t > 0 && f == F - 1 && g * T + t - 1 >= F - 1) { /* same frame as slot t - 1 */
-                                char *out = (char *)dst.buf + (n * row + col) * itemsize;
+                                char *out = (char *)b[1].buf + (n * row + col) * itemsize;
                                 memcpy(out, out - P * P * itemsize, (size_t)(P * P * itemsize));
                                 continue;
                             }
                             const uint8_t *base = s + (y0 * W + x0) * pixel + f * C + c;
                             if (itemsize == 4) {
-                                const float *table = (const float *)lut.buf + c * 256;
-                                float *out = (float *)dst.buf + n * row + col;
+                                const float *table = (const float *)b[2].buf + c * 256;
+                                float *out = (float *)b[1].buf + n * row + col;
                                 for (Py_ssize_t py = 0; py < P; py++)
                                     for (Py_ssize_t px = 0; px < P; px++)
                                         out[py * P + px] = table[base[(py * W + px) * pixel]];
                             } else {
-                                const double *table = (const double *)lut.buf + c * 256;
-                                double *out = (double *)dst.buf + n * row + col;
+                                const double *table = (const double *)b[2].buf + c * 256;
+                                double *out = (double *)b[1].buf + n * row + col;
                                 for (Py_ssize_t py = 0; py < P; py++)
                                     for (Py_ssize_t px = 0; px < P; px++)
                                         out[py * P + px] = table[base[(py * W + px) * pixel]];
@@ -288,9 +287,7 @@ static PyObject *to_pixel_values(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     result = Py_NewRef(Py_None);
 done:
-    PyBuffer_Release(&src);
-    PyBuffer_Release(&dst);
-    PyBuffer_Release(&lut);
+    release(b, 3);
     return result;
 }
 

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from impl.weights import host_array, rope_dtype, to_tensor
-from spec.validate import grid_rows, positive_float, positive_int, require_ndim
+from reference.rope import inv_freq
+from spec.validate import grid_rows, require_ndim
 
 
 def position_ids(rows, merge_size: int) -> np.ndarray:
@@ -31,16 +32,6 @@ def rotary_position_ids(grid_thw, merge_size: int = 2, *, device="cpu") -> torch
     """Patch coordinates in merge-block order, tiled (not repeated) over frames."""
     rows = grid_rows(grid_thw, merge_size)
     return torch.from_numpy(position_ids(rows, merge_size)).to(device)
-
-
-def inv_freq(head_dim: int, theta: float = 10000.0) -> np.ndarray:
-    """inv_freq[i] = theta^(-2i / (head_dim/2)), i < head_dim/4, in float64 on the host."""
-    head_dim = positive_int("head_dim", head_dim)
-    theta = positive_float("theta", theta)
-    if head_dim % 4:
-        raise ValueError(f"head_dim must be a multiple of 4 (two axes, rotation pairs), got {head_dim}")
-    half = head_dim // 2
-    return 1.0 / theta ** (np.arange(0, half, 2, dtype=np.float64) / half)
 
 
 def half_angles(pos: np.ndarray, head_dim: int, theta: float = 10000.0) -> np.ndarray:

@@ -4,16 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spec.validate import grid_rows, positive_int
-
-
-def window_cells(window_size: int = 112, patch_size: int = 14, merge_size: int = 2) -> int:
-    """Side of a window in merged cells: window_size // merge_size // patch_size."""
-    window_size = positive_int("window_size", window_size)
-    side = window_size // positive_int("merge_size", merge_size) // positive_int("patch_size", patch_size)
-    if side < 1:
-        raise ValueError(f"window_size must cover at least one merged cell (patch_size*merge_size), got {window_size}")
-    return side
+from reference.windows import window_cells
+from spec.validate import grid_rows
 
 
 def frame_windows(rows: int, cols: int, side: int):

@@ -7,12 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from reference.toy import patchify2d
-from spec.validate import grid_rows, positive_int, require_finite, require_ndim
-
-
-def _check_geometry(patch_size, temporal_patch_size, merge_size):
-    return (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-            positive_int("merge_size", merge_size))
+from spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
+                           require_ndim)
 
 
 def patch_row_origin(r: int, grid_h: int, grid_w: int, merge_size: int = 2) -> tuple[int, int, int]:
@@ -35,16 +31,12 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
     F must be a multiple of temporal_patch_size and H, W multiples of patch_size*merge_size (§1.3).
     Returns (pixel_values float64, grid_thw int64 [F/T, H/P, W/P]).
     """
-    P, T, m = _check_geometry(patch_size, temporal_patch_size, merge_size)
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_ndim("frames", frames, 4, "(frames, channels, height, width)")
     frames = np.asarray(frames, dtype=np.float64)
     require_finite("frames", bool(np.isfinite(frames).all()))
     F, C, H, W = frames.shape
-    if F == 0 or F % T:
-        raise ValueError(f"frames must hold a positive multiple of temporal_patch_size={T} frames, got {F}")
-    if H == 0 or W == 0 or H % (P * m) or W % (P * m):
-        raise ValueError(
-            f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
+    require_frames_fit(F, H, W, P, T, m)
     gt, gh, gw = F // T, H // P, W // P
     rows = np.empty((gt * gh * gw, C * T * P * P), dtype=np.float64)
     for r in range(rows.shape[0]):
@@ -58,7 +50,7 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
 def unpatchify(pixel_values, grid_thw, channels: int = 3, patch_size: int = 14, temporal_patch_size: int = 2,
                merge_size: int = 2):
     """Inverse of patchify for one grid row: pixel_values (N, C*T*P*P) -> frames (t*T, C, h*P, w*P)."""
-    P, T, m = _check_geometry(patch_size, temporal_patch_size, merge_size)
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     C = positive_int("channels", channels)
     (gt, gh, gw), = grid_rows(grid_thw, m)
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")

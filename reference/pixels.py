@@ -6,7 +6,8 @@ import numpy as np
 from reference.patchify import patchify
 from reference.resize import resize, smart_resize
 from spec.configs import PREPROCESSOR
-from spec.validate import positive_float, positive_int, require_finite, require_ndim
+from spec.validate import (patch_geometry, positive_float, positive_int, require_finite, require_image_list,
+                           require_ndim)
 
 ALPHA_POLICIES = ("drop", "white")
 
@@ -77,12 +78,8 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
                variant="hf"):
     """§1: a list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values float64 (N, C*T*P*P),
     grid_thw int64 (n, 3)). Each item gets its own smart_resize size; all frames of a video share it."""
-    P, T, m = (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-               positive_int("merge_size", merge_size))
-    if not isinstance(images, (list, tuple)):
-        raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
-    if len(images) == 0:
-        raise ValueError("images must hold at least one image or video")
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
+    require_image_list(images)
     rows, grids = [], []
     for i, item in enumerate(images):
         name = f"images[{i}]"

@@ -64,10 +64,11 @@ class Edit:
             if source.count(old) != 1:
                 raise PlantError(f"{self.path}: the text {old!r} occurs {source.count(old)} times, expected once")
             source = source.replace(old, new)
-        module, attr = resolve(self.path)
+        _, attr = resolve(self.path)
         local: dict = {}
-        exec(compile(source, f"<mutant of {self.path}>", "exec"), vars(module), local)  # globals: the live module
-        return local[attr]
+        # globals: the live module that defines it (impl's own, or the reference's for a rule impl shares)
+        exec(compile(source, f"<mutant of {self.path}>", "exec"), original.__globals__, local)
+        return local[original.__name__]
 
 
 def edit(path: str, old: str, new: str, *more: tuple[str, str]) -> Edit:
@@ -97,7 +98,8 @@ def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool
     """Bind module.attr to new; for an impl function, also every other place impl holds the original."""
     original = getattr(module, attr)
     stack.enter_context(mock.patch.object(module, attr, new))
-    if not (everywhere and callable(original) and getattr(original, "__module__", "").startswith("impl")):
+    shared = ("impl", "reference", "spec")  # impl's functions and the rules impl takes from the reference and spec
+    if not (everywhere and callable(original) and getattr(original, "__module__", "").startswith(shared)):
         return
     from impl.block import Elementwise
     from impl.target import TorchTarget

@@ -159,7 +159,7 @@ def section_examples() -> list[str]:
                    f"itself{' (a test on this size cannot see the bug)' if same else ''}.")
     pos = rope.rotary_position_ids([[1, 4, 4]])
     freqs = rope.inv_freq(80)
-    out += [f"- rotary_position_ids of grid [1, 4, 4], first 8 rows (row, col): "
+    out += ["- rotary_position_ids of grid [1, 4, 4], first 8 rows (row, col): "
             + ", ".join(f"({r}, {c})" for r, c in pos[:8]) + ".",
             f"- inv_freq for head_dim 80: {len(freqs)} frequencies, {nums(freqs[:3], 6)} … {num(freqs[-1], 6)}.", ""]
     return out

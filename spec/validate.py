@@ -138,3 +138,26 @@ def require_finite(name: str, finite: bool) -> None:
     """Values must be finite (no NaN or infinity)."""
     if not finite:
         raise ValueError(f"{name} must hold finite values (found NaN or infinity)")
+
+
+def patch_geometry(patch_size: Any, temporal_patch_size: Any, merge_size: Any) -> tuple[int, int, int]:
+    """(P, T, m), each a positive integer."""
+    return (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
+            positive_int("merge_size", merge_size))
+
+
+def require_frames_fit(F: int, H: int, W: int, P: int, T: int, m: int) -> None:
+    """Frames (F, C, H, W) to patchify: F a positive multiple of T; H and W positive multiples of P*m."""
+    if F == 0 or F % T:
+        raise ValueError(f"frames must hold a positive multiple of temporal_patch_size={T} frames, got {F}")
+    if H == 0 or W == 0 or H % (P * m) or W % (P * m):
+        raise ValueError(
+            f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
+
+
+def require_image_list(images: Any) -> None:
+    """preprocess's images: a non-empty list (or tuple) of arrays."""
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image or video")
