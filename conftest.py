@@ -58,6 +58,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "stage(*names): the protocol stage(s) a test checks (report rows)")
     config.addinivalue_line("markers", "conformance: checks the reference or the spec, not the target")
     config.addinivalue_line("markers", "negative_control: shows a check rejects a planted bug")
+    config.addinivalue_line("markers", "modules: calls impl's or the reference's modules directly, whatever the target "
+                                       "(counted apart from the target's stage checks)")
     _register_profiles()
     profile = config.getoption("profile")
     n = config.getoption("max_examples")
@@ -99,7 +101,7 @@ def item_stages(item) -> list[str]:
 
 def pytest_runtest_setup(item):
     """Skip, as not covered, a target test whose stage the target does not provide."""
-    if item.get_closest_marker("conformance") or item.get_closest_marker("negative_control"):
+    if any(item.get_closest_marker(m) for m in ("conformance", "negative_control", "modules")):
         return
     target = item.config._vitspec_target
     missing = [s for s in item_stages(item) if s in STAGE_NAMES and s not in provided_stages(target)]

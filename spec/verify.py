@@ -21,7 +21,8 @@ TESTS = ROOT / "tests"
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 PROFILES = ("dev", "ci", "nightly", "mutation")
 NOT_COVERED = "NOT COVERED:"
-GROUPS = ("target", "reference conformance", "negative controls", "other checks (no stage marker)")
+GROUPS = ("target", "reference conformance", "negative controls", "other checks (no stage marker)",
+          "impl and reference modules (whatever the target)")
 
 
 class UsageError(Exception):
@@ -51,10 +52,11 @@ def configured_target(spec: str, device: str | None = None, dtype: str | None = 
     return target
 
 
-def test_groups(stages: list[str], conformance, negative: bool) -> list[tuple[str, str]]:
+def test_groups(stages: list[str], conformance, negative: bool, modules: bool = False) -> list[tuple[str, str]]:
     """The (group, row) pairs a test counts in: target tests once per protocol stage they are marked with.
 
-    conformance is the test's conformance marker (None when it has none); its oracle= names the row's oracle."""
+    conformance is the test's conformance marker (None when it has none); its oracle= names the row's oracle.
+    modules: the test calls impl's or the reference's modules directly, so it checks no target."""
     if not stages:
         return [(GROUPS[3], "(no stage)")]
     if negative:
@@ -62,6 +64,8 @@ def test_groups(stages: list[str], conformance, negative: bool) -> list[tuple[st
     if conformance is not None or any(s not in STAGE_NAMES for s in stages):
         oracle = conformance.kwargs.get("oracle") if conformance is not None else None
         return [("reference conformance", stages[0] + (f" vs {oracle}" if oracle else ""))]
+    if modules:
+        return [(GROUPS[4], stages[0])]
     return [("target", s) for s in stages]
 
 
@@ -80,7 +84,8 @@ class Collector:
         for item in session.items:
             stages = [name for m in item.iter_markers("stage") for name in m.args]
             self.rows[item.nodeid] = test_groups(stages, item.get_closest_marker("conformance"),
-                                                 item.get_closest_marker("negative_control") is not None)
+                                                 item.get_closest_marker("negative_control") is not None,
+                                                 item.get_closest_marker("modules") is not None)
             self.per_file[item.nodeid.split("::")[0]] += 1
         print(f"vitspec verify: {len(session.items)} checks in {len(self.per_file)} files", file=self.stream, flush=True)
 

@@ -13,7 +13,7 @@ import reference.patchify as rp
 from tests.checks import to_numpy
 
 P, T, M, C = 14, 2, 2, 3
-pytestmark = pytest.mark.stage("patchify")
+pytestmark = [pytest.mark.stage("patchify"), pytest.mark.modules]  # impl.patchify and reference.patchify directly
 
 
 def arange_frames(frames: int, height: int, width: int) -> np.ndarray:

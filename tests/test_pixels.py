@@ -35,7 +35,7 @@ ATOL = {
 }
 MEAN, STD = PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"]
 PIXEL_LIMITS = {"released": (3136, 12845056), "small max": (3136, 28 * 28 * 16)}
-pytestmark = pytest.mark.stage("preprocess")
+pytestmark = [pytest.mark.stage("preprocess"), pytest.mark.modules]  # impl.pixels and reference.pixels directly
 
 
 def check_close(got, expected, atol: float, what: str) -> None:

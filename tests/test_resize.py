@@ -131,6 +131,7 @@ def test_pass_order_is_a_recorded_pillow_version_difference():
 # (where the compiled kernel is missing), the torch matmuls (CUDA's path, also run on the CPU). The target's resize
 # runs the default only.
 
+@pytest.mark.modules
 @pytest.mark.stage("resize")
 @pytest.mark.parametrize("path", ir.PATHS)
 @settings(deadline=None)
@@ -146,6 +147,7 @@ def test_impl_resize_equals_reference(path, case):
     assert np.array_equal(got.numpy(), rr.resize(image, oh, ow))
 
 
+@pytest.mark.modules
 @pytest.mark.stage("resize")
 @pytest.mark.parametrize("path", ir.PATHS)
 def test_impl_resize_full_hd_and_both_matmul_paths(path):
@@ -266,6 +268,7 @@ def test_smart_resize_rounds_ties_to_even():
     check_ties_to_even(rr.smart_resize)
 
 
+@pytest.mark.modules
 @pytest.mark.stage("smart_resize")
 def test_impl_smart_resize_rounds_ties_to_even():
     check_ties_to_even(ir.smart_resize)
@@ -342,6 +345,7 @@ def test_reference_qvu_equals_qwen_vl_utils_smart_resize(args):
     assert rr.smart_resize(h, w, 28, lo, hi, "qvu") == upstream.qvu("smart_resize")(h, w, 28, lo, hi)
 
 
+@pytest.mark.modules
 @pytest.mark.stage("smart_resize")
 @settings(deadline=None)
 @given(args=smart_resize_inputs(), variant=st.sampled_from(["hf", "qvu"]))
