@@ -1,5 +1,5 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video
-(on the CPU: Pillow's resampler and NumPy, in threads)."""
+(on the CPU: the compiled kernels of impl/resize_native.c in threads; without them Pillow and NumPy)."""
 from __future__ import annotations
 
 import numpy as np
