@@ -384,3 +384,25 @@ def test_qvu_refuses_max_below_min_like_upstream():
         upstream.qvu("smart_resize")(100, 100, 28, 5000, 4000)
     with pytest.raises(ValueError, match="max_pixels"):
         rr.smart_resize(100, 100, 28, 5000, 4000, "qvu")
+
+
+def test_compiled_kernel_checks_its_buffers():
+    """The C entry points refuse buffers that do not match the sizes given, and taps outside the input."""
+    if ir.native is None:
+        pytest.fail("impl._resize_native is missing: `pip install -e .` compiles it")
+    src, first, w = np.zeros((10, 4, 3), np.uint8), *ir.native_weights(10, 28)
+    with pytest.raises(ValueError, match="dst must hold 336 bytes"):
+        ir.native.pass_rows(src, np.zeros((27, 4, 3), np.uint8), 10, 28, 12, first, w, w.shape[1], 0, 28)
+    with pytest.raises(ValueError, match="weights must hold"):
+        ir.native.pass_rows(src, np.zeros((28, 4, 3), np.uint8), 10, 28, 12, first, w.astype(np.int64), w.shape[1],
+                            0, 28)
+    with pytest.raises(ValueError, match="0 <= lo <= hi <= rows"):
+        ir.native.pass_cols(src, np.zeros((10, 28, 3), np.uint8), 10, 4, 28, 3, *ir.native_weights(4, 28),
+                            ir.native_weights(4, 28)[1].shape[1], 0, 11)
+    bad_first = first.copy()
+    bad_first[-1] = 9  # its non-zero taps would read rows 10, 11, ...
+    with pytest.raises(ValueError, match="reads past the input"):
+        ir.native.pass_rows(src, np.zeros((28, 4, 3), np.uint8), 10, 28, 12, bad_first, w, w.shape[1], 0, 28)
+    with pytest.raises(ValueError, match="lut must hold"):
+        ir.native.to_pixel_values(np.zeros((28, 28, 3), np.uint8), np.zeros((4, 1176), np.float32),
+                                  np.zeros((3, 255), np.float32), 1, 28, 28, 3, 14, 2, 2, 4, 0, 1)
