@@ -207,9 +207,22 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     impl_pv = np.asarray(impl_pv.detach().cpu() if hasattr(impl_pv, "detach") else impl_pv, dtype=np.float64)
     diff = float(np.linalg.norm(impl_pv - hf_pv) / np.linalg.norm(hf_pv)) if impl_pv.shape == hf_pv.shape else None
     impl_ms, hf_ms = time_pair(run_impl, run_hf, "cpu", repeats)
-    return [{"stage": "preprocess", "size": "1080x1920", "patches": int(impl_pv.shape[0]), "impl_ms": round(impl_ms, 3),
+    rows = [{"stage": "preprocess", "size": "1080x1920", "patches": int(impl_pv.shape[0]), "impl_ms": round(impl_ms, 3),
              "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3), "impl_rel_err": diff, "hf_rel_err": None,
              "tflops": None, "device": "cpu", "dtype": "float32", "depth": None}]
+    # the resize inside it: impl's CPU resampler against Pillow's Image.resize (the call HF's processor makes)
+    from impl.resize import resize
+    height, width = (int(v) * 14 for v in impl_grid[0, 1:])
+    log(f"[bench] resize 1080x1920 -> {height}x{width}")
+    run_resize = lambda: resize(image, height, width)  # noqa: E731
+    run_pillow = lambda: pil.resize((width, height), Image.Resampling.BICUBIC)  # noqa: E731
+    same = np.array_equal(run_resize().numpy(), np.asarray(run_pillow()))
+    impl_ms, hf_ms = time_pair(run_resize, run_pillow, "cpu", repeats)
+    rows.append({"stage": "resize (Pillow)", "size": "1080x1920", "patches": int(impl_pv.shape[0]),
+                 "impl_ms": round(impl_ms, 3), "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3),
+                 "impl_rel_err": 0.0 if same else None, "hf_rel_err": None, "tflops": None, "device": "cpu",
+                 "dtype": "uint8", "depth": None})
+    return rows
 
 
 def table(rows: list[dict]) -> str:

@@ -237,12 +237,6 @@ def in_threads(task, items) -> None:
             pass
 
 
-def bands(size: int) -> list[slice]:
-    """[0, size) as one slice per thread, each at least MIN_BAND long (or one slice)."""
-    count = max(1, min(torch.get_num_threads(), size // MIN_BAND))
-    return [slice(size * i // count, size * (i + 1) // count) for i in range(count)]
-
-
 def split(size: int, minimum: int = 1) -> list[tuple[int, int]]:
     """[0, size) as (lo, hi) ranges, one per thread, each at least `minimum` long (or one range)."""
     count = max(1, min(torch.get_num_threads(), size // minimum))
@@ -264,13 +258,9 @@ def native_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
     """One bicubic pass of uint8 (H, W, C) src along axis (0: height, 1: width) into dst, by the compiled kernel,
     in parallel bands of output rows."""
     in_h, in_w, channels = src.shape
-    if axis == 0:
-        first, w = native_weights(in_h, dst.shape[0])
-        run = lambda band: native.pass_rows(src, dst, in_h, dst.shape[0], in_w * channels, first, w,  # noqa: E731
-                                            w.shape[1], *band)
-    else:
-        first, w = native_weights(in_w, dst.shape[1])
-        run = lambda band: native.pass_cols(src, dst, in_h, in_w, dst.shape[1], channels, first, w,  # noqa: E731
+    out_size = dst.shape[axis]
+    first, w = native_weights(src.shape[axis], out_size)
+    run = lambda band: native.resample_pass(src, dst, axis, in_h, in_w, out_size, channels, first, w,  # noqa: E731
                                             w.shape[1], *band)
     in_threads(run, split(dst.shape[0], MIN_BAND // 4))
 
@@ -294,11 +284,12 @@ def native_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
 def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
     """Pillow's bicubic pass of uint8 RGB src along axis (0: height, 1: width) into dst, in parallel bands of the other
     axis: a resize keeping one side runs only the other side's pass, row by row (Pillow src/libImaging/Resample.c)."""
-    def band(part: slice):
+    def band(bounds: tuple[int, int]):
+        part = slice(*bounds)
         index = (slice(None), part) if axis == 0 else (part,)
         piece = Image.fromarray(np.ascontiguousarray(src[index]))
         dst[index] = np.asarray(piece.resize(dst[index].shape[1::-1], Image.Resampling.BICUBIC))
-    in_threads(band, bands(src.shape[1 - axis]))
+    in_threads(band, split(src.shape[1 - axis], MIN_BAND))
 
 
 def pillow_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:

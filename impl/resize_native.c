@@ -1,7 +1,7 @@
 /*
  * Compiled kernels of impl.resize and impl.pixels on the CPU (SPEC-NOTES §1.2, §1.3).
  *
- * pass_rows / pass_cols: one bicubic pass of Pillow's separable resampler over uint8 pixels with C interleaved
+ * resample_pass: one bicubic pass of Pillow's separable resampler over uint8 pixels with C interleaved
  * channels, given the per-output fixed-point weights that impl.resize.pillow_weights computes (Pillow
  * Resample.c: 22 fractional bits). Each output is 2**21 plus the integer sum of weight * pixel, shifted right by
  * 22 bits and clipped to 0..255 (Pillow's clip8), so the result is the same integer whatever the summation order.
@@ -158,58 +158,36 @@ static void release(Py_buffer *buffers, int count)
         PyBuffer_Release(&buffers[i]);
 }
 
-/* pass_rows(src, dst, in_h, out_h, line, first, weights, taps, lo, hi): vertical pass, output rows [lo, hi). */
-static PyObject *pass_rows(PyObject *self, PyObject *args)
+/* resample_pass(src, dst, axis, in_h, in_w, out_size, channels, first, weights, taps, lo, hi): one pass over uint8
+ * (in_h, in_w, channels) src. axis 0 (vertical): dst is (out_size, in_w, channels), output rows [lo, hi).
+ * axis 1 (horizontal): dst is (in_h, out_size, channels), rows [lo, hi). */
+static PyObject *resample_pass(PyObject *self, PyObject *args)
 {
     (void)self;
     Py_buffer b[4]; /* src, dst, first, weights */
-    Py_ssize_t in_h, out_h, line, taps, lo, hi;
-    if (!PyArg_ParseTuple(args, "y*w*nnny*y*nnn", &b[0], &b[1], &in_h, &out_h, &line, &b[2], &b[3], &taps, &lo, &hi))
+    Py_ssize_t axis, in_h, in_w, out_size, channels, taps, lo, hi;
+    if (!PyArg_ParseTuple(args, "y*w*nnnnny*y*nnn", &b[0], &b[1], &axis, &in_h, &in_w, &out_size, &channels, &b[2],
+                          &b[3], &taps, &lo, &hi))
         return NULL;
     PyObject *result = NULL;
-    if (in_h <= 0 || out_h <= 0 || line <= 0 || taps <= 0 || lo < 0 || hi > out_h || lo > hi) {
-        PyErr_SetString(PyExc_ValueError, "pass_rows: sizes must be positive and 0 <= lo <= hi <= out_h");
+    Py_ssize_t in_size = axis == 0 ? in_h : in_w, bands = axis == 0 ? out_size : in_h;
+    if ((axis != 0 && axis != 1) || in_h <= 0 || in_w <= 0 || out_size <= 0 || channels <= 0 || taps <= 0 || lo < 0 ||
+        hi > bands || lo > hi) {
+        PyErr_SetString(PyExc_ValueError, "resample_pass: axis must be 0 or 1, sizes positive and 0 <= lo <= hi <= "
+                                          "the output rows");
         goto done;
     }
-    if (check_size("src", &b[0], in_h * line) || check_size("dst", &b[1], out_h * line) ||
-        check_size("first", &b[2], out_h * 4) || check_size("weights", &b[3], out_h * taps * 4) ||
-        check_taps("pass_rows", b[2].buf, b[3].buf, out_h, taps, in_h))
+    Py_ssize_t out_pixels = axis == 0 ? out_size * in_w : in_h * out_size;
+    if (check_size("src", &b[0], in_h * in_w * channels) || check_size("dst", &b[1], out_pixels * channels) ||
+        check_size("first", &b[2], out_size * 4) || check_size("weights", &b[3], out_size * taps * 4) ||
+        check_taps("resample_pass", b[2].buf, b[3].buf, out_size, taps, in_size))
         goto done;
     int failed;
     Py_BEGIN_ALLOW_THREADS
-    failed = rows_band(b[0].buf, b[1].buf, line, b[2].buf, b[3].buf, taps, lo, hi);
-    Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    release(b, 4);
-    return result;
-}
-
-/* pass_cols(src, dst, rows, in_w, out_w, channels, first, weights, taps, lo, hi): horizontal pass, rows [lo, hi). */
-static PyObject *pass_cols(PyObject *self, PyObject *args)
-{
-    (void)self;
-    Py_buffer b[4]; /* src, dst, first, weights */
-    Py_ssize_t rows, in_w, out_w, channels, taps, lo, hi;
-    if (!PyArg_ParseTuple(args, "y*w*nnnny*y*nnn", &b[0], &b[1], &rows, &in_w, &out_w, &channels, &b[2], &b[3], &taps,
-                          &lo, &hi))
-        return NULL;
-    PyObject *result = NULL;
-    if (rows <= 0 || in_w <= 0 || out_w <= 0 || channels <= 0 || taps <= 0 || lo < 0 || hi > rows || lo > hi) {
-        PyErr_SetString(PyExc_ValueError, "pass_cols: sizes must be positive and 0 <= lo <= hi <= rows");
-        goto done;
-    }
-    if (check_size("src", &b[0], rows * in_w * channels) || check_size("dst", &b[1], rows * out_w * channels) ||
-        check_size("first", &b[2], out_w * 4) || check_size("weights", &b[3], out_w * taps * 4) ||
-        check_taps("pass_cols", b[2].buf, b[3].buf, out_w, taps, in_w))
-        goto done;
-    int failed;
-    Py_BEGIN_ALLOW_THREADS
-    failed = cols_band(b[0].buf, b[1].buf, in_w, out_w, channels, b[2].buf, b[3].buf, taps, lo, hi);
+    if (axis == 0)
+        failed = rows_band(b[0].buf, b[1].buf, in_w * channels, b[2].buf, b[3].buf, taps, lo, hi);
+    else
+        failed = cols_band(b[0].buf, b[1].buf, in_w, out_size, channels, b[2].buf, b[3].buf, taps, lo, hi);
     Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
@@ -292,8 +270,7 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"pass_rows", pass_rows, METH_VARARGS, "Vertical Pillow bicubic pass over output rows [lo, hi)."},
-    {"pass_cols", pass_cols, METH_VARARGS, "Horizontal Pillow bicubic pass over rows [lo, hi)."},
+    {"resample_pass", resample_pass, METH_VARARGS, "One Pillow bicubic pass over output rows [lo, hi)."},
     {"to_pixel_values", to_pixel_values, METH_VARARGS, "Resized uint8 frames -> normalized pixel_values rows."},
     {NULL, NULL, 0, NULL},
 };

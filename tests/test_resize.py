@@ -392,17 +392,17 @@ def test_compiled_kernel_checks_its_buffers():
         pytest.fail("impl._resize_native is missing: `pip install -e .` compiles it")
     src, first, w = np.zeros((10, 4, 3), np.uint8), *ir.native_weights(10, 28)
     with pytest.raises(ValueError, match="dst must hold 336 bytes"):
-        ir.native.pass_rows(src, np.zeros((27, 4, 3), np.uint8), 10, 28, 12, first, w, w.shape[1], 0, 28)
+        ir.native.resample_pass(src, np.zeros((27, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w, w.shape[1], 0, 28)
     with pytest.raises(ValueError, match="weights must hold"):
-        ir.native.pass_rows(src, np.zeros((28, 4, 3), np.uint8), 10, 28, 12, first, w.astype(np.int64), w.shape[1],
-                            0, 28)
-    with pytest.raises(ValueError, match="0 <= lo <= hi <= rows"):
-        ir.native.pass_cols(src, np.zeros((10, 28, 3), np.uint8), 10, 4, 28, 3, *ir.native_weights(4, 28),
-                            ir.native_weights(4, 28)[1].shape[1], 0, 11)
+        ir.native.resample_pass(src, np.zeros((28, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w.astype(np.int64),
+                                w.shape[1], 0, 28)
+    with pytest.raises(ValueError, match="0 <= lo <= hi <= the output rows"):
+        ir.native.resample_pass(src, np.zeros((10, 28, 3), np.uint8), 1, 10, 4, 28, 3, *ir.native_weights(4, 28),
+                                ir.native_weights(4, 28)[1].shape[1], 0, 11)
     bad_first = first.copy()
     bad_first[-1] = 9  # its non-zero taps would read rows 10, 11, ...
     with pytest.raises(ValueError, match="reads past the input"):
-        ir.native.pass_rows(src, np.zeros((28, 4, 3), np.uint8), 10, 28, 12, bad_first, w, w.shape[1], 0, 28)
+        ir.native.resample_pass(src, np.zeros((28, 4, 3), np.uint8), 0, 10, 4, 28, 3, bad_first, w, w.shape[1], 0, 28)
     with pytest.raises(ValueError, match="lut must hold"):
         ir.native.to_pixel_values(np.zeros((28, 28, 3), np.uint8), np.zeros((4, 1176), np.float32),
                                   np.zeros((3, 255), np.float32), 1, 28, 28, 3, 14, 2, 2, 4, 0, 1)
