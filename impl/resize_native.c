@@ -39,14 +39,12 @@ static inline uint8_t clip8(uint32_t sum)
     return (uint8_t)(v >> PRECISION_BITS);
 }
 
-/* Output rows [lo, hi) of a vertical pass: dst[y] = clip8(2**21 + sum_k w[y, k] * src[first[y] + k]). */
+/* Output lines [lo, hi) of a vertical pass over lines of `line` values: dst[y] = clip8(2**21 +
+ * sum_k w[y, k] * src[first[y] + k]); acc holds `line` sums. */
 VECTOR_CLONES
-static int rows_band(const uint8_t *src, uint8_t *dst, Py_ssize_t line, const int32_t *first,
-                     const int32_t *weights, Py_ssize_t taps, Py_ssize_t lo, Py_ssize_t hi)
+static void lines_band(const uint8_t *src, uint8_t *dst, Py_ssize_t line, const int32_t *first,
+                       const int32_t *weights, Py_ssize_t taps, Py_ssize_t lo, Py_ssize_t hi, uint32_t *acc)
 {
-    uint32_t *acc = malloc(sizeof(uint32_t) * (size_t)(line > 0 ? line : 1));
-    if (acc == NULL)
-        return -1;
     for (Py_ssize_t y = lo; y < hi; y++) {
         const int32_t *w = weights + y * taps;
         for (Py_ssize_t j = 0; j < line; j++)
@@ -63,15 +61,24 @@ static int rows_band(const uint8_t *src, uint8_t *dst, Py_ssize_t line, const in
         for (Py_ssize_t j = 0; j < line; j++)
             d[j] = clip8(acc[j]);
     }
+}
+
+/* Output rows [lo, hi) of a vertical pass over image rows of `line` = width * channels values. */
+static int rows_band(const uint8_t *src, uint8_t *dst, Py_ssize_t line, const int32_t *first,
+                     const int32_t *weights, Py_ssize_t taps, Py_ssize_t lo, Py_ssize_t hi)
+{
+    uint32_t *acc = malloc(sizeof(uint32_t) * (size_t)(line > 0 ? line : 1));
+    if (acc == NULL)
+        return -1;
+    lines_band(src, dst, line, first, weights, taps, lo, hi, acc);
     free(acc);
     return 0;
 }
 
 /* Rows [lo, hi) of a horizontal pass: dst[r, x, c] = clip8(2**21 + sum_k w[x, k] * src[r, first[x] + k, c]).
  * TILE rows at a time are transposed so that one input column of the tile is a contiguous line of
- * TILE * channels values, and the sums run over that line as in the vertical pass (vectorized). */
+ * TILE * channels values, and the sums run over those lines as in the vertical pass (vectorized). */
 #define TILE 16
-VECTOR_CLONES
 static int cols_band(const uint8_t *src, uint8_t *dst, Py_ssize_t in_w, Py_ssize_t out_w, Py_ssize_t channels,
                      const int32_t *first, const int32_t *weights, Py_ssize_t taps, Py_ssize_t lo, Py_ssize_t hi)
 {
@@ -93,22 +100,7 @@ static int cols_band(const uint8_t *src, uint8_t *dst, Py_ssize_t in_w, Py_ssize
                 for (Py_ssize_t c = 0; c < channels; c++)
                     columns[x * lanes + r * channels + c] = s[x * channels + c];
         }
-        for (Py_ssize_t x = 0; x < out_w; x++) {
-            const int32_t *w = weights + x * taps;
-            for (Py_ssize_t j = 0; j < lanes; j++)
-                acc[j] = 1u << (PRECISION_BITS - 1);
-            for (Py_ssize_t k = 0; k < taps; k++) {
-                if (w[k] == 0)
-                    continue; /* taps past the input end carry weight 0 */
-                const uint8_t *col = columns + ((Py_ssize_t)first[x] + k) * lanes;
-                uint32_t wk = (uint32_t)w[k];
-                for (Py_ssize_t j = 0; j < lanes; j++)
-                    acc[j] += wk * (uint32_t)col[j];
-            }
-            uint8_t *out = results + x * lanes;
-            for (Py_ssize_t j = 0; j < lanes; j++)
-                out[j] = clip8(acc[j]);
-        }
+        lines_band(columns, results, lanes, first, weights, taps, 0, out_w, acc); /* the vertical pass's sums */
         for (Py_ssize_t r = 0; r < rows; r++) {
             uint8_t *d = dst + (r0 + r) * out_w * channels;
             for (Py_ssize_t x = 0; x < out_w; x++)
