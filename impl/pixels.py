@@ -84,7 +84,7 @@ def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temp
         height, width = positive_int("resized height", height), positive_int("resized width", width)
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
         planes = resize_planar(packed, height, width).reshape(F, C, height, width)  # uint8
-        if native is not None and device.type == "cpu" and work in (torch.float32, torch.float64):
+        if native is not None and device.type == "cpu":  # work is float32 or float64: the table's dtype
             values, grid = native_pixel_values(planes.view(F * C, height, width).permute(1, 2, 0), F, scale, shift,
                                                P, T, m)
             rows.append(values.view(values.shape[0], -1).to(dtype))
