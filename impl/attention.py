@@ -13,9 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from impl.weights import host_array, to_tensor
-from reference.attention import check_cu_seqlens
-from spec.validate import require_ndim
+from vitspec.impl.weights import host_array, to_tensor
+from vitspec.reference.attention import check_cu_seqlens
+from vitspec.spec.validate import require_ndim
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from impl import fused
-from impl.attention import SegmentPlan, segment_attention, segment_plan
-from impl.rope import pair_order, paired_cos_sin, rotate_pairs
-from impl.weights import host_array, rope_dtype, to_tensor
-from reference.attention import check_cu_seqlens
-from reference.block import BLOCK_KEYS, MLP_KEYS, check_block_params, check_mlp_params
-from spec.validate import positive_float, positive_int, require_float, require_ndim, shape_of
+from vitspec.impl import fused
+from vitspec.impl.attention import SegmentPlan, segment_attention, segment_plan
+from vitspec.impl.rope import pair_order, paired_cos_sin, rotate_pairs
+from vitspec.impl.weights import host_array, rope_dtype, to_tensor
+from vitspec.reference.attention import check_cu_seqlens
+from vitspec.reference.block import BLOCK_KEYS, MLP_KEYS, check_block_params, check_mlp_params
+from vitspec.spec.validate import positive_float, positive_int, require_float, require_ndim, shape_of
 
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from impl.weights import to_tensor
-from spec.validate import require_float, require_ndim, shape_of
+from vitspec.impl.weights import to_tensor
+from vitspec.spec.validate import require_float, require_ndim, shape_of
 
 
 def embed_matrix(weight, dtype, device) -> torch.Tensor:

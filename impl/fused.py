@@ -11,7 +11,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from impl.rope import rotate_pairs
+from vitspec.impl.rope import rotate_pairs
 
 try:
     import triton

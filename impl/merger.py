@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from impl.block import norm
-from impl.weights import to_tensor
-from reference.merger import MERGER_KEYS, check_merger_params
-from spec.validate import positive_float, positive_int, require_ndim
+from vitspec.impl.block import norm
+from vitspec.impl.weights import to_tensor
+from vitspec.reference.merger import MERGER_KEYS, check_merger_params
+from vitspec.spec.validate import positive_float, positive_int, require_ndim
 
 @dataclass(frozen=True)
 class MergerWeights:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
+from vitspec.spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
                            require_ndim)
 
 # Frame axes (t, T, C, bh, mh, P, bw, mw, P) -> row axes (t, bh, bw, mh, mw) and column axes (C, T, P, P).

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from impl.patchify import as_tensor, patch_blocks
-from impl.resize import in_threads, native, resize_planar, smart_resize, split
-from spec.configs import PREPROCESSOR
-from spec.validate import patch_geometry, positive_int, require_image_list, require_ndim
+from vitspec.impl.patchify import as_tensor, patch_blocks
+from vitspec.impl.resize import in_threads, native, resize_planar, smart_resize, split
+from vitspec.spec.configs import PREPROCESSOR
+from vitspec.spec.validate import patch_geometry, positive_int, require_image_list, require_ndim
 
 
 def affine_constants(device, dtype):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from spec.validate import positive_int, require_dim, require_ndim
+from vitspec.spec.validate import positive_int, require_dim, require_ndim
 
 try:
     from PIL import Image
@@ -33,7 +33,7 @@ except ImportError:  # the torch path needs no Pillow
     Image = None
 
 try:
-    from impl import _resize_native as native
+    from vitspec.impl import _resize_native as native
 except ImportError:  # not compiled (pip install builds it): Pillow or the torch matmuls resample instead
     native = None
 
@@ -204,7 +204,7 @@ def resize_planar(image: torch.Tensor, height: int, width: int, path: str | None
         raise ValueError(f"path {path!r} resamples on the CPU only, got an image on {image.device}")
     if path == "native":
         if native is None:
-            raise ValueError("path 'native' needs the compiled kernel impl._resize_native, which was not built "
+            raise ValueError("path 'native' needs the compiled kernel vitspec.impl._resize_native, which was not built "
                              "(pip install -e . builds it)")
         return native_resize(image.numpy(), height, width).permute(2, 0, 1)
     if path == "pillow":

@@ -1,8 +1,8 @@
 /*
- * Compiled kernels of impl.resize and impl.pixels on the CPU (SPEC-NOTES §1.2, §1.3).
+ * Compiled kernels of vitspec.impl.resize and vitspec.impl.pixels on the CPU (SPEC-NOTES §1.2, §1.3).
  *
  * resample_pass: one bicubic pass of Pillow's separable resampler over uint8 pixels with C interleaved
- * channels, given the per-output fixed-point weights that impl.resize.pillow_weights computes (Pillow
+ * channels, given the per-output fixed-point weights that vitspec.impl.resize.pillow_weights computes (Pillow
  * Resample.c: 22 fractional bits). Each output is 2**21 plus the integer sum of weight * pixel, shifted right by
  * 22 bits and clipped to 0..255 (Pillow's clip8), so the result is the same integer whatever the summation order.
  * Sums are formed in unsigned 32-bit arithmetic and read back as signed: Pillow's own int accumulator.
@@ -267,6 +267,6 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "impl._resize_native", NULL, -1, methods, NULL, NULL, NULL, NULL};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "vitspec.impl._resize_native", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__resize_native(void) { return PyModule_Create(&module); }

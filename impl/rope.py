@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from impl.weights import host_array, rope_dtype, to_tensor
-from reference.rope import inv_freq
-from spec.validate import grid_rows, require_ndim
+from vitspec.impl.weights import host_array, rope_dtype, to_tensor
+from vitspec.reference.rope import inv_freq
+from vitspec.spec.validate import grid_rows, require_ndim
 
 
 def position_ids(rows, merge_size: int) -> np.ndarray:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from impl import attention as _attention, block as _block, embed as _embed, merger as _merger
-from impl import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
-from impl.weights import IdentityCache, dtype_name, torch_dtype
+from vitspec.impl import attention as _attention, block as _block, embed as _embed, merger as _merger
+from vitspec.impl import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
+from vitspec.impl.weights import IdentityCache, dtype_name, torch_dtype
 
 
 def _stage(fn, numeric: bool = True):
@@ -47,23 +47,23 @@ class TorchTarget:
 
     # Preprocessing (host, NumPy): delegated to the preprocessing modules.
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
-        """impl.resize.smart_resize."""
-        from impl.resize import smart_resize
+        """vitspec.impl.resize.smart_resize."""
+        from vitspec.impl.resize import smart_resize
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
-        """impl.resize.resize."""
-        from impl.resize import resize
+        """vitspec.impl.resize.resize."""
+        from vitspec.impl.resize import resize
         return resize(image, height, width)
 
     def preprocess(self, images, min_pixels=3136, max_pixels=12845056):
-        """impl.pixels.preprocess."""
-        from impl.pixels import preprocess
+        """vitspec.impl.pixels.preprocess."""
+        from vitspec.impl.pixels import preprocess
         return preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
-        """impl.patchify.patchify."""
-        from impl.patchify import patchify
+        """vitspec.impl.patchify.patchify."""
+        from vitspec.impl.patchify import patchify
         return patchify(frames, patch_size, temporal_patch_size, merge_size)
 
     patch_embed = _stage(_embed.patch_embed)
@@ -79,7 +79,7 @@ class TorchTarget:
     num_image_tokens = _stage(_tokens.num_image_tokens, numeric=False)
 
     def vision_block(self, x, params, cu_seqlens, cos, sin, num_heads, eps=1e-6):
-        """One block; see impl.block.vision_block."""
+        """One block; see vitspec.impl.block.vision_block."""
         return _block.vision_block(x, params, cu_seqlens, cos, sin, num_heads, eps, dtype=self.torch_dtype,
                                    device=self.device, ops=self.ops)
 
@@ -92,7 +92,7 @@ class TorchTarget:
 
     def fixed_grid_tower(self, grid_thw, weights, config) -> _tower.FixedGridTower:
         """The tower bound to one grid (a CUDA graph on CUDA), cached per weights dict, grid and config."""
-        from spec.validate import grid_rows
+        from vitspec.spec.validate import grid_rows
         if not isinstance(weights, dict) or not isinstance(config, dict):
             return _tower.compile_tower(grid_thw, weights, config, dtype=self.torch_dtype, device=self.device,
                                         ops=self.ops)

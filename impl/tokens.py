@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from spec.validate import grid_rows
+from vitspec.spec.validate import grid_rows
 
 
 def num_image_tokens(grid_thw, merge_size: int = 2, *, device="cpu") -> torch.Tensor:

@@ -17,18 +17,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from impl.attention import SegmentPlan, segment_plan
-from impl.block import EAGER, BlockWeights, Elementwise, block_forward, prepare_block
-from impl.embed import embed_matrix
-from impl.merger import MergerWeights, merger_forward, prepare_merger
-from impl.rope import half_angles, position_ids
-from impl.weights import IdentityCache, rope_dtype, to_tensor
-from impl.windows import inverse_permutation, window_cells, window_layout
-from reference.tower import check_config
-from reference.weights import check_weights
-from spec.configs import RMS_NORM_EPS, ROPE_THETA
-from spec.protocol import subdict
-from spec.validate import grid_rows, require_ndim, require_rows_match_grid
+from vitspec.impl.attention import SegmentPlan, segment_plan
+from vitspec.impl.block import EAGER, BlockWeights, Elementwise, block_forward, prepare_block
+from vitspec.impl.embed import embed_matrix
+from vitspec.impl.merger import MergerWeights, merger_forward, prepare_merger
+from vitspec.impl.rope import half_angles, position_ids
+from vitspec.impl.weights import IdentityCache, rope_dtype, to_tensor
+from vitspec.impl.windows import inverse_permutation, window_cells, window_layout
+from vitspec.reference.tower import check_config
+from vitspec.reference.weights import check_weights
+from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
+from vitspec.spec.protocol import subdict
+from vitspec.spec.validate import grid_rows, require_ndim, require_rows_match_grid
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reference.windows import window_cells
-from spec.validate import grid_rows
+from vitspec.reference.windows import window_cells
+from vitspec.spec.validate import grid_rows
 
 
 def frame_windows(rows: int, cols: int, side: int):

@@ -2,6 +2,6 @@
 
 ``reference.TARGET`` exposes every stage of spec/protocol.py as a method.
 """
-from reference.target import ReferenceTarget
+from vitspec.reference.target import ReferenceTarget
 
 TARGET = ReferenceTarget()

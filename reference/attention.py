@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import require_ndim
+from vitspec.spec.validate import require_ndim
 
 
 def check_cu_seqlens(cu_seqlens, total: int):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from reference.attention import attention
-from reference.rope import apply_rotary
-from spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
+from vitspec.reference.attention import attention
+from vitspec.reference.rope import apply_rotary
+from vitspec.spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
 
 MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
 BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",

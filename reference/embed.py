@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import require_float, require_ndim
+from vitspec.spec.validate import require_float, require_ndim
 
 
 def _check(pixel_values, weight):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf
 
-from reference.block import linear, rms_norm
-from spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
+from vitspec.reference.block import linear, rms_norm
+from vitspec.spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
 
 MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.toy import patchify2d
-from spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
+from vitspec.reference.toy import patchify2d
+from vitspec.spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
                            require_ndim)
 
 

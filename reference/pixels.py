@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.patchify import patchify
-from reference.resize import resize, smart_resize
-from spec.configs import PREPROCESSOR
-from spec.validate import (patch_geometry, positive_float, positive_int, require_finite, require_image_list,
+from vitspec.reference.patchify import patchify
+from vitspec.reference.resize import resize, smart_resize
+from vitspec.spec.configs import PREPROCESSOR
+from vitspec.spec.validate import (patch_geometry, positive_float, positive_int, require_finite, require_image_list,
                            require_ndim)
 
 ALPHA_POLICIES = ("drop", "white")

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from spec.validate import positive_int, require_dim, require_ndim
+from vitspec.spec.validate import positive_int, require_dim, require_ndim
 
 MAX_ASPECT_RATIO = 200
 VARIANTS = ("hf", "qvu")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference.patchify import patch_row_origin
-from spec.validate import grid_rows, positive_float, positive_int, require_ndim
+from vitspec.reference.patchify import patch_row_origin
+from vitspec.spec.validate import grid_rows, positive_float, positive_int, require_ndim
 
 
 def rotary_position_ids(grid_thw, merge_size: int = 2):

@@ -1,9 +1,9 @@
 """The reference as a target: each protocol stage delegates to its module."""
 from __future__ import annotations
 
-from reference import attention as _attention, block as _block, embed as _embed, merger as _merger
-from reference import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
-from reference import patchify as _patchify
+from vitspec.reference import attention as _attention, block as _block, embed as _embed, merger as _merger
+from vitspec.reference import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
+from vitspec.reference import patchify as _patchify
 
 
 class ReferenceTarget:
@@ -19,15 +19,15 @@ class ReferenceTarget:
         return self
 
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
-        from reference.resize import smart_resize
+        from vitspec.reference.resize import smart_resize
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
-        from reference.resize import resize
+        from vitspec.reference.resize import resize
         return resize(image, height, width)
 
     def preprocess(self, images, min_pixels=3136, max_pixels=12845056):
-        from reference.pixels import preprocess
+        from vitspec.reference.pixels import preprocess
         return preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
 
     patchify = staticmethod(_patchify.patchify)

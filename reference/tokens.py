@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.configs import IMAGE_PAD_ID
-from spec.validate import grid_rows, non_negative_int
+from vitspec.spec.configs import IMAGE_PAD_ID
+from vitspec.spec.validate import grid_rows, non_negative_int
 
 
 def num_image_tokens(grid_thw, merge_size: int = 2):

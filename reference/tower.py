@@ -1,15 +1,15 @@
 """The whole vision tower (SPEC-NOTES §3): pixel_values, grid_thw -> merged tokens in raster order."""
 from __future__ import annotations
 
-from reference.block import vision_block
-from reference.embed import patch_embed
-from reference.merger import merger
-from reference.rope import rotary_cos_sin, rotary_position_ids
-from reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
-from spec.configs import RMS_NORM_EPS, ROPE_THETA
-from spec.protocol import subdict
-from reference.weights import check_weights
-from spec.validate import grid_rows, non_negative_int, positive_int, require_ndim, require_rows_match_grid
+from vitspec.reference.block import vision_block
+from vitspec.reference.embed import patch_embed
+from vitspec.reference.merger import merger
+from vitspec.reference.rope import rotary_cos_sin, rotary_position_ids
+from vitspec.reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
+from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
+from vitspec.spec.protocol import subdict
+from vitspec.reference.weights import check_weights
+from vitspec.spec.validate import grid_rows, non_negative_int, positive_int, require_ndim, require_rows_match_grid
 
 CONFIG_FIELDS = ("depth", "hidden_size", "num_heads", "intermediate_size", "out_hidden_size", "patch_size",
                  "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "in_channels")

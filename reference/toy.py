@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import positive_int, require_ndim
+from vitspec.spec.validate import positive_int, require_ndim
 
 
 def patchify2d(x, patch_size: int):

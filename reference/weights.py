@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import require_keys
+from vitspec.spec.validate import require_keys
 
 
 def expected_shapes(config) -> dict[str, tuple[int, ...]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import grid_rows, positive_int
+from vitspec.spec.validate import grid_rows, positive_int
 
 
 def window_cells(window_size: int = 112, patch_size: int = 14, merge_size: int = 2) -> int:

@@ -12,6 +12,7 @@ Optional attributes: ``name`` (str), ``dtype`` (the compute dtype's name, defaul
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 
 
@@ -81,6 +82,7 @@ STAGES: tuple[Stage, ...] = (
 )
 
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16", "float64")
 
 
 def stage(name: str) -> Stage:
@@ -121,3 +123,26 @@ def load_target(spec: str):
 def provided_stages(target) -> list[str]:
     """Stage names the target implements."""
     return [s for s in STAGE_NAMES if callable(getattr(target, s, None))]
+
+
+def default_target() -> str:
+    return os.environ.get("VITSPEC_TARGET") or "vitspec.impl:TARGET"
+
+
+def configured_target(spec: str, device: str | None = None, dtype: str | None = None):
+    """The target named `spec`, moved to device / dtype with its with_options; ValueError when impossible."""
+    if device is not None and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be cpu or cuda, got {device!r}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    try:
+        target = load_target(spec)
+    except ImportError as e:
+        raise ValueError(f"target {spec!r}: {e}") from e
+    if device is None and dtype is None:
+        return target
+    if callable(getattr(target, "with_options", None)):
+        return target.with_options(**{k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None})
+    if (device or "cpu") != getattr(target, "device", "cpu") or (dtype or "float64") != getattr(target, "dtype", "float64"):
+        raise ValueError(f"target {spec!r} has no with_options(device=..., dtype=...) for --device/--dtype")
+    return target

@@ -9,10 +9,10 @@ from collections import namedtuple
 import numpy as np
 from hypothesis import event, strategies as st
 
-from reference.rope import rotary_cos_sin
-from reference.weights import random_weights
-from spec.configs import small_config
-from spec.protocol import subdict
+from vitspec.reference.rope import rotary_cos_sin
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.spec.protocol import subdict
 
 CONFIG = small_config(2, 32, 2, 40, 16, (1,))  # depth, hidden, heads, intermediate, out, full-attention blocks
 D, HEADS, HEAD_DIM = 32, 2, 16

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spec.protocol import subdict
+from vitspec.spec.protocol import subdict
 
 TORCH = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -112,7 +112,7 @@ def merger(x, params, merge_size, eps, dtype):
 
 def vision_tower(pixel_values, grid_thw, weights, config, dtype):
     """The tower composed of the stages above; index stages come from the reference (they are exact)."""
-    from reference import rope, windows
+    from vitspec.reference import rope, windows
     m, eps = config["spatial_merge_size"], 1e-6
     head_dim = config["hidden_size"] // config["num_heads"]
     index, cu_window = windows.window_index(grid_thw, config["window_size"], config["patch_size"], m)

@@ -6,10 +6,10 @@ import shlex
 
 import numpy as np
 
-from tests import tolerance
+from vitspec.tests import tolerance
 
-# Filled by conftest.pytest_configure: the options of this run, used in repro commands.
-RUN: dict = {"target": "impl:TARGET", "device": None, "dtype": None, "profile": "ci", "max_examples": None,
+# Filled by vitspec.tests.plugin.pytest_configure: the options of this run, used in repro commands.
+RUN: dict = {"target": "vitspec.impl:TARGET", "device": None, "dtype": None, "profile": "ci", "max_examples": None,
              "seed": None, "target_dtype": "float64", "target_name": "?"}
 
 

@@ -1,7 +1,7 @@
 """Measure the numbers behind tests/tolerance.py: run the differential tests with a recording comparison.
 
-    python -m tests.measure_tolerance --target impl:TARGET --dtype float32 --examples 200
-    python -m tests.measure_tolerance --planted          # the planted bugs each tolerance must reject
+    python -m vitspec.tests.measure_tolerance --target vitspec.impl:TARGET --dtype float32 --examples 200
+    python -m vitspec.tests.measure_tolerance --planted          # the planted bugs each tolerance must reject
 
 For each stage it prints the largest normalized error |got - ref| / (eps * sqrt(K) * magnitude) seen (float32,
 float64), or the largest ratio of the target's to the same-dtype baseline's (bfloat16, float16), and the median.
@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 from hypothesis import settings
 
-from tests import checks, tolerance as T
+from vitspec.tests import checks, tolerance as T
 
 TESTS = {  # stage -> (module, differential test)
     "patch_embed": ("test_embed", "test_patch_embed_matches_reference"),
@@ -45,9 +45,9 @@ def recorder(records):
 
 def planted_bugs():
     """(stage, name, target) triples: the reference with one small bug in one stage."""
-    from reference import TARGET as ref, attention, block, embed, rope
-    from tests.test_merger import tanh_gelu_merger
-    from tests.test_tower import planted_tower
+    from vitspec.reference import TARGET as ref, attention, block, embed, rope
+    from vitspec.tests.test_merger import tanh_gelu_merger
+    from vitspec.tests.test_tower import planted_tower
 
     def bf16(x):
         import torch
@@ -91,7 +91,7 @@ def planted_bugs():
 def planted_low_precision(dtype: str):
     """(stage, name, target) triples in a low-precision dtype: the baseline with one precision bug."""
     import torch
-    from tests import baseline as B
+    from vitspec.tests import baseline as B
     td = B.TORCH[dtype]
 
     class Planted:
@@ -148,8 +148,8 @@ def run(target, stages, examples: int, records) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.measure_tolerance")
-    p.add_argument("--target", default="impl:TARGET")
+    p = argparse.ArgumentParser(prog="python -m vitspec.tests.measure_tolerance")
+    p.add_argument("--target", default="vitspec.impl:TARGET")
     p.add_argument("--device", default=None)
     p.add_argument("--dtype", default=None)
     p.add_argument("--examples", type=int, default=200)
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     p.add_argument("--planted", action="store_true", help="measure the planted bugs instead of the target")
     p.add_argument("--planted-low", metavar="DTYPE", help="measure the low-precision planted bugs in DTYPE")
     args = p.parse_args(argv)
-    from spec.verify import configured_target
+    from vitspec.spec.protocol import configured_target
     if args.planted:
         for stage, name, target in planted_bugs():
             records = defaultdict(list)

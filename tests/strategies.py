@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import event, strategies as st
 
-from reference import rope as ref_rope, windows as ref_windows
-from spec.configs import small_config
+from vitspec.reference import rope as ref_rope, windows as ref_windows
+from vitspec.spec.configs import small_config
 
 MERGE = 2  # spatial_merge_size
 WINDOW_CELLS = 4  # window_size 112 / patch 14 / merge 2

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def verify(target: str, tmp_path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    args = [sys.executable, "-m", "spec.cli", "verify", "--target", target, "--max-examples", "5",
+    args = [sys.executable, "-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5",
             "-k", "test_tokens or test_windows or rms_norm"]
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 

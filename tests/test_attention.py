@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from reference import attention as ref_attention, windows as ref_windows
-from tests import baseline, strategies as S, tolerance as T
-from tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
+from vitspec.reference import attention as ref_attention, windows as ref_windows
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
 
 
 def K_attention(q, cu) -> int:

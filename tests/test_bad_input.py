@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
-import reference
-from reference.tokens import check_image_tokens, expand_image_pads
-from reference.weights import random_weights
-from spec.cli import main as cli_main
-from spec.configs import IMAGE_PAD_ID, small_config
-from tests import bad_inputs as B
-from tests.checks import fail, to_numpy
+from vitspec import reference
+from vitspec.reference.tokens import check_image_tokens, expand_image_pads
+from vitspec.reference.weights import random_weights
+from vitspec.cli import main as cli_main
+from vitspec.spec.configs import IMAGE_PAD_ID, small_config
+from vitspec.tests import bad_inputs as B
+from vitspec.tests.checks import fail, to_numpy
 
 CASES = [pytest.param(stage, kind, marks=pytest.mark.stage(stage), id=f"{stage}-{kind.replace(' ', '_')}")
          for stage, kinds in B.KINDS.items() for kind in kinds]

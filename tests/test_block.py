@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from reference import block as ref_block, rope as ref_rope, windows as ref_windows
-from reference.weights import random_weights
-from spec.configs import small_config
-from spec.protocol import subdict
-from tests import baseline, strategies as S, tolerance as T
-from tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+from vitspec.reference import block as ref_block, rope as ref_rope, windows as ref_windows
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.spec.protocol import subdict
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
 
 EPS = 1e-6
 

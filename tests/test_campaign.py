@@ -2,7 +2,7 @@
 
     VITSPEC_CAMPAIGN=20 python -m pytest tests/test_campaign.py -k nightly_campaign -s
 
-runs the property suite 20 times against the configured target (--target, default impl:TARGET), each run with its
+runs the property suite 20 times against the configured target (--target, default vitspec.impl:TARGET), each run with its
 own fresh Hypothesis example database (so a failure is saved there and replays with VITSPEC_HYPOTHESIS_DB=<dir>),
 and reports runs, generated examples, and every failure as consistent (every run) or intermittent (a flake).
 The mutant gate is left out (VITSPEC_SKIP_MUTANTS=1). Options by environment: VITSPEC_CAMPAIGN_WORKERS
@@ -30,8 +30,8 @@ import pytest
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from spec.shared_db import configuration_name
-from tests.checks import RUN
+from vitspec.tests.shared_db import configuration_name
+from vitspec.tests.checks import RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_EXCLUDE = {"test_campaign.py"}
@@ -156,7 +156,7 @@ def test_never(x):
 '''
 
 
-PLANTED_ARGS = ["-p", "conftest", "--target", "reference:TARGET"]  # the suite's options; no torch to import
+PLANTED_ARGS = ["--target", "vitspec.reference:TARGET"]  # the suite's options; no torch to import
 
 
 def planted(tmp_path: Path) -> tuple[Path, dict]:
@@ -223,7 +223,7 @@ def test_shared_directory_beside_local_databases(tmp_path):
     shared = tmp_path / "shared"
     found, replayed = run_planted_twice(tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"),
                                                                "VITSPEC_SHARED_DB": str(shared)})
-    assert [p.name for p in shared.iterdir()] == [configuration_name("reference:TARGET", None, None)]
+    assert [p.name for p in shared.iterdir()] == [configuration_name("vitspec.reference:TARGET", None, None)]
     assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
 
 
@@ -277,7 +277,7 @@ def test_redis_database_replays_across_processes(tmp_path, kind):
         found, replayed = run_planted_twice(
             tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"), "VITSPEC_SHARED_DB": url})
         keys = Redis.from_url(url).keys("*")
-    prefix = f"vitspec:{configuration_name('reference:TARGET', None, None)}:".encode()
+    prefix = f"vitspec:{configuration_name('vitspec.reference:TARGET', None, None)}:".encode()
     assert keys and all(k.startswith(prefix) for k in keys), keys
     assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
 

@@ -1,4 +1,4 @@
-"""The `vitspec` command line (spec/cli.py): explain, configs, errors, help, and the installed entry points.
+"""The `vitspec` command line (vitspec/cli.py): explain, configs, errors, help, and the installed entry points.
 
 Expected values are derived by hand from the spec documents (seed §3, SPEC-NOTES §1.1, §3, §4, §5).
 """
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from spec.cli import main
+from vitspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(capsys, *argv):
-    """(exit code, stdout, stderr) of spec.cli.main; argparse's --help exit is turned into its code."""
+    """(exit code, stdout, stderr) of vitspec.cli.main; argparse's --help exit is turned into its code."""
     try:
         rc = main(list(argv))
     except SystemExit as e:
@@ -144,8 +144,8 @@ def test_help_exits_0_and_mentions_every_option(capsys, argv, mentions):
         assert word in out, word
 
 
-@pytest.mark.parametrize("verb,module", [("verify", "spec.verify"), ("bench", "bench.bench"),
-                                         ("mutants", "spec.mutants")])
+@pytest.mark.parametrize("verb,module", [("verify", "vitspec.verify"), ("bench", "vitspec.bench"),
+                                         ("mutants", "vitspec.mutants.gate")])
 def test_dispatched_verbs_help_exits_0(capsys, verb, module):
     pytest.importorskip(module, reason=f"{module} is not in this checkout yet")
     rc, out, err = run_cli(capsys, verb, "--help")
@@ -154,8 +154,8 @@ def test_dispatched_verbs_help_exits_0(capsys, verb, module):
 
 
 def _entry_points() -> list[list[str]]:
-    """`python -m spec.cli` always; the installed `vitspec` console script when it is on PATH or beside python."""
-    commands = [[sys.executable, "-m", "spec.cli"]]
+    """`python -m vitspec.cli` always; the installed `vitspec` console script when it is on PATH or beside python."""
+    commands = [[sys.executable, "-m", "vitspec.cli"]]
     search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     script = shutil.which("vitspec", path=search)
     if script:

@@ -2,7 +2,7 @@
 or missed) and process after process; and batch composition moves an image's result by no more than the tolerance
 model's float noise for the tower (tests/tolerance.py, "vision_tower": c x eps(dtype) x sqrt(K) x row rms).
 
-Run as ``python -m tests.test_determinism SPEC DTYPE`` the module prints the SHA-256 of one fixed tower output.
+Run as ``python -m vitspec.tests.test_determinism SPEC DTYPE`` the module prints the SHA-256 of one fixed tower output.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from hypothesis import event, given, strategies as st
 
-from reference.weights import random_weights
-from spec.configs import small_config
-from tests import strategies as S, tolerance
-from tests.checks import RUN, assert_unchanged, fail, target_dtype, to_numpy
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.tests import strategies as S, tolerance
+from vitspec.tests.checks import RUN, assert_unchanged, fail, target_dtype, to_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED_CONFIG = small_config(4, 64, 4, 96, 48, (1, 3))
@@ -77,7 +77,7 @@ def test_preprocess_bit_identical_call_after_call(target, seed, sizes):
 def test_tower_bit_identical_across_processes(target):
     """Two fresh interpreters and this one: one digest."""
     require_cpu(target)
-    argv = [sys.executable, "-m", "tests.test_determinism", RUN["target"], RUN.get("dtype") or ""]
+    argv = [sys.executable, "-m", "vitspec.tests.test_determinism", RUN["target"], RUN.get("dtype") or ""]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     runs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
@@ -119,7 +119,7 @@ def test_batch_check_catches_a_leak():
     """A tower that adds the batch mean to every row (requests leaking into each other) fails the batch check."""
     config, grid = small_config(2, 32, 2, 40, 16, (1,)), [[1, 4, 6], [1, 8, 8]]
     weights, pixels = random_weights(config, 1), S.pixel_values(1, grid)
-    from reference import TARGET
+    from vitspec.reference import TARGET
     leak = lambda p, g, w, c: TARGET.vision_tower(p, g, w, c) + 1e-4 * len(p)  # noqa: E731
     batch = leak(pixels, np.array(grid), weights, config)[:6]
     alone = leak(pixels[:24], np.array(grid[:1]), weights, config)
@@ -129,7 +129,7 @@ def test_batch_check_catches_a_leak():
 
 
 if __name__ == "__main__":
-    from spec.protocol import load_target
+    from vitspec.spec.protocol import load_target
     spec, dtype = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
     t = load_target(spec)
     print(digest(fixed_output(t.with_options(dtype=dtype) if dtype else t)))

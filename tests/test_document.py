@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import patchify as rp, toy, tokens, windows
-from reference.embed import patch_embed
-from spec import examples as ex
-from spec.configs import DOCUMENT_TABLE, MODELS, RELEASED_TABLE, DISCREPANCIES, vision_config
+from vitspec.reference import patchify as rp, toy, tokens, windows
+from vitspec.reference.embed import patch_embed
+from vitspec.spec import examples as ex
+from vitspec.spec.configs import DOCUMENT_TABLE, MODELS, RELEASED_TABLE, DISCREPANCIES, vision_config
 
 pytestmark = pytest.mark.stage("document")
 
@@ -115,7 +115,7 @@ def test_worked_window_example_20x12():
 
 @pytest.mark.parametrize("size", sorted(ex.TOKEN_EXAMPLES))
 def test_worked_token_counts(size):
-    from reference.resize import smart_resize
+    from vitspec.reference.resize import smart_resize
     grid, n = ex.TOKEN_EXAMPLES[size]
     h, w = smart_resize(*size)
     assert (1, h // 14, w // 14) == grid
@@ -124,7 +124,7 @@ def test_worked_token_counts(size):
 
 @pytest.mark.parametrize("size", sorted(ex.SMART_RESIZE_RELEASED))
 def test_smart_resize_worked_values(size):
-    from reference.resize import smart_resize
+    from vitspec.reference.resize import smart_resize
     assert smart_resize(*size, min_pixels=3136, max_pixels=12845056) == ex.SMART_RESIZE_RELEASED[size]
     if size in ex.SMART_RESIZE_HF_DEFAULT:
         assert smart_resize(*size, min_pixels=3136, max_pixels=1003520) == ex.SMART_RESIZE_HF_DEFAULT[size]
@@ -154,6 +154,6 @@ def test_released_config_and_discrepancies():
     assert differing <= recorded, f"unrecorded discrepancies: {differing - recorded}"
     assert "patch layout" in recorded
     # 151646 cannot be an embedding size: the image pad id lies beyond it
-    from spec.configs import IMAGE_PAD_ID
+    from vitspec.spec.configs import IMAGE_PAD_ID
     assert IMAGE_PAD_ID >= DOCUMENT_TABLE["vocab_size"]["7B"]
     assert all(IMAGE_PAD_ID < RELEASED_TABLE["vocab_size"][m] for m in MODELS)

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
-from reference import embed as ref_embed, patchify as ref_patchify, rope as ref_rope, toy
-from tests import baseline, strategies as S, tolerance as T
-from tests.checks import assert_close, fail, target_dtype
+from vitspec.reference import embed as ref_embed, patchify as ref_patchify, rope as ref_rope, toy
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, fail, target_dtype
 
 
 def embed_weight(seed: int, hidden: int) -> np.ndarray:
@@ -60,7 +60,7 @@ def check_conv3d_is_matmul(matmul, x, w) -> None:
     """CONV3D-MATMUL: the Conv3d with kernel = stride on x.view(-1, C, T, P, P) equals x @ W.reshape(D, -1).T."""
     conv = F.conv3d(torch.from_numpy(x).view(-1, 3, 2, 14, 14), torch.from_numpy(w), stride=(2, 14, 14))
     conv = conv.view(x.shape[0], -1).numpy()
-    for name, got in (("reference.embed.patch_embed_conv", ref_embed.patch_embed_conv(x, w)), ("matmul", matmul(x, w))):
+    for name, got in (("vitspec.reference.embed.patch_embed_conv", ref_embed.patch_embed_conv(x, w)), ("matmul", matmul(x, w))):
         if not np.allclose(got, conv, rtol=1e-12, atol=1e-12):
             fail("patch_embed", f"{name} differs from torch's Conv3d (kernel = stride)", dict(rows=x.shape[0]))
 

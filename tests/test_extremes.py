@@ -3,7 +3,7 @@
 on the largest grid, whose peak memory must grow linearly with the number of patches (no N x N buffer).
 
 The heavy checks run with VITSPEC_SLOW=1; the default run keeps light versions of each. Peak memory is measured in
-a fresh process (``python -m tests.test_extremes SPEC SIDE ...``): the resident-set high-water mark is reset
+a fresh process (``python -m vitspec.tests.test_extremes SPEC SIDE ...``): the resident-set high-water mark is reset
 (/proc/self/clear_refs) after the inputs exist, so the figure is what the block call itself adds.
 """
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import reference
-from reference.patchify import patch_row_origin
-from reference.pixels import normalize, rescale
-from reference.windows import permute_groups
-from spec.configs import PREPROCESSOR
-from tests import tolerance
-from tests.checks import RUN, assert_index_equal, fail, target_dtype, to_numpy
+from vitspec import reference
+from vitspec.reference.patchify import patch_row_origin
+from vitspec.reference.pixels import normalize, rescale
+from vitspec.reference.windows import permute_groups
+from vitspec.spec.configs import PREPROCESSOR
+from vitspec.tests import tolerance
+from vitspec.tests.checks import RUN, assert_index_equal, fail, target_dtype, to_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
 SLOW = os.environ.get("VITSPEC_SLOW") == "1"
@@ -180,7 +180,7 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
             check: int = 3) -> dict:
     """Run one window block in this process; peak memory it adds, seconds, and the normalized error of `check`
     windows (first, middle, last) against the float64 reference block on those windows alone."""
-    from spec.protocol import load_target
+    from vitspec.spec.protocol import load_target
     x, params, cu, cos, sin = block_inputs(side, hidden, heads, inter)
     if spec == "dense":
         block = dense_mask_block
@@ -214,7 +214,7 @@ def measured(spec: str, sides, width=FULL_WIDTH, check: int = 3, parallel: bool 
     """measure() for each side, each in a fresh process (torch's allocator state and earlier peaks do not carry
     over); side by side when `parallel` (each figure is its own process's resident set; seconds then overlap)."""
     def start(side):
-        return subprocess.Popen([sys.executable, "-m", "tests.test_extremes", spec, str(side), *map(str, width),
+        return subprocess.Popen([sys.executable, "-m", "vitspec.tests.test_extremes", spec, str(side), *map(str, width),
                                  RUN.get("dtype") or "", str(check)], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     procs = [start(side) for side in sides] if parallel else []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from spec.invariants import INVARIANTS, checking_tests, with_tests
+from vitspec.invariant_scan import checking_tests, with_tests
+from vitspec.spec.invariants import INVARIANTS
 
 pytestmark = pytest.mark.stage("document")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reference import patchify as ref_patchify, resize as ref_resize, rope as ref_rope, tokens as ref_tokens
-from reference import windows as ref_windows
-from spec.configs import IMAGE_PAD_ID
+from vitspec.reference import patchify as ref_patchify, resize as ref_resize, rope as ref_rope, tokens as ref_tokens
+from vitspec.reference import windows as ref_windows
+from vitspec.spec.configs import IMAGE_PAD_ID
 
 
 @pytest.mark.stage("smart_resize")

@@ -1,4 +1,4 @@
-"""The suite's strength: every planted-bug mutant (spec/mutant_catalogue.py) must be killed by the suite.
+"""The suite's strength: every planted-bug mutant (vitspec/mutants/catalogue.py) must be killed by the suite.
 
 test_every_mutant_is_killed runs `vitspec mutants` (the mutation profile, a pytest process per mutant, impl
 unmutated as the control) and names the survivors. The fast tests make that verdict meaningful: each mutant
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference import rope as ref_rope
-from reference.weights import random_weights
-from spec.configs import small_config
-from spec.mutant_catalogue import BY_NAME, CATALOGUE
-from spec.protocol import STAGE_NAMES, subdict
-from tests.checks import RUN, to_numpy
+from vitspec.reference import rope as ref_rope
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
+from vitspec.spec.protocol import STAGE_NAMES, subdict
+from vitspec.tests.checks import RUN, to_numpy
 
 CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
                       fullatt_block_indexes=(1,))
@@ -132,7 +132,7 @@ def test_catalogue_covers_every_stage_and_is_large_enough():
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 def test_mutant_changes_one_of_its_stages(name):
     """Each mutant plants and is not equivalent: some stage it claims gives another output on the witness input."""
-    from spec import mutant_catalogue
+    from vitspec.mutants import catalogue as mutant_catalogue
     mutant = getattr(mutant_catalogue, name)
     base = mutant.base.with_options()  # impl unmutated, same dtype
     assert any(changed(mutant, base, s) for s in mutant.mutant.stages), \
@@ -141,8 +141,8 @@ def test_mutant_changes_one_of_its_stages(name):
 
 def test_planting_leaves_impl_unchanged():
     """After every mutant has been planted and run, impl gives bit-identical outputs on every witness."""
-    from impl.target import TorchTarget
-    from spec import mutant_catalogue
+    from vitspec.impl.target import TorchTarget
+    from vitspec.mutants import catalogue as mutant_catalogue
     clean = TorchTarget()
     before = {s: _flat(_witness(clean, s)) for s in STAGE_NAMES}
     for m in CATALOGUE:
@@ -155,21 +155,21 @@ def test_planting_leaves_impl_unchanged():
 
 def test_planting_a_vanished_site_is_an_error():
     """An Edit whose text left impl raises PlantError instead of planting nothing."""
-    from spec.mutant_plant import Mutant, PlantError, edit
+    from vitspec.mutants.plant import Mutant, PlantError, edit
     ghost = Mutant("ghost", ("attention",), "none", "an edit whose text is not in impl",
-                   (edit("impl.attention.attention", "text that is not there", "x"),))
+                   (edit("vitspec.impl.attention.attention", "text that is not there", "x"),))
     with pytest.raises(PlantError, match="occurs 0 times"):
         with ghost.planted():
             pass
 
 
-@pytest.mark.skipif(RUN["target"] != "impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
-                    reason="the mutant gate measures the suite, once, with impl:TARGET")
+@pytest.mark.skipif(RUN["target"] != "vitspec.impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
+                    reason="the mutant gate measures the suite, once, with vitspec.impl:TARGET")
 def test_every_mutant_is_killed(tmp_path):
     """`vitspec mutants` with the mutation profile: the controls pass and no mutant survives."""
     report = tmp_path / "mutants.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    done = subprocess.run([sys.executable, "-m", "spec.cli", "mutants", "--profile", "mutation", "--json", str(report),
+    done = subprocess.run([sys.executable, "-m", "vitspec.cli", "mutants", "--profile", "mutation", "--json", str(report),
                            "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"

@@ -8,12 +8,12 @@ import pytest
 import torch
 from hypothesis import event, example, given, settings, strategies as st
 
-import impl.patchify as ip
-import reference.patchify as rp
-from tests.checks import to_numpy
+import vitspec.impl.patchify as ip
+import vitspec.reference.patchify as rp
+from vitspec.tests.checks import to_numpy
 
 P, T, M, C = 14, 2, 2, 3
-pytestmark = [pytest.mark.stage("patchify"), pytest.mark.modules]  # impl.patchify and reference.patchify directly
+pytestmark = [pytest.mark.stage("patchify"), pytest.mark.modules]  # vitspec.impl.patchify and vitspec.reference.patchify directly
 
 
 def arange_frames(frames: int, height: int, width: int) -> np.ndarray:

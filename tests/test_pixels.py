@@ -11,15 +11,15 @@ import pytest
 import torch
 from hypothesis import event, example, given, settings, strategies as st
 
-import impl.pixels as ipx
-import reference.pixels as rpx
-from reference.patchify import unpatchify
-from spec.configs import PREPROCESSOR
-from tests import upstream
-from tests.checks import to_numpy
-import impl.resize as ir
-import reference.resize as rr
-from tests.test_resize import PATTERNS, installed_pass_order, make_image
+import vitspec.impl.pixels as ipx
+import vitspec.reference.pixels as rpx
+from vitspec.reference.patchify import unpatchify
+from vitspec.spec.configs import PREPROCESSOR
+from vitspec.tests import upstream
+from vitspec.tests.checks import to_numpy
+import vitspec.impl.resize as ir
+import vitspec.reference.resize as rr
+from vitspec.tests.test_resize import PATTERNS, installed_pass_order, make_image
 
 U32 = 2.0 ** -24  # float32 unit roundoff
 # Tolerances of pixel_values against the float64 reference, as absolute error per element.
@@ -35,7 +35,7 @@ ATOL = {
 }
 MEAN, STD = PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"]
 PIXEL_LIMITS = {"released": (3136, 12845056), "small max": (3136, 28 * 28 * 16)}
-pytestmark = [pytest.mark.stage("preprocess"), pytest.mark.modules]  # impl.pixels and reference.pixels directly
+pytestmark = [pytest.mark.stage("preprocess"), pytest.mark.modules]  # vitspec.impl.pixels and vitspec.reference.pixels directly
 
 
 def check_close(got, expected, atol: float, what: str) -> None:
@@ -280,7 +280,7 @@ def cpu_path(path: str):
     ("fallback": Pillow's passes and NumPy)."""
     saved = ipx.native, ir.native
     if path == "native":
-        assert ipx.native is not None, "impl._resize_native is missing: `pip install -e .` compiles it"
+        assert ipx.native is not None, "vitspec.impl._resize_native is missing: `pip install -e .` compiles it"
     else:
         ipx.native = ir.native = None
     try:

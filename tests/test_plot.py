@@ -1,6 +1,6 @@
-"""`vitspec explain --plot` (spec/plot.py): PNG size, and window borders exactly where reference.windows puts them.
+"""`vitspec explain --plot` (vitspec/plot.py): PNG size, and window borders exactly where vitspec.reference.windows puts them.
 
-PNG geometry, derived by hand from spec/plot.py's documented rule: a 40-px title band, then s PNG pixels per
+PNG geometry, derived by hand from vitspec/plot.py's documented rule: a 40-px title band, then s PNG pixels per
 image pixel with s the largest integer <= 8 such that s·(longest side) <= 2000, or 2000/longest when the
 longest side is over 2000 px; at least 640 px wide. Window borders are thick saturated colours; patch and
 merge lines are grey, so "a saturated pixel" detects window borders only.
@@ -13,8 +13,8 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from reference.windows import windows  # noqa: E402
-from spec.cli import main  # noqa: E402
+from vitspec.reference.windows import windows  # noqa: E402
+from vitspec.cli import main  # noqa: E402
 
 TITLE = 40
 BAND = 4  # a window border is drawn inside its window, up to 4 PNG px from the edge
@@ -35,7 +35,7 @@ def saturated(pixels: np.ndarray) -> np.ndarray:
 
 
 def window_edges(grid_h: int, grid_w: int) -> tuple[list[int], list[int]]:
-    """Window borders in image px from reference.windows: merged-cell ids → (row, col) → 28-px cells."""
+    """Window borders in image px from vitspec.reference.windows: merged-cell ids → (row, col) → 28-px cells."""
     cols = grid_w // 2
     xs, ys = set(), set()
     for win in windows([[1, grid_h, grid_w]]):
@@ -105,7 +105,7 @@ def test_small_image_keeps_minimum_width(tmp_path, capsys):
 
 
 def test_title_states_the_counts():
-    from spec.plot import title_text
+    from vitspec.plot import title_text
     d = {"height": 1080, "width": 1920, "frames": 1, "resized_height": 1092, "resized_width": 1932,
          "grid_thw": [1, 78, 138], "num_tokens": 2691, "num_windows": 180}
     assert title_text(d) == "1080×1920 → 1092×1932: grid [1, 78, 138], 2691 tokens, 180 windows"

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from hypothesis import event, example, given, strategies as st
 
-import reference.pixels as rpx
-import reference.resize as rr
-from reference.patchify import patchify as ref_patchify
-from tests.checks import assert_index_equal, to_numpy
-from tests.test_pixels import ATOL, check_close
+import vitspec.reference.pixels as rpx
+import vitspec.reference.resize as rr
+from vitspec.reference.patchify import patchify as ref_patchify
+from vitspec.tests.checks import assert_index_equal, to_numpy
+from vitspec.tests.test_pixels import ATOL, check_close
 
 F = 28
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from hypothesis import event, example, given, settings, strategies as st
 
-import impl.resize as ir
-import reference.resize as rr
-from tests import upstream
+import vitspec.impl.resize as ir
+import vitspec.reference.resize as rr
+from vitspec.tests import upstream
 
 REL = dict(min_pixels=3136, max_pixels=12845056)  # preprocessor_config.json
 HF_MAX = 28 * 28 * 1280  # HF's class default max_pixels
@@ -161,7 +161,7 @@ def test_impl_resize_full_hd_and_both_matmul_paths(path):
 
 def test_compiled_resampler_is_built_and_chosen():
     """pip install builds impl/resize_native.c; without it the CPU falls back to Pillow (slower, same pixels)."""
-    assert ir.NATIVE, "impl._resize_native is missing: the C compiler step of `pip install -e .` did not run"
+    assert ir.NATIVE, "vitspec.impl._resize_native is missing: the C compiler step of `pip install -e .` did not run"
     assert ir.resize_path(torch.zeros((5, 5, 3), dtype=torch.uint8), 28, 28) == "native"
 
 
@@ -389,7 +389,7 @@ def test_qvu_refuses_max_below_min_like_upstream():
 def test_compiled_kernel_checks_its_buffers():
     """The C entry points refuse buffers that do not match the sizes given, and taps outside the input."""
     if ir.native is None:
-        pytest.fail("impl._resize_native is missing: `pip install -e .` compiles it")
+        pytest.fail("vitspec.impl._resize_native is missing: `pip install -e .` compiles it")
     src, first, w = np.zeros((10, 4, 3), np.uint8), *ir.native_weights(10, 28)
     with pytest.raises(ValueError, match="dst must hold 336 bytes"):
         ir.native.resample_pass(src, np.zeros((27, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w, w.shape[1], 0, 28)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from reference import patchify as ref_patchify, rope as ref_rope
-from tests import baseline, strategies as S, tolerance as T
-from tests.checks import assert_close, assert_index_equal, fail, target_dtype, to_numpy
+from vitspec.reference import patchify as ref_patchify, rope as ref_rope
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_index_equal, fail, target_dtype, to_numpy
 
 head_dims = st.sampled_from([8, 16, 32, 80])
 

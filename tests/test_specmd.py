@@ -1,12 +1,12 @@
-"""spec/SPEC.md is generated (spec/specmd.py) and must not drift from the spec data and the reference."""
+"""spec/SPEC.md is generated (vitspec/specmd.py) and must not drift from the spec data and the reference."""
 from __future__ import annotations
 
 import pytest
 
-from spec import specmd
-from spec.configs import DISCREPANCIES
-from spec.differences import DIFFERENCES, SOURCES
-from spec.protocol import STAGES
+from vitspec import specmd
+from vitspec.spec.configs import DISCREPANCIES
+from vitspec.spec.differences import DIFFERENCES, SOURCES
+from vitspec.spec.protocol import STAGES
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def text() -> str:
 def test_committed_spec_md_is_current(text):
     committed = specmd.SPEC_MD.read_text(encoding="utf-8") if specmd.SPEC_MD.exists() else ""
     ok, message = specmd.check(specmd.SPEC_MD)
-    assert ok and committed == text, message + "\nregenerate with: python -m spec.specmd"
+    assert ok and committed == text, message + "\nregenerate with: python -m vitspec.specmd"
 
 
 def test_generation_is_deterministic(text):
@@ -49,7 +49,7 @@ def test_every_recorded_difference(text):
 
 def test_invariant_catalogue_section(text):
     try:
-        from spec.invariants import INVARIANTS
+        from vitspec.spec.invariants import INVARIANTS
     except ImportError:
         assert "spec/invariants.py is not present" in text
         return

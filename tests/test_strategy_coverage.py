@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
-from tests import strategies as S
+from vitspec.tests import strategies as S
 
 DRAWS = 200
 MIN_SHARE = 0.02  # each class in at least 2 % of the draws (4 of 200)

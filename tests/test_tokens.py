@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from reference import tokens as ref_tokens
-from reference.weights import random_weights
-from spec.configs import IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, small_config
-from spec.examples import TOKEN_EXAMPLES
-from tests import strategies as S
-from tests.checks import assert_index_equal, fail, to_numpy
+from vitspec.reference import tokens as ref_tokens
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import IMAGE_PAD_ID, VISION_END_ID, VISION_START_ID, small_config
+from vitspec.spec.examples import TOKEN_EXAMPLES
+from vitspec.tests import strategies as S
+from vitspec.tests.checks import assert_index_equal, fail, to_numpy
 
 CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, fullatt_block_indexes=(0,))
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
-from reference import block as ref_block, embed as ref_embed, rope as ref_rope, windows as ref_windows
-from reference import merger as ref_merger, tower as ref_tower
-from reference.weights import random_weights
-from spec.configs import small_config
-from spec.protocol import subdict
-from tests import baseline, strategies as S, tolerance as T
-from tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
-from tests.test_merger import tanh_gelu_merger
+from vitspec.reference import block as ref_block, embed as ref_embed, rope as ref_rope, windows as ref_windows
+from vitspec.reference import merger as ref_merger, tower as ref_tower
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.spec.protocol import subdict
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+from vitspec.tests.test_merger import tanh_gelu_merger
 
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
 tower_grids = S.grid_lists(max_images=3, max_cells=12, max_patches=700)

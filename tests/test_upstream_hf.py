@@ -1,6 +1,6 @@
 """HF transformers as an oracle for the reference (SPEC-NOTES §8): every stage HF exposes, float64, random
-weights loaded from reference.weights.random_weights, under the float64 tolerance. HF's float32 islands
-(RMSNorm statistics, vision RoPE angles and application) are lifted by spec.hf_target.float64_islands, scoped
+weights loaded from vitspec.reference.weights.random_weights, under the float64 tolerance. HF's float32 islands
+(RMSNorm statistics, vision RoPE angles and application) are lifted by vitspec.adapters.hf.float64_islands, scoped
 to each call; one test shows the unlifted model agrees to float32 precision only."""
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from hypothesis import example, given, strategies as st
 
-from reference import attention as ref_attention, block as ref_block, embed as ref_embed, merger as ref_merger
-from reference import rope as ref_rope, tower as ref_tower, windows as ref_windows
-from reference.weights import random_weights
-from spec.configs import small_config
-from tests import strategies as S, tolerance as T
-from tests.checks import assert_close, assert_index_equal
-from tests.test_attention import K_attention
-from tests.test_block import K_block, block_problem
-from tests.test_merger import merger_problem
-from tests.test_tower import check_tower_matches
+from vitspec.reference import attention as ref_attention, block as ref_block, embed as ref_embed, merger as ref_merger
+from vitspec.reference import rope as ref_rope, tower as ref_tower, windows as ref_windows
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.tests import strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_index_equal
+from vitspec.tests.test_attention import K_attention
+from vitspec.tests.test_block import K_block, block_problem
+from vitspec.tests.test_merger import merger_problem
+from vitspec.tests.test_tower import check_tower_matches
 
 pytestmark = pytest.mark.conformance(oracle="HF transformers")
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
@@ -28,7 +28,7 @@ EPS = 1e-6
 def hf():
     """The HF adapter, or a skip when transformers (with Qwen2.5-VL) is not installed."""
     try:
-        from spec import hf_target
+        from vitspec.adapters import hf as hf_target
     except ImportError as e:
         pytest.skip(f"UPSTREAM ORACLE MISSING: {e}")
     return hf_target

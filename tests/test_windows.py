@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 
-from reference import windows as ref_windows
-from spec.examples import WINDOW_EXAMPLES
-from tests import strategies as S
-from tests.checks import assert_index_equal, fail, to_numpy
+from vitspec.reference import windows as ref_windows
+from vitspec.spec.examples import WINDOW_EXAMPLES
+from vitspec.tests import strategies as S
+from vitspec.tests.checks import assert_index_equal, fail, to_numpy
 
 KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],
                    [(1, 4, 6), (2, 6, 4)], [(1, 18, 2), (1, 8, 8)])

@@ -11,9 +11,9 @@ with floor = 1 / sqrt(K): one rounding of the output (eps * magnitude), which no
 The same-dtype baseline (tests/baseline.py) is the reference formula evaluated plainly in torch at that dtype,
 with the float32 islands the spec prescribes (RMSNorm statistics, RoPE angles and rotation, softmax).
 
-Measured with tests/measure_tolerance.py on the suite's own strategies: impl:TARGET on the CPU (400 draws per
+Measured with tests/measure_tolerance.py on the suite's own strategies: vitspec.impl:TARGET on the CPU (400 draws per
 stage in float32, 100 in bfloat16 and float16) and on an H200 (CUDA, 100 draws per dtype, TF32 off), and HF's
-modules (spec.hf_target, 200 draws in float32, 60 in bfloat16 and float16). "noise" is the largest normalized error (float32) or target/baseline ratio (bf16, fp16)
+modules (vitspec.adapters.hf, 200 draws in float32, 60 in bfloat16 and float16). "noise" is the largest normalized error (float32) or target/baseline ratio (bf16, fp16)
 seen from a correct target; "catches" is a small planted bug each entry must still reject, with its
 normalized error (or ratio) over the draws.
 """
@@ -124,7 +124,7 @@ def row_rms(ref) -> np.ndarray:
 def angle(position_ids, head_dim: int, dtype: str = "float32", theta: float = 10000.0) -> np.ndarray:
     """1 + |angle| * min(1, eps(float32) / eps(dtype)) for every cos/sin entry: the angles are computed in float32
     or wider whatever the dtype (SPEC-NOTES §3), so they carry an error of at most eps(float32) * |angle|."""
-    from reference.rope import inv_freq
+    from vitspec.reference.rope import inv_freq
     pos = np.asarray(position_ids, dtype=np.float64)
     half = np.concatenate([pos[:, :1] * inv_freq(head_dim, theta), pos[:, 1:] * inv_freq(head_dim, theta)], axis=1)
     return 1.0 + np.abs(np.concatenate([half, half], axis=1)) * min(1.0, EPS["float32"] / EPS[dtype])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.validate import grid_rows, positive_float, require_float, require_ndim
+from vitspec.spec.validate import grid_rows, positive_float, require_float, require_ndim
 
 
 # --- "your kernels": plain functions with their own names and conventions -------------------------

@@ -1,6 +1,6 @@
 """One script for a GPU machine: impl's CUDA correctness, then the side-by-side benchmark against HF.
 
-Run from the repository root: `python3 bench/gpu_check.py` (or `--smoke` on a CPU for a tiny rehearsal).
+Run from the repository root: `python3 vitspec/gpu_check.py` (or `--smoke` on a CPU for a tiny rehearsal).
 1. Small configs against the float64 NumPy reference on grids with partial windows, several windows,
    t > 1 and batches, in float32, bfloat16 and float16, eager and through the fixed-grid (CUDA graph) path,
    with HF in the same dtype as the baseline for the half-precision errors.
@@ -36,12 +36,12 @@ except ImportError:  # a bare machine: the few scipy functions the reference nee
 
 import torch  # noqa: E402
 
-import reference  # noqa: E402
-from bench.bench import bench_towers, hf_merged, hf_tower, log, pixel_columns, rel_err, table, tower_config  # noqa: E402
-from bench.bench import random_weights as torch_random_weights  # noqa: E402
-from impl import TorchTarget  # noqa: E402
-from reference.weights import random_weights  # noqa: E402
-from spec.configs import small_config  # noqa: E402
+from vitspec import reference  # noqa: E402
+from vitspec.bench import bench_towers, hf_merged, hf_tower, log, pixel_columns, rel_err, table, tower_config  # noqa: E402
+from vitspec.bench import random_weights as torch_random_weights  # noqa: E402
+from vitspec.impl import TorchTarget  # noqa: E402
+from vitspec.reference.weights import random_weights  # noqa: E402
+from vitspec.spec.configs import small_config  # noqa: E402
 
 GRIDS = ([[1, 16, 16]], [[1, 20, 12]], [[1, 36, 28]], [[2, 12, 20]], [[1, 8, 8], [1, 20, 12], [2, 16, 28]], [[1, 2, 2]])
 FP32_LIMIT = 1e-5  # float32 against float64: measured ~5e-7 on the CPU

@@ -1,10 +1,10 @@
 """The catalogue of planted-bug mutants: impl.TARGET with ONE realistic bug (SPEC-NOTES §7) planted.
 
-The mutants live by stage group in spec/mutants_preprocessing.py, spec/mutants_rope_windows.py and
-spec/mutants_tower.py; spec/mutant_plant.py plants them. Each module attribute named after a mutant is that
+The mutants live by stage group in vitspec/mutants/preprocessing.py, vitspec/mutants/rope_windows.py and
+vitspec/mutants/tower.py; vitspec/mutants/plant.py plants them. Each module attribute named after a mutant is that
 mutant as a target:
 
-    pytest --target spec.mutant_catalogue:window_side_5_cells    # the suite against one mutant
+    pytest --target vitspec.mutants.catalogue:window_side_5_cells    # the suite against one mutant
     vitspec mutants                                              # every mutant; the suite must kill all
 
 A mutant may fix its compute dtype (low-precision bugs); the suite then judges it against its same-dtype
@@ -12,13 +12,13 @@ baseline, and ``vitspec mutants`` runs impl unmutated in that dtype as the contr
 """
 from __future__ import annotations
 
-from spec.mutant_plant import Mutant, MutantTarget
+from vitspec.mutants.plant import Mutant, MutantTarget
 
 
 def _catalogue() -> tuple[Mutant, ...]:
     """Every stage group's mutants, names unique (they are --target attribute names)."""
-    from spec import mutants_preprocessing, mutants_rope_windows, mutants_tower
-    found = mutants_preprocessing.MUTANTS + mutants_rope_windows.MUTANTS + mutants_tower.MUTANTS
+    from vitspec.mutants import preprocessing, rope_windows, tower
+    found = preprocessing.MUTANTS + rope_windows.MUTANTS + tower.MUTANTS
     names = [m.name for m in found]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -38,7 +38,7 @@ def mutant(name: str) -> Mutant:
 
 
 def __getattr__(name: str) -> MutantTarget:
-    """``spec.mutant_catalogue:<name>`` is that mutant as a target (what --target loads)."""
+    """``vitspec.mutants.catalogue:<name>`` is that mutant as a target (what --target loads)."""
     if name in BY_NAME:
         return MutantTarget(BY_NAME[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ them as not covered. HF does not check its inputs (bad shapes or dtypes broadcas
 torch), so the adapter applies the protocol's input rules first, by running the reference stage on the same
 arguments and keeping only its errors; every returned value is HF's own.
 
-    vitspec verify --target spec.hf_target:TARGET [--dtype bfloat16]
+    vitspec verify --target vitspec.adapters.hf:TARGET [--dtype bfloat16]
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ try:
     from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as hf
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 except ImportError as e:  # the adapter is useless without transformers: say so when it is loaded
-    raise ImportError(f"spec.hf_target needs transformers 5.x (Qwen2.5-VL and transformers.vision_utils): {e}") from e
+    raise ImportError(f"vitspec.adapters.hf needs transformers 5.x (Qwen2.5-VL and transformers.vision_utils): {e}") from e
 
 
 
@@ -75,7 +75,7 @@ def _numeric(method):
 
 def _input_rules(stage: str, args, kwargs) -> None:
     """The protocol's TypeError/ValueError for bad input, raised by the reference stage before HF runs."""
-    from reference import TARGET as REFERENCE
+    from vitspec.reference import TARGET as REFERENCE
     getattr(REFERENCE, stage)(*args, **kwargs)
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from unittest import mock
 
-from spec.protocol import STAGE_NAMES
+from vitspec.spec.protocol import STAGE_NAMES
 
 PLANTED_METHODS = frozenset(STAGE_NAMES) | {"fixed_grid_tower"}
-IMPL_MODULES = ("impl.target", "impl.pixels")  # with what they import: every impl module a stage runs
+IMPL_MODULES = ("vitspec.impl.target", "vitspec.impl.pixels")  # with what they import: every impl module a stage runs
 
 
 class PlantError(RuntimeError):
@@ -30,7 +30,7 @@ class PlantError(RuntimeError):
 
 
 def resolve(path: str) -> tuple[Any, str]:
-    """('impl.rope.position_ids') -> (the module impl.rope, 'position_ids'), checking the attribute exists."""
+    """('vitspec.impl.rope.position_ids') -> (the module vitspec.impl.rope, 'position_ids'), checking the attribute exists."""
     module_name, _, attr = path.rpartition(".")
     module = importlib.import_module(module_name)
     if not hasattr(module, attr):
@@ -80,7 +80,7 @@ def _impl_modules():
     """Every loaded impl module (the target's stages import the rest lazily, so load those first)."""
     for name in IMPL_MODULES:
         importlib.import_module(name)
-    return [sys.modules[n] for n in sorted(sys.modules) if n == "impl" or n.startswith("impl.")]
+    return [sys.modules[n] for n in sorted(sys.modules) if n == "vitspec.impl" or n.startswith("vitspec.impl.")]
 
 
 @contextlib.contextmanager
@@ -98,11 +98,11 @@ def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool
     """Bind module.attr to new; for an impl function, also every other place impl holds the original."""
     original = getattr(module, attr)
     stack.enter_context(mock.patch.object(module, attr, new))
-    shared = ("impl", "reference", "spec")  # impl's functions and the rules impl takes from the reference and spec
+    shared = ("vitspec.impl", "vitspec.reference", "vitspec.spec")  # impl's functions and the rules impl takes from the reference and spec
     if not (everywhere and callable(original) and getattr(original, "__module__", "").startswith(shared)):
         return
-    from impl.block import Elementwise
-    from impl.target import TorchTarget
+    from vitspec.impl.block import Elementwise
+    from vitspec.impl.target import TorchTarget
     for mod in _impl_modules():
         for name, value in list(vars(mod).items()):
             if value is original and (mod, name) != (module, attr):
@@ -119,11 +119,11 @@ def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool
 
 def clear_impl_caches() -> None:
     """Forget every value impl cached (lru_cache'd functions, identity caches): it may hold a planted bug's output."""
-    from impl.weights import IdentityCache
+    from vitspec.impl.weights import IdentityCache
     for mod in _impl_modules():
         for value in list(vars(mod).values()):
             if isinstance(value, IdentityCache) or (callable(getattr(value, "cache_clear", None))
-                                                    and getattr(value, "__module__", "").startswith("impl")):
+                                                    and getattr(value, "__module__", "").startswith("vitspec.impl")):
                 value.clear() if isinstance(value, IdentityCache) else value.cache_clear()
 
 
@@ -159,7 +159,7 @@ class MutantTarget:
 
     def __init__(self, mutant: Mutant, base=None):
         """The mutant planted in `base` (default: a fresh TorchTarget in the mutant's dtype or float32)."""
-        from impl.target import TorchTarget
+        from vitspec.impl.target import TorchTarget
         self.mutant = mutant
         self.base = base if base is not None else TorchTarget(dtype=mutant.dtype or "float32")
         self.name = mutant.name

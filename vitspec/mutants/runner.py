@@ -1,5 +1,5 @@
 """Running `vitspec mutants`: one pytest process per control or mutant, forked from a warm parent (or spawned
-where fork is unsafe), at most -j at a time, each classified from the report spec/mutant_plugin.py writes."""
+where fork is unsafe), at most -j at a time, each classified from the report vitspec/mutants/plugin.py writes."""
 from __future__ import annotations
 
 import functools
@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spec.mutant_report import MODULE_OF
-from spec.protocol import STAGES
+import vitspec.tests as _suite
 
-ROOT = Path(__file__).resolve().parent.parent
+from vitspec.mutants.report import MODULE_OF
+from vitspec.spec.protocol import STAGES
+
+ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
 
 
 @dataclass
@@ -45,7 +47,7 @@ def native_threads() -> int:
 
 @functools.lru_cache(maxsize=None)
 def warm_start(profile: str) -> bool:
-    """Collect the suite once in this process (imports torch, conftest and every test module, assertions
+    """Collect the suite once in this process (imports torch, vitspec.tests.plugin and every test module, assertions
     rewritten) so that each run forked from here starts warm. False (runs are spawned) where fork is
     missing or collecting started threads that a fork could leave holding a lock."""
     if not hasattr(os, "fork"):
@@ -62,14 +64,14 @@ def warm_start(profile: str) -> bool:
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
         # Hypothesis fixes a test's settings when its module is imported: collect under the runs' own profile
         pytest.main([str(ROOT / "tests"), "--rootdir", str(ROOT), "--collect-only", "-qq", "-p", "no:cacheprovider",
-                     "-o", "addopts=", "-p", "spec.mutant_plugin", "--target", "impl:TARGET", "--profile", profile])
-    import spec.mutant_catalogue  # noqa: F401
+                     "-o", "addopts=", "-p", "vitspec.mutants.plugin", "--target", "vitspec.impl:TARGET", "--profile", profile])
+    import vitspec.mutants.catalogue  # noqa: F401
     return before > 0 and native_threads() == before
 
 
 def pytest_args(job: Job, args, report: str) -> list[str]:
     """The pytest arguments of one run: the job's target, profile and stages, stopping after --maxfail failures."""
-    argv = (job.nodeids or ["tests"]) + ["-p", "spec.mutant_plugin", "-q", "--no-header", "-p", "no:cacheprovider",
+    argv = (job.nodeids or ["tests"]) + ["-p", "vitspec.mutants.plugin", "-q", "--no-header", "-p", "no:cacheprovider",
                                          "-o", "addopts=", "--target", job.target, "--profile", args.profile,
                                          "--mutant-report", report]
     if not job.control:  # a control runs all its tests: each one that fails on impl is a kill that does not count
@@ -119,7 +121,7 @@ def forked_pytest(argv: list[str], log: str, threads: int) -> int:
 def spawned_pytest(argv: list[str], log: str, threads: int) -> subprocess.Popen:
     """A fresh interpreter running pytest (where fork is unavailable)."""
     env = {k: v for k, v in os.environ.items() if not (k.startswith("PYTEST_") or k == "VITSPEC_TARGET")}
-    env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    env.update(PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log, "w") as out:
         return subprocess.Popen([sys.executable, "-m", "pytest", *argv], cwd=ROOT, env=env, stdout=out,
@@ -206,7 +208,7 @@ def verify_kills(mutants: list[Job], args, rounds: int = 3) -> list[Job]:
             unchecked.setdefault(d, set()).update(set(j.killing_tests) - passed.get(d, set()) - broken.get(d, set()))
         unchecked = {d: sorted(ids) for d, ids in unchecked.items() if ids}
         if unchecked and round_ < rounds:
-            batch = [Job(f"control ({d})" + (f" #{round_ + 1}" if round_ else ""), "impl:TARGET", (), d,
+            batch = [Job(f"control ({d})" + (f" #{round_ + 1}" if round_ else ""), "vitspec.impl:TARGET", (), d,
                          control=True, nodeids=ids) for d, ids in unchecked.items()]
             run_all(batch, args)
             for c in batch:

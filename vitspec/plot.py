@@ -9,7 +9,7 @@ PNG is at least MIN_WIDTH wide so the title fits; extra width is blank, right of
 Lines: patches every 14 px (thin, grey), merge groups every 28 px (medium, dark grey), windows as thick
 coloured rectangles inset by half their line width, so each window's border lies inside it, a shared edge
 shows both colours side by side and a partial window at the right or bottom edge is visibly smaller.
-Window rectangles come from reference.windows.windows (merged-cell lists), numbered in window order; for a
+Window rectangles come from vitspec.reference.windows.windows (merged-cell lists), numbered in window order; for a
 video only the first frame's windows are drawn (every frame has the same tiling).
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def png_geometry(resized_height: int, resized_width: int) -> dict:
 
 def window_rectangles(grid_thw, patch_size: int = 14, merge_size: int = 2) -> list[tuple[int, int, int, int]]:
     """(x0, y0, x1, y1) in resized-image pixels of each window of the first frame, in window order (§3 Windows)."""
-    from reference.windows import windows
+    from vitspec.reference.windows import windows
     _, gh, gw = (int(v) for v in grid_thw)
     cols, cell_px = gw // merge_size, patch_size * merge_size
     cells_per_frame = (gh // merge_size) * cols
@@ -64,7 +64,7 @@ def title_text(d: dict) -> str:
 def load_picture(image_path: str, height: int, width: int, resized_height: int, resized_width: int) -> np.ndarray:
     """The picture as RGB uint8, resized like the model's preprocessing (§1.2 Pillow bicubic)."""
     from PIL import Image
-    from reference.resize import resize
+    from vitspec.reference.resize import resize
     try:
         with Image.open(image_path) as im:
             rgb = np.asarray(im.convert("RGB"))

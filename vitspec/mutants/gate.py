@@ -2,8 +2,8 @@
 
     vitspec mutants [--profile mutation] [--json FILE|-] [--only NAME,...] [-j N] [--junitxml FILE]
 
-Each mutant (spec/mutant_catalogue.py) is checked in its own pytest process, ``--target
-spec.mutant_catalogue:<name>``, on the tests of the stages its bug changes (--all-tests: every target test,
+Each mutant (vitspec/mutants/catalogue.py) is checked in its own pytest process, ``--target
+vitspec.mutants.catalogue:<name>``, on the tests of the stages its bug changes (--all-tests: every target test,
 those stages first), stopping at the first failure. Then impl unmutated runs, as the control, every test that
 killed a mutant, in that mutant's dtype: a kill counts only if the killing test passes on impl (a mutant killed
 by a test that fails on impl runs again without it). Exit 0 when every mutant is killed and the control passes;
@@ -12,10 +12,10 @@ by a test that fails on impl runs again without it). Exit 0 when every mutant is
 Mutation testing of the reference's integer and index code (mutmut 3.8, configured in setup.cfg [mutmut]),
 from the repository root:
 
-    rm -rf mutants && mutmut run --max-children 2 "reference.windows.*" "reference.tokens.*" \
-        "reference.patchify.x_patch_row_origin*" "reference.patchify.x_patchify*" \
-        "reference.patchify.x_unpatchify*" "reference.patchify.x_document_to_model_columns*" \
-        "reference.rope.x_rotary_position_ids*" "reference.rope.x_inv_freq*" "reference.resize.x_smart_resize*"
+    rm -rf mutants && mutmut run --max-children 2 "vitspec.reference.windows.*" "vitspec.reference.tokens.*" \
+        "vitspec.reference.patchify.x_patch_row_origin*" "vitspec.reference.patchify.x_patchify*" \
+        "vitspec.reference.patchify.x_unpatchify*" "vitspec.reference.patchify.x_document_to_model_columns*" \
+        "vitspec.reference.rope.x_rotary_position_ids*" "vitspec.reference.rope.x_inv_freq*" "vitspec.reference.resize.x_smart_resize*"
     mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && mutmut results
 """
 from __future__ import annotations
@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from spec.mutant_report import as_json, matrix, write_junit
-from spec.mutant_runner import Job, run_all, verify_kills
+from vitspec.mutants.report import as_json, matrix, write_junit
+from vitspec.mutants.runner import Job, run_all, verify_kills
 
 
 class UsageError(Exception):
@@ -64,7 +64,7 @@ def parse_args(argv):
 
 def select(only):
     """The catalogue entries named by --only (all when None)."""
-    from spec.mutant_catalogue import BY_NAME, CATALOGUE
+    from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
     if not only:
         return list(CATALOGUE)
     names = [n.strip() for n in only.split(",") if n.strip()]
@@ -75,8 +75,8 @@ def select(only):
 
 
 def plan(mutants) -> list[Job]:
-    """One pytest run per mutant, --target spec.mutant_catalogue:<name>, on the stages its bug changes."""
-    return [Job(m.name, f"spec.mutant_catalogue:{m.name}", m.stages, m.dtype) for m in mutants]
+    """One pytest run per mutant, --target vitspec.mutants.catalogue:<name>, on the stages its bug changes."""
+    return [Job(m.name, f"vitspec.mutants.catalogue:{m.name}", m.stages, m.dtype) for m in mutants]
 
 
 def main(argv=None) -> int:

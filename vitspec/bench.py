@@ -16,10 +16,10 @@ import time
 import numpy as np
 import torch
 
-from impl import TorchTarget
-from impl.windows import window_cells, window_layout
-from reference.weights import expected_shapes
-from spec.configs import PREPROCESSOR, vision_config
+from vitspec.impl import TorchTarget
+from vitspec.impl.windows import window_cells, window_layout
+from vitspec.reference.weights import expected_shapes
+from vitspec.spec.configs import PREPROCESSOR, vision_config
 
 HF_FIELDS = ("depth", "hidden_size", "hidden_act", "intermediate_size", "num_heads", "in_channels", "patch_size",
              "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "out_hidden_size")
@@ -74,7 +74,7 @@ def tower_flops(rows, config: dict) -> float:
 
 
 def random_weights(config: dict, seed: int, device) -> dict:
-    """Seeded float32 weights on device, scaled as reference.weights.random_weights scales them."""
+    """Seeded float32 weights on device, scaled as vitspec.reference.weights.random_weights scales them."""
     gen = torch.Generator(device=device).manual_seed(seed)
     out = {}
     for key, shape in expected_shapes(config).items():
@@ -191,7 +191,7 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     from PIL import Image
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
     try:
-        from impl.pixels import preprocess
+        from vitspec.impl.pixels import preprocess
     except ImportError as e:
         log(f"[bench] preprocess skipped: {e}")
         return []
@@ -211,7 +211,7 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
              "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3), "impl_rel_err": diff, "hf_rel_err": None,
              "tflops": None, "device": "cpu", "dtype": "float32", "depth": None}]
     # the resize inside it: impl's CPU resampler against Pillow's Image.resize (the call HF's processor makes)
-    from impl.resize import resize
+    from vitspec.impl.resize import resize
     height, width = (int(v) * 14 for v in impl_grid[0, 1:])
     log(f"[bench] resize 1080x1920 -> {height}x{width}")
     run_resize = lambda: resize(image, height, width)  # noqa: E731

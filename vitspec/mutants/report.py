@@ -1,7 +1,7 @@
 """The report of `vitspec mutants`: the kill matrix, the JSON record and a JUnit XML file."""
 from __future__ import annotations
 
-from spec.protocol import STAGES
+from vitspec.spec.protocol import STAGES
 
 COLUMNS = tuple(dict.fromkeys(s.module for s in STAGES))  # matrix columns: the stage groups, in pipeline order
 MODULE_OF = {s.name: s.module for s in STAGES}
@@ -27,7 +27,7 @@ def matrix(jobs) -> str:
 
 def as_json(jobs, seconds: float) -> dict:
     """killed, total, the controls and, per mutant, name, killed, killing_tests (and its record)."""
-    from spec.mutant_catalogue import BY_NAME
+    from vitspec.mutants.catalogue import BY_NAME
     mutants = [j for j in jobs if not j.control]
     return {"killed": sum(j.status == "killed" for j in mutants), "total": len(mutants), "seconds": round(seconds, 1),
             "controls": [{"name": j.name, "dtype": j.dtype, "passed": j.status == "passed", "detail": j.detail,

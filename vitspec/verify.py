@@ -9,17 +9,17 @@ or the run broke; 2 bad arguments (one line on stderr).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from spec.protocol import STAGE_NAMES, load_target
+import vitspec.tests as _suite
 
-ROOT = Path(__file__).resolve().parent.parent
+from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target
+from vitspec.tests.plugin import PROFILES
+
+ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
 TESTS = ROOT / "tests"
-DTYPES = ("float32", "bfloat16", "float16", "float64")
-PROFILES = ("dev", "ci", "nightly", "mutation")
 NOT_COVERED = "NOT COVERED:"
 GROUPS = ("target", "reference conformance", "negative controls", "other checks (no stage marker)",
           "impl and reference modules (whatever the target)")
@@ -27,29 +27,6 @@ GROUPS = ("target", "reference conformance", "negative controls", "other checks 
 
 class UsageError(Exception):
     """A bad argument: one line on stderr, exit code 2."""
-
-
-def default_target() -> str:
-    return os.environ.get("VITSPEC_TARGET") or "impl:TARGET"
-
-
-def configured_target(spec: str, device: str | None = None, dtype: str | None = None):
-    """The target named `spec`, moved to device / dtype with its with_options; ValueError when impossible."""
-    if device is not None and device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be cpu or cuda, got {device!r}")
-    if dtype is not None and dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-    try:
-        target = load_target(spec)
-    except ImportError as e:
-        raise ValueError(f"target {spec!r}: {e}") from e
-    if device is None and dtype is None:
-        return target
-    if callable(getattr(target, "with_options", None)):
-        return target.with_options(**{k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None})
-    if (device or "cpu") != getattr(target, "device", "cpu") or (dtype or "float64") != getattr(target, "dtype", "float64"):
-        raise ValueError(f"target {spec!r} has no with_options(device=..., dtype=...) for --device/--dtype")
-    return target
 
 
 def test_groups(stages: list[str], conformance, negative: bool, modules: bool = False) -> list[tuple[str, str]]:
@@ -160,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="vitspec verify", description="Run the property suite on a target and print a per-stage "
                "report (stages the target lacks are NOT COVERED, never passed).",
                epilog="Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.")
-    p.add_argument("--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or impl:TARGET)")
+    p.add_argument("--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or vitspec.impl:TARGET)")
     p.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default ci)")
     p.add_argument("--device", default=None, help="cpu or cuda, applied with the target's with_options")
     p.add_argument("--dtype", choices=DTYPES, default=None, help="compute dtype, applied with with_options")

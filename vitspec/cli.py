@@ -11,7 +11,7 @@ import json
 import re
 import sys
 
-from spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS, PREPROCESSOR, RELEASED_TABLE
+from vitspec.spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS, PREPROCESSOR, RELEASED_TABLE
 
 
 class UsageError(Exception):
@@ -38,8 +38,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def explain(height: int, width: int, min_pixels: int, max_pixels: int, frames: int = 1, variant: str = "hf") -> dict:
     """Every count of the pipeline for one image (or a video of `frames` frames) of the given size."""
-    from reference import tokens, windows
-    from reference.resize import smart_resize
+    from vitspec.reference import tokens, windows
+    from vitspec.reference.resize import smart_resize
     rh, rw = smart_resize(height, width, 28, min_pixels, max_pixels, variant)
     T, P = PREPROCESSOR["temporal_patch_size"], PREPROCESSOR["patch_size"]
     grid = [-(-frames // T), rh // P, rw // P]
@@ -163,7 +163,7 @@ def _explain(args) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     d = explain(h, w, args.min_pixels, args.max_pixels, args.frames, args.variant)
     if args.plot:
-        from spec.plot import plot_explain
+        from vitspec.plot import plot_explain
         plot_explain(d, args.plot, image_path=args.image)
         d["plot"] = args.plot
     print(json.dumps(d) if args.json else format_explain(d))
@@ -175,11 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ("verify", "bench", "mutants"):
         verb, rest = argv[0], argv[1:]
         if verb == "verify":
-            from spec.verify import main as run
+            from vitspec.verify import main as run
         elif verb == "bench":
-            from bench.bench import main as run
+            from vitspec.bench import main as run
         else:
-            from spec.mutants import main as run
+            from vitspec.mutants.gate import main as run
         return run(rest)
     parser = build_parser()
     verb = argv[0] if argv and argv[0] in ("explain", "configs") else None

@@ -1,4 +1,4 @@
-"""pytest plugin of `vitspec mutants` (loaded with ``-p spec.mutant_plugin``): select and order a mutant's tests,
+"""pytest plugin of `vitspec mutants` (loaded with ``-p vitspec.mutants.plugin``): select and order a mutant's tests,
 stop Hypothesis from shrinking (a killed mutant only needs the first failure), and record what failed.
 
 Only tests that check the target run: those marked with a protocol stage that use the `stage` or `target`
@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from spec.protocol import STAGE_NAMES, STAGES
+from vitspec.spec.protocol import STAGE_NAMES, STAGES
 
 OWN_FILE = {s.name: f"test_{s.module}.py" for s in STAGES}  # where a stage's own checks live
 

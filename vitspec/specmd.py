@@ -1,6 +1,6 @@
 """Generate spec/SPEC.md from the spec data and the float64 reference.
 
-`python -m spec.specmd` rewrites spec/SPEC.md; `python -m spec.specmd --check` exits 1 with a diff summary
+`python -m vitspec.specmd` rewrites spec/SPEC.md; `python -m vitspec.specmd --check` exits 1 with a diff summary
 when the file on disk differs from what the generator produces now. The output is deterministic: no dates,
 every number formatted explicitly.
 """
@@ -13,9 +13,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import vitspec.spec as _spec
+
 import numpy as np
 
-SPEC_MD = Path(__file__).with_name("SPEC.md")
+SPEC_MD = Path(_spec.__file__).with_name("SPEC.md")
 PIPELINE = ("resize", "pixels", "patchify", "embed", "rope", "windows", "attention", "block", "merger", "tower",
             "tokens")
 
@@ -42,7 +44,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def section_stages() -> list[str]:
     """Every protocol stage (spec/protocol.py STAGES) in pipeline order with its signature and rule."""
-    from spec.protocol import STAGES
+    from vitspec.spec.protocol import STAGES
     unknown = sorted({s.module for s in STAGES} - set(PIPELINE))
     if unknown:
         raise ValueError(f"stage modules must be in the pipeline order {list(PIPELINE)}, got {unknown}")
@@ -60,8 +62,8 @@ def section_stages() -> list[str]:
 
 def section_toy() -> list[str]:
     """Seed §1: the 8×8 matrix, its 2×2 patches and projection, and the 2×2 convolution."""
-    from reference import toy
-    from spec import examples as ex
+    from vitspec.reference import toy
+    from vitspec.spec import examples as ex
     m = np.array(ex.MATRIX_8X8, dtype=np.float64)
     patches = toy.patchify2d(m, ex.TOY_PATCH_SIZE)
     projected = toy.linear(patches, np.array(ex.TOY_PROJECTION))
@@ -82,7 +84,7 @@ def section_toy() -> list[str]:
 
 def explain_lines(title: str, d: dict) -> list[str]:
     """One image or video through explain(): resize, grid, patches, windows, segments, tokens."""
-    from spec.plot import window_rectangles
+    from vitspec.plot import window_rectangles
     g = d["grid_thw"]
     shapes = Counter((x1 - x0, y1 - y0) for x0, y0, x1, y1 in window_rectangles(g))
     per_frame = sum(shapes.values())
@@ -102,8 +104,8 @@ def explain_lines(title: str, d: dict) -> list[str]:
 
 def video_padding_lines(frames: int, height: int, width: int) -> list[str]:
     """§1.2 temporal pairing (the last frame repeated), read back from reference/pixels.py preprocess."""
-    from reference.pixels import preprocess
-    from spec.configs import PREPROCESSOR
+    from vitspec.reference.pixels import preprocess
+    from vitspec.spec.configs import PREPROCESSOR
     levels = [40 * k for k in range(frames)]  # frame k is a constant picture of grey level 40k
     video = np.stack([np.full((height, width, 3), v, dtype=np.uint8) for v in levels])
     pixel_values, grid = preprocess([video])
@@ -118,11 +120,11 @@ def video_padding_lines(frames: int, height: int, width: int) -> list[str]:
 
 def section_examples() -> list[str]:
     """Worked examples computed by the reference: seed §1 and §3, SPEC-NOTES §1.1, §3 and §4."""
-    from reference import patchify as rp, rope, windows
-    from reference.resize import smart_resize
-    from spec import examples as ex
-    from spec.cli import explain
-    from spec.configs import HF_DEFAULT_PIXELS, PREPROCESSOR
+    from vitspec.reference import patchify as rp, rope, windows
+    from vitspec.reference.resize import smart_resize
+    from vitspec.spec import examples as ex
+    from vitspec.cli import explain
+    from vitspec.spec.configs import HF_DEFAULT_PIXELS, PREPROCESSOR
     lo, hi = PREPROCESSOR["min_pixels"], PREPROCESSOR["max_pixels"]
     doc_rows = rp.document_patches(np.zeros((224, 224, 3)))
     out = ["## 2. Worked examples (computed by the reference)", ""] + section_toy()
@@ -167,8 +169,8 @@ def section_examples() -> list[str]:
 
 def section_configs() -> list[str]:
     """The document's configuration table beside the released config.json, discrepancies marked (SPEC-NOTES §5)."""
-    from spec.cli import configs_rows
-    from spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS
+    from vitspec.cli import configs_rows
+    from vitspec.spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS
 
     def cell(v):
         if v is None:
@@ -194,7 +196,7 @@ def section_invariants() -> list[str]:
     """The invariant catalogue (spec/invariants.py) with the tests that check each, when the module exists."""
     out = ["## 4. Invariant catalogue", ""]
     try:
-        catalogue = importlib.import_module("spec.invariants").with_tests()
+        catalogue = importlib.import_module("vitspec.invariant_scan").with_tests()
     except (ImportError, AttributeError):
         return out + ["spec/invariants.py is not present; this section is generated from it when it is.", ""]
 
@@ -209,7 +211,7 @@ def section_invariants() -> list[str]:
 
 def section_differences() -> list[str]:
     """Recorded differences between HF, qwen-vl-utils and vLLM (spec/differences.py, SPEC-NOTES §1 and §6)."""
-    from spec.differences import DIFFERENCES
+    from vitspec.spec.differences import DIFFERENCES
     out = ["## 5. Where HF, qwen-vl-utils and vLLM differ", ""]
     for d in DIFFERENCES:
         out += [f"### {d.id} (`{d.stage}`): {d.topic}", ""]
@@ -221,7 +223,7 @@ def section_differences() -> list[str]:
 def generate() -> str:
     """The whole of SPEC.md as text."""
     lines = ["# vitspec: the Qwen2.5-VL vision front-end specification", "",
-             "Generated by `python -m spec.specmd` from spec/ and reference/; do not edit by hand "
+             "Generated by `python -m vitspec.specmd` from spec/ and reference/; do not edit by hand "
              "(tests/test_specmd.py fails when this file is stale).", "",
              "Pipeline: " + " → ".join(PIPELINE) + ".", ""]
     for part in (section_stages, section_examples, section_configs, section_invariants, section_differences):
@@ -240,11 +242,11 @@ def check(path: Path) -> tuple[bool, str]:
     diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), str(path), "generated", lineterm="", n=0))
     changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
     head = "\n".join(diff[:40]) + ("\n…" if len(diff) > 40 else "")
-    return False, (f"{path} differs from the generator ({changed} changed lines); run python -m spec.specmd\n{head}")
+    return False, (f"{path} differs from the generator ({changed} changed lines); run python -m vitspec.specmd\n{head}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m spec.specmd", description="Generate spec/SPEC.md.")
+    p = argparse.ArgumentParser(prog="python -m vitspec.specmd", description="Generate spec/SPEC.md.")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff summary if the file is stale")
     p.add_argument("--output", type=Path, default=SPEC_MD, help=f"file to write or check (default {SPEC_MD})")
     args = p.parse_args(argv)

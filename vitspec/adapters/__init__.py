@@ -1,0 +1,1 @@
+"""Adapters over real ports of the vision front-end: each is a vitspec target (docs/ARCHITECTURE.md)."""
