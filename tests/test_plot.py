@@ -13,8 +13,8 @@ from PIL import Image
 
 pytest.importorskip("matplotlib")
 
-from vitspec.reference.windows import windows  # noqa: E402
 from vitspec.cli import main  # noqa: E402
+from vitspec.reference.windows import windows  # noqa: E402
 
 TITLE = 40
 BAND = 4  # a window border is drawn inside its window, up to 4 PNG px from the edge

@@ -14,7 +14,6 @@ video only the first frame's windows are drawn (every frame has the same tiling)
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 TITLE_PX = 40
@@ -64,6 +63,7 @@ def title_text(d: dict) -> str:
 def load_picture(image_path: str, height: int, width: int, resized_height: int, resized_width: int) -> np.ndarray:
     """The picture as RGB uint8, resized like the model's preprocessing (§1.2 Pillow bicubic)."""
     from PIL import Image
+
     from vitspec.reference.resize import resize
     try:
         with Image.open(image_path) as im:

@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import vitspec.spec as _spec
-
 import numpy as np
+
+import vitspec.spec as _spec
 
 SPEC_MD = Path(_spec.__file__).with_name("SPEC.md")
 PIPELINE = ("resize", "pixels", "patchify", "embed", "rope", "windows", "attention", "block", "merger", "tower",
@@ -120,10 +120,11 @@ def video_padding_lines(frames: int, height: int, width: int) -> list[str]:
 
 def section_examples() -> list[str]:
     """Worked examples computed by the reference: seed §1 and §3, SPEC-NOTES §1.1, §3 and §4."""
-    from vitspec.reference import patchify as rp, rope, windows
+    from vitspec.cli import explain
+    from vitspec.reference import patchify as rp
+    from vitspec.reference import rope, windows
     from vitspec.reference.resize import smart_resize
     from vitspec.spec import examples as ex
-    from vitspec.cli import explain
     from vitspec.spec.configs import HF_DEFAULT_PIXELS, PREPROCESSOR
     lo, hi = PREPROCESSOR["min_pixels"], PREPROCESSOR["max_pixels"]
     doc_rows = rp.document_patches(np.zeros((224, 224, 3)))
