@@ -40,13 +40,14 @@ def check_smart_resize(smart_resize, h, w, min_pixels, max_pixels) -> None:
     """RESIZE-MULTIPLE, RESIZE-BUDGET, RESIZE-IDEMPOTENT (HF variant, SPEC-NOTES §1.1).
 
     With max >= 10*min and min >= 3136 the ceil branch cannot overshoot max, so the only way past max_pixels
-    is the clamp of a floored side to 28; a result within the budget is a fixed point, unless rounding pushed
-    its own aspect ratio past 200 (e.g. 11400x57 -> 11396x56, ratio 203.5), which smart_resize then refuses.
+    is the clamp of a floored side to 28; nothing may fall below min_pixels (the ceil branch scales up to it);
+    a result within the budget is a fixed point, unless rounding pushed its own aspect ratio past 200 (e.g. 11400x57 -> 11396x56, ratio 203.5), which smart_resize then refuses.
     """
     rh, rw = (int(v) for v in smart_resize(h, w, F, min_pixels, max_pixels))
     assert rh % F == 0 and rw % F == 0 and rh >= F and rw >= F, f"({h}, {w}) -> ({rh}, {rw}): not multiples of 28 >= 28"
     if rh * rw > max_pixels:
         assert min(rh, rw) == F, f"({h}, {w}) -> ({rh}, {rw}) exceeds max_pixels={max_pixels} without the 28-clamp"
+    assert rh * rw >= min_pixels, f"({h}, {w}) -> ({rh}, {rw}): {rh * rw} pixels, below min_pixels={min_pixels}"
     if min_pixels <= rh * rw <= max_pixels and max(rh, rw) <= 200 * min(rh, rw):
         again = tuple(int(v) for v in smart_resize(rh, rw, F, min_pixels, max_pixels))
         assert again == (rh, rw), f"not idempotent: ({rh}, {rw}) -> {again}"
@@ -58,6 +59,7 @@ def check_smart_resize(smart_resize, h, w, min_pixels, max_pixels) -> None:
 @example((20, 4000, 3136, 31360))
 @example((3584, 3584, 3136, 12845056))
 @example((11400, 57, 3136, 1003520))
+@example((20, 30, 3136, 12845056))
 def test_smart_resize_invariants(stage, args):
     check_smart_resize(stage("smart_resize"), *args)
 
@@ -82,6 +84,11 @@ def no_max_branch(h, w, factor, lo, hi):
     return rr.smart_resize(h, w, factor, lo, 10 ** 12)
 
 
+def ignores_min_pixels(h, w, factor, lo, hi):
+    """Planted bug: the min_pixels branch never taken ((20, 30) -> (28, 28) where the spec gives (56, 84))."""
+    return rr.smart_resize(h, w, factor, 1, hi)
+
+
 def always_rescale(h, w, factor, lo, hi):
     """Planted bug: always rescale to the max budget (never returns a fixed point)."""
     beta = math.sqrt(h * w / hi)
@@ -92,6 +99,7 @@ def always_rescale(h, w, factor, lo, hi):
 @pytest.mark.stage("smart_resize")
 @pytest.mark.parametrize("planted, args", [(multiples_of_14, (100, 130, 3136, 12845056)),
                                             (no_max_branch, (3000, 4000, 3136, 1003520)),
+                                            (ignores_min_pixels, (20, 30, 3136, 12845056)),
                                             (always_rescale, (224, 224, 3136, 1003520))])
 def test_smart_resize_invariants_reject(planted, args):
     check_smart_resize(rr.smart_resize, *args)  # the good function passes on the same input
