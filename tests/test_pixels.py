@@ -9,44 +9,22 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import event, example, given, settings, strategies as st
+from hypothesis import event, example, given, settings
+from hypothesis import strategies as st
 
 import vitspec.impl.pixels as ipx
+import vitspec.impl.resize as ir
 import vitspec.reference.pixels as rpx
+import vitspec.reference.resize as rr
 from vitspec.reference.patchify import unpatchify
 from vitspec.spec.configs import PREPROCESSOR
 from vitspec.tests import upstream
 from vitspec.tests.checks import to_numpy
-import vitspec.impl.resize as ir
-import vitspec.reference.resize as rr
-from vitspec.tests.test_resize import PATTERNS, installed_pass_order, make_image
+from vitspec.tests.images import ATOL, PATTERNS, check_close, installed_pass_order, make_image
 
-U32 = 2.0 ** -24  # float32 unit roundoff
-# Tolerances of pixel_values against the float64 reference, as absolute error per element.
-# Normalized values are (x/255 - mean)/std with x/255 in [0, 1], mean <= 0.482, std >= 0.261, |value| <= 2.15.
-# A float32 pipeline rounds x/255, mean, the difference (numerator <= u*(1 + 0.482 + 0.6) = 2.08u, / std: 8.0u)
-# and std and the quotient (2u * 2.15 = 4.3u): at most 12.3u. The impl's x*scale + shift rounds scale, shift,
-# the product and the sum: u*(3.83 + 3.83 + 1.84 + 2.15) = 11.7u. Measured: HF 4.7u, impl 4.0u (1080x1920).
-# The smallest planted bug each must reject: one level of one pixel = 1/255/0.2758 = 0.0142 (2.4e5 u);
-# rescale by 1/256: up to 0.0144; normalizing in float16: ~1e-3.
-ATOL = {
-    "float32": 13 * U32,  # HF's PIL processor and the impl at its default float32 output
-    "float64": 1e-12,  # the impl asked for float64 output (a few ulps of float64)
-}
 MEAN, STD = PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"]
 PIXEL_LIMITS = {"released": (3136, 12845056), "small max": (3136, 28 * 28 * 16)}
 pytestmark = [pytest.mark.stage("preprocess"), pytest.mark.modules]  # vitspec.impl.pixels and vitspec.reference.pixels directly
-
-
-def check_close(got, expected, atol: float, what: str) -> None:
-    """pixel_values within atol of the float64 reference, element by element (AssertionError otherwise)."""
-    got, expected = to_numpy(got), np.asarray(expected)
-    assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
-    err = np.abs(got - expected)
-    worst = np.unravel_index(int(np.argmax(err)), err.shape)
-    assert err[worst] <= atol, (f"{what}: |error| {err[worst]:.3g} > {atol:.3g} at {worst} "
-                                f"(got {got[worst]!r}, reference {expected[worst]!r}); {int((err > atol).sum())} "
-                                f"of {err.size} elements exceed it")
 
 
 @st.composite
@@ -63,7 +41,7 @@ def image_batches(draw, max_images: int = 3, max_side: int = 160):
     return items
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hf_processor(min_pixels: int, max_pixels: int):
     return upstream.hf_pil_processor(min_pixels=min_pixels, max_pixels=max_pixels)
 

@@ -10,13 +10,14 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, example, given, strategies as st
+from hypothesis import event, example, given
+from hypothesis import strategies as st
 
 import vitspec.reference.pixels as rpx
 import vitspec.reference.resize as rr
 from vitspec.reference.patchify import patchify as ref_patchify
 from vitspec.tests.checks import assert_index_equal, to_numpy
-from vitspec.tests.test_pixels import ATOL, check_close
+from vitspec.tests.images import ATOL, check_close
 
 F = 28
 

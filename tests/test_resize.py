@@ -8,42 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import event, example, given, settings, strategies as st
+from hypothesis import event, example, given, settings
+from hypothesis import strategies as st
 
 import vitspec.impl.resize as ir
 import vitspec.reference.resize as rr
 from vitspec.tests import upstream
+from vitspec.tests.images import PATTERNS, installed_pass_order, make_image
 
 REL = dict(min_pixels=3136, max_pixels=12845056)  # preprocessor_config.json
 HF_MAX = 28 * 28 * 1280  # HF's class default max_pixels
-PATTERNS = ("random", "gradient", "checkerboard", "constant")
-
-
-def make_image(seed: int, height: int, width: int, pattern: str) -> np.ndarray:
-    """A uint8 (H, W, 3) test image: noise, smooth ramps, sharp 0/255 edges (overshoot and clipping), or flat."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    if pattern == "random":
-        return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    if pattern == "gradient":
-        ramps = [x * 255 / max(width - 1, 1), y * 255 / max(height - 1, 1), (x + y) * 255 / max(height + width - 2, 1)]
-        return np.stack(ramps, axis=-1).round().astype(np.uint8)
-    if pattern == "checkerboard":
-        cell = int(rng.integers(1, 5))
-        board = ((y // cell + x // cell) % 2 * 255).astype(np.uint8)
-        return np.repeat(board[:, :, None], 3, axis=2)
-    return np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (height, width, 3)).copy()
-
-
 def pillow_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     Image = upstream.pillow_image()
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
-
-
-def installed_pass_order() -> str:
-    """The pass-order rule of the installed Pillow (the vertical-first rule arrived in Pillow 13)."""
-    import PIL
-    return "pillow13" if int(PIL.__version__.split(".")[0]) >= 13 else "horizontal_first"
 
 
 @st.composite
