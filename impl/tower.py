@@ -84,7 +84,8 @@ _PREPARED = IdentityCache(maxsize=4)
 def prepare_weights(weights: dict, config: dict, dtype: torch.dtype, device) -> TowerWeights:
     """Checked, cast, fused and reordered tower weights, built once per (weights dict, config, dtype, device)."""
     device = torch.device(device)
-    key = (str(device), dtype, config["depth"], config["num_heads"], tuple(config["fullatt_block_indexes"]))
+    # every config value the checked shapes and the build read: another config re-runs check_weights
+    key = (str(device), dtype) + tuple(sorted((str(k), repr(v)) for k, v in config.items()))
 
     if not isinstance(weights, dict):
         check_weights(weights, config)  # raises the reference's TypeError

@@ -171,3 +171,21 @@ def test_batch_check_rejects_one_segment_for_the_batch():
     check_batch_equals_separate(planted_tower("none"), CONFIG, grid, 0, "float32")
     with pytest.raises(AssertionError, match="differs from its images"):
         check_batch_equals_separate(planted_tower("batch_as_one_segment"), CONFIG, grid, 0, "float32")
+
+
+@pytest.mark.modules
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("field", ["hidden_size", "intermediate_size", "out_hidden_size", "depth"])
+def test_impl_weight_cache_checks_weights_against_each_config(field):
+    """impl caches prepared weights per weights dict: a second call with the same dict and another config must
+    check the weights against that config (a config whose shapes they do not have is refused) instead of
+    reusing the first preparation."""
+    from vitspec.impl.target import TorchTarget
+    target, config = TorchTarget(dtype="float32"), small_config(depth=2, fullatt_block_indexes=(1,))
+    other = {**config, field: config[field] * 2 if field != "hidden_size" else config[field] + config["num_heads"]}
+    grid = np.array([(1, 4, 4)])
+    weights, px = random_weights(config, 0), S.pixel_values(0, [(1, 4, 4)])
+    first = to_numpy(target.vision_tower(px, grid, weights, config))
+    with pytest.raises(ValueError, match="weights"):
+        target.vision_tower(px, grid, weights, other)
+    assert np.array_equal(to_numpy(target.vision_tower(px, grid, weights, config)), first)
