@@ -169,7 +169,7 @@ def test_every_mutant_is_killed(tmp_path):
     """`vitspec mutants` with the mutation profile: the controls pass and no mutant survives."""
     report = tmp_path / "mutants.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    done = subprocess.run([sys.executable, "-m", "vitspec.cli", "mutants", "--profile", "mutation", "--json", str(report),
+    done = subprocess.run([sys.executable, "-m", "vitspec.cli", "mutants", "--profile", "mutation", "--output", str(report),
                            "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900)
     assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"

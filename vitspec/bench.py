@@ -8,14 +8,16 @@ L2 errors of each merged output against a float64 run of impl with the same weig
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from vitspec.cli import Parser, UsageError, check_device, positive_int, write_json
 from vitspec.impl import TorchTarget
 from vitspec.impl.windows import window_cells, window_layout
 from vitspec.reference.weights import expected_shapes
@@ -31,12 +33,16 @@ def log(msg: str) -> None:
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """'448x336,896x672' -> [(448, 336), (896, 672)] (height x width in pixels, multiples of 28)."""
+    """'448x336,896x672' -> [(448, 336), (896, 672)] (height x width in pixels, positive multiples of 28)."""
     sizes = []
     for part in text.split(","):
-        h, w = (int(v) for v in part.lower().split("x"))
+        m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", part)
+        if not m:
+            raise UsageError(f"--sizes must be a comma-separated list of HEIGHTxWIDTH, e.g. 448x336,896x672, "
+                             f"got {part!r}")
+        h, w = int(m.group(1)), int(m.group(2))
         if h <= 0 or w <= 0 or h % 28 or w % 28:
-            raise ValueError(f"sizes must be HxW with positive multiples of 28, got {part!r}")
+            raise UsageError(f"--sizes: height and width must be positive multiples of 28, got {part!r}")
         sizes.append((h, w))
     return sizes
 
@@ -44,7 +50,10 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 def tower_config(depth: int | None, device: str) -> dict:
     """The 7B vision config, depth overridden (CPU default 8 with one full-attention block at 7)."""
     cfg = vision_config("7B")
-    depth = depth or (32 if device.startswith("cuda") else 8)
+    if depth is None:
+        depth = 32 if device.startswith("cuda") else 8
+    if depth < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth}")
     cfg["depth"] = depth
     full = [i for i in cfg["fullatt_block_indexes"] if i < depth]
     cfg["fullatt_block_indexes"] = full or [depth - 1]
@@ -160,21 +169,28 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
             hf_out = hf_merged(model, pv, grid)
             errs = {"impl_rel_err": rel_err(impl_out, truth), "hf_rel_err": rel_err(hf_out, truth)}
             log(f"[bench] {h}x{w}: timing impl vs HF ({repeats} runs)")
-            impl_ms, hf_ms = time_pair(lambda: target.vision_tower(pv, grid_rows, weights, config),
-                                       lambda: hf_merged(model, pv, grid), device, repeats)
+            impl_ms, hf_ms = time_pair(lambda pv=pv, g=grid_rows: target.vision_tower(pv, g, weights, config),
+                                       lambda pv=pv, grid=grid: hf_merged(model, pv, grid), device, repeats)
             rows.append(make_row(stage, h, w, n, impl_ms, hf_ms, errs, config, grid_rows, dtype, device))
-            log(f"[bench] {json.dumps(rows[-1])}")
+            log(progress(rows[-1]))
             if cuda_graph and device.startswith("cuda"):
                 log(f"[bench] {h}x{w}: capturing CUDA graph")
                 graphed = target.fixed_grid_tower(grid_rows, weights, config)
                 errs = dict(errs, impl_rel_err=rel_err(graphed(pv), truth))
-                g_ms, hf_ms = time_pair(lambda: graphed(pv), lambda: hf_merged(model, pv, grid), device, repeats)
+                g_ms, hf_ms = time_pair(lambda f=graphed, pv=pv: f(pv), lambda pv=pv, grid=grid: hf_merged(model, pv, grid),
+                                        device, repeats)
                 rows.append(make_row(stage + "_cuda_graph", h, w, n, g_ms, hf_ms, errs, config, grid_rows, dtype,
                                      device))
-                log(f"[bench] {json.dumps(rows[-1])}")
+                log(progress(rows[-1]))
                 del graphed
             target.clear_caches()
     return rows
+
+
+def progress(row: dict) -> str:
+    """One stderr line per measured row."""
+    return (f"[bench] {row['stage']} {row['size']}: impl {row['impl_ms']:.2f} ms, HF {row['hf_ms']:.2f} ms "
+            f"(ratio {row['ratio']:.2f})")
 
 
 def make_row(stage, h, w, n, impl_ms, hf_ms, errs, config, grid_rows, dtype, device) -> dict:
@@ -210,6 +226,7 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     rows = [{"stage": "preprocess", "size": "1080x1920", "patches": int(impl_pv.shape[0]), "impl_ms": round(impl_ms, 3),
              "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3), "impl_rel_err": diff, "hf_rel_err": None,
              "tflops": None, "device": "cpu", "dtype": "float32", "depth": None}]
+    log(progress(rows[-1]))
     # the resize inside it: impl's CPU resampler against Pillow's Image.resize (the call HF's processor makes)
     from vitspec.impl.resize import resize
     height, width = (int(v) * 14 for v in impl_grid[0, 1:])
@@ -222,6 +239,7 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
                  "impl_ms": round(impl_ms, 3), "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3),
                  "impl_rel_err": 0.0 if same else None, "hf_rel_err": None, "tflops": None, "device": "cpu",
                  "dtype": "uint8", "depth": None})
+    log(progress(rows[-1]))
     return rows
 
 
@@ -238,39 +256,59 @@ def table(rows: list[dict]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    """The vitspec bench options."""
-    p = argparse.ArgumentParser(prog="vitspec bench", description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    """The vitspec bench options (a bad one raises UsageError)."""
+    p = Parser(prog="vitspec bench", description=__doc__.splitlines()[0],
+               epilog="Progress goes to stderr, a line per measured row. Exit codes: 0 done, 2 bad arguments.")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="model dtype (default float32 on cpu, bfloat16 on cuda)")
-    p.add_argument("--depth", type=int, default=None, help="tower depth (default 8 on cpu, 32 on cuda)")
+    p.add_argument("--depth", type=positive_int, default=None, help="tower depth (default 8 on cpu, 32 on cuda)")
     p.add_argument("--sizes", default=None, help="HxW list, e.g. 448x336,896x672 (default 448x448 on cpu)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs per side (default 3 on cpu, 10 on cuda)")
-    p.add_argument("--json", default=None, help="write the result rows to this JSON file")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help="timed runs per side (default 3 on cpu, 10 on cuda)")
+    p.add_argument("--json", action="store_true", help="print the result rows as JSON to stdout instead of the table")
+    p.add_argument("--output", metavar="FILE", default=None, help="also write the result rows as JSON to FILE")
     p.add_argument("--no-preprocess", action="store_true", help="skip the preprocessing row")
     p.add_argument("--compile", action="store_true", help="also time impl with torch.compile'd element-wise parts")
     return p
 
 
 def main(argv=None) -> int:
-    """vitspec bench: print the side-by-side table, optionally write JSON rows."""
-    args = parser().parse_args(argv)
-    cuda = args.device.startswith("cuda")
-    if cuda and not torch.cuda.is_available():
-        raise SystemExit("--device cuda requested but torch.cuda.is_available() is False")
-    dtype = args.dtype or ("bfloat16" if cuda else "float32")
-    sizes = parse_sizes(args.sizes or ("448x336,896x672,1344x1008,2016x1512" if cuda else "448x448"))
+    """vitspec bench: print the side-by-side table (or JSON rows with --json); --output writes the rows to a file."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser().parse_args(argv)
+        check_device(args.device)
+        cuda = args.device.startswith("cuda")
+        dtype = args.dtype or ("bfloat16" if cuda else "float32")
+        sizes = parse_sizes(args.sizes or ("448x336,896x672,1344x1008,2016x1512" if cuda else "448x448"))
+        if args.output and not Path(args.output).resolve().parent.is_dir():
+            raise UsageError(f"--output {args.output!r}: the folder does not exist")
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            raise UsageError("bench compares against HF transformers: pip install 'vitspec[upstream]'") from None
+    except UsageError as e:
+        print(f"vitspec bench: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help
+        return int(e.code or 0)
     repeats = args.repeats or (10 if cuda else 3)
     config = tower_config(args.depth, args.device)
+    log(f"[bench] {len(sizes)} size(s), depth {config['depth']}, {repeats} timed runs per side, {dtype} on "
+        f"{args.device}")
     rows = bench_towers(sizes, config, dtype, args.device, repeats)
     if args.compile:
         rows += bench_towers(sizes, config, dtype, args.device, repeats, compile=True)
     if not args.no_preprocess:
         rows += bench_preprocess(max(3, min(repeats, 5)))
-    print(table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    if not args.json:
+        print(table(rows))
+    try:
+        write_json(rows, args.output, args.json)
+    except UsageError as e:
+        print(f"vitspec bench: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,11 +18,51 @@ class UsageError(Exception):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but a bad argument raises UsageError (one line, exit 2) instead of printing the usage block."""
 
     def error(self, message):
         raise UsageError(message)
+
+
+_Parser = Parser
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer, or a one-line error naming the rule."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def check_device(device: str | None, flag: str = "--device") -> None:
+    """A usage error for a device this machine cannot run: an unknown device string, or CUDA without CUDA."""
+    if device is None:
+        return
+    import torch
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UsageError(f"{flag} must be cpu, cuda or cuda:N, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"{flag} {device} requested, but this torch ({torch.__version__}) sees no CUDA device")
+
+
+def write_json(obj, output: str | None, to_stdout: bool) -> None:
+    """The --json / --output convention of every verb: --json prints JSON to stdout, --output FILE writes it."""
+    text = json.dumps(obj, indent=1)
+    if to_stdout:
+        print(text)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        except OSError as e:
+            raise UsageError(f"--output {output!r} cannot be written ({e.strerror})") from None
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -137,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--frames", type=int, default=1, help="number of video frames (default 1: a still image)")
     e.add_argument("--variant", choices=["hf", "qvu"], default="hf",
                    help="smart_resize semantics: HF transformers (default) or qwen-vl-utils")
-    e.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    e.add_argument("--json", action="store_true", help="print one JSON object to stdout instead of text")
+    e.add_argument("--output", metavar="FILE", help="also write the JSON object to FILE")
     e.add_argument("--plot", metavar="FILE.png",
                    help="draw the resized image's patches (14 px), 2x2 merge groups (28 px) and numbered 112-px "
                         "windows to a PNG: a 40-px title band, then s PNG px per image px (s = the largest integer "
@@ -146,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --plot: draw over this picture (HEIGHTxWIDTH as given), converted to RGB and "
                         "resized with the reference bicubic as the model would")
     c = sub.add_parser("configs", help="the document's configuration table beside the released config.json values")
-    c.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    c.add_argument("--json", action="store_true", help="print JSON rows to stdout instead of a table")
+    c.add_argument("--output", metavar="FILE", help="also write the JSON rows to FILE")
     for verb, helptext in (("verify", "run the property suite on a target and print a per-stage report"),
                            ("bench", "time impl against HF transformers side by side"),
                            ("mutants", "run the suite against every planted-bug mutant and print the kill matrix")):
@@ -166,21 +208,19 @@ def _explain(args) -> int:
         from vitspec.plot import plot_explain
         plot_explain(d, args.plot, image_path=args.image)
         d["plot"] = args.plot
-    print(json.dumps(d) if args.json else format_explain(d))
+    if not args.json:
+        print(format_explain(d) + (f"\nplot             {args.plot}" if args.plot else ""))
+    write_json(d, args.output, args.json)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("verify", "bench", "mutants"):
-        verb, rest = argv[0], argv[1:]
-        if verb == "verify":
-            from vitspec.verify import main as run
-        elif verb == "bench":
-            from vitspec.bench import main as run
-        else:
-            from vitspec.mutants.gate import main as run
-        return run(rest)
+DISPATCHED = {"verify": "vitspec.verify", "bench": "vitspec.bench", "mutants": "vitspec.mutants.gate"}
+
+
+def _run(argv: list[str]) -> int:
+    if argv and argv[0] in DISPATCHED:
+        import importlib
+        return importlib.import_module(DISPATCHED[argv[0]]).main(argv[1:])
     parser = build_parser()
     verb = argv[0] if argv and argv[0] in ("explain", "configs") else None
     try:
@@ -189,13 +229,34 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "explain":
             return _explain(args)
         if args.verb == "configs":
-            print(json.dumps(configs_rows()) if args.json else format_configs())
+            rows = configs_rows()
+            if not args.json:
+                print(format_configs())
+            write_json(rows, args.output, args.json)
             return 0
         parser.print_help()
         return 2
     except (UsageError, ValueError, TypeError) as e:
         print(f"vitspec{' ' + verb if verb else ''}: error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; a reader that stops early (`vitspec configs | head -3`) ends the output quietly."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _run(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # the reader closed the pipe: drop what is left unwritten, as the Unix tools do
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("vitspec: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

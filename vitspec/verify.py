@@ -14,9 +14,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import vitspec.tests as _suite
-
-from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target
-from vitspec.tests.plugin import PROFILES
+from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target, provided_stages
+from vitspec.tests.plugin import DIFFERENCE, EXERCISED, FAILED_STAGE, PROFILES
 
 ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
 TESTS = ROOT / "tests"
@@ -47,7 +46,11 @@ def test_groups(stages: list[str], conformance, negative: bool, modules: bool = 
 
 
 class Collector:
-    """A pytest plugin that records each test's outcome with its stage rows and prints progress per file."""
+    """A pytest plugin that records each test's outcome with its stage rows and prints progress per file.
+
+    From each test's call report it also reads the plugin's user_properties: the stages whose target method the
+    test called (vitspec_exercised), the stage a failed check named (vitspec_failed_stage) and the recorded
+    differences (vitspec_difference, "stage: form: detail")."""
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
@@ -56,6 +59,9 @@ class Collector:
         self.failures: list[tuple[str, str]] = []
         self.per_file: Counter = Counter()
         self.done: dict[str, Counter] = defaultdict(Counter)
+        self.exercised: dict[str, set] = defaultdict(set)
+        self.failed_stages: dict[str, set] = defaultdict(set)
+        self.differences: dict[str, list[str]] = defaultdict(list)
 
     def pytest_collection_finish(self, session):
         for item in session.items:
@@ -74,6 +80,13 @@ class Collector:
 
     def pytest_runtest_logreport(self, report):
         node = report.nodeid
+        for key, value in getattr(report, "user_properties", ()):
+            if key == EXERCISED:
+                self.exercised[node].add(value)
+            elif key == FAILED_STAGE:
+                self.failed_stages[node].add(value)
+            elif key == DIFFERENCE and value not in self.differences[node]:
+                self.differences[node].append(str(value))
         if report.failed:
             if self.outcome.get(node, ("",))[0] != "failed":
                 self.failures.append((node, report.longreprtext))
@@ -95,20 +108,63 @@ class Collector:
             parts = ", ".join(f"{counts[k]} {k}" for k in ("passed", "failed", "not covered", "skipped") if counts[k])
             print(f"  {path:40} {parts}", file=self.stream, flush=True)
 
-    def table(self) -> dict:
-        """{group: {row: Counter(checks, passed, failed, not covered, skipped)}}."""
+    def row_kind(self, node: str, group: str, row: str, provided) -> tuple[str, str]:
+        """How one test counts on one row: passed, failed, failed elsewhere (a check of another of its stages
+        failed), not covered (the target lacks the row's stage), or skipped (with the reason)."""
+        kind, reason = self.outcome.get(node, ("skipped", "did not run"))
+        stages = [r for g, r in self.rows.get(node, ()) if g == "target"]
+        if kind == "failed" and group == "target":
+            named = self.failed_stages.get(node, set()) & set(stages)
+            return ("failed" if not named or row in named else "elsewhere"), ""
+        if kind == "not covered" and group == "target" and provided is not None and row in provided:
+            lacking = reason.split("lacks stage", 1)
+            why = (f"needs {lacking[1].strip()}, which the target lacks" if len(lacking) == 2
+                   else reason.removeprefix(NOT_COVERED).strip())
+            return "skipped", why
+        return kind, (reason if kind in ("skipped", "not covered") else "")
+
+    def table(self, provided=None) -> dict:
+        """{group: {row: Counter(checks, exercised, passed, failed, elsewhere, not covered, skipped)}}; provided:
+        the stages the target has (None: unknown), so a stage it has is never counted as not covered."""
         out: dict = {g: defaultdict(Counter) for g in GROUPS}
         for node, rows in self.rows.items():
-            kind = self.outcome.get(node, ("skipped", "did not run"))[0]
             for group, row in rows:
+                kind, _ = self.row_kind(node, group, row, provided)
                 out[group][row]["checks"] += 1
                 out[group][row][kind] += 1
+                if group == "target" and row in self.exercised.get(node, ()):
+                    out[group][row]["exercised"] += 1
+        return out
+
+    def skip_reasons(self, provided=None) -> dict[str, Counter]:
+        """{target row: Counter(reason)} of the target checks that were skipped on a row."""
+        out: dict = defaultdict(Counter)
+        for node, rows in self.rows.items():
+            for group, row in rows:
+                kind, why = self.row_kind(node, group, row, provided)
+                if group == "target" and kind == "skipped":
+                    out[row][why] += 1
+        return out
+
+    def recorded_differences(self) -> dict[str, Counter]:
+        """{stage: Counter("form: detail")} from the tests' recorded differences."""
+        out: dict = defaultdict(Counter)
+        for entries in self.differences.values():
+            for entry in entries:
+                stage, _, rest = entry.partition(": ")
+                out[stage][rest or stage] += 1
         return out
 
 
-def format_table(table: dict, title: str) -> str:
-    cols = ("checks", "passed", "failed", "not covered", "skipped")
-    lines = [f"{'stage':40}" + "".join(f"{c:>12}" for c in cols)]
+COLUMNS = ("checks", "exercised", "passed", "failed", "elsewhere", "not covered", "skipped")
+
+
+def format_table(table: dict, title: str, provided=None, inline=None) -> str:
+    """The per-stage table. exercised: checks that called the target's method for that stage; elsewhere: checks
+    that failed on another of their stages. A stage the target lacks is NOT COVERED, with the reason the target
+    declares (capabilities["inline"]) when it gives one."""
+    inline = inline or {}
+    lines = [f"{'stage':32}" + "".join(f"{c:>12}" for c in COLUMNS)]
     order = {s: i for i, s in enumerate(STAGE_NAMES)}
     for group in GROUPS:
         rows = table[group]
@@ -117,9 +173,47 @@ def format_table(table: dict, title: str) -> str:
         lines.append(title if group == "target" else group)
         for row in sorted(rows, key=lambda r: (order.get(r.split(" vs ")[0], len(order)), r)):
             c = rows[row]
-            mark = "  FAIL" if c["failed"] else ("  NOT COVERED" if c["not covered"] == c["checks"] else "")
-            lines.append(f"  {row:38}" + "".join(f"{c[k]:>12}" for k in cols) + mark)
+            if c["failed"]:
+                mark = "  FAIL"
+            elif group == "target" and provided is not None and row in STAGE_NAMES and row not in provided:
+                mark = f"  NOT COVERED: {inline[row]}" if row in inline else "  NOT COVERED (target lacks it)"
+            elif group == "target" and provided is None and c["not covered"] == c["checks"]:
+                mark = "  NOT COVERED"
+            else:
+                mark = ""
+            cols = COLUMNS if group == "target" else tuple(k for k in COLUMNS if k != "exercised")
+            lines.append(f"  {row:30}" + "".join(f"{c[k]:>12}" if k in cols else f"{'':>12}" for k in COLUMNS)
+                         + mark)
     return "\n".join(lines)
+
+
+def format_notes(skips: dict, differences: dict) -> str:
+    """Skipped target checks of stages the target has (with why), and the recorded differences per stage."""
+    order = {s: i for i, s in enumerate(STAGE_NAMES)}
+    lines = []
+    if skips:
+        lines.append("skipped target checks (stages the target has)")
+        for row in sorted(skips, key=lambda r: (order.get(r, len(order)), r)):
+            for why, n in sorted(skips[row].items()):
+                lines.append(f"  {row}: {n} skipped: {why}")
+    if differences:
+        lines.append("recorded differences (the spec allows them; not failures)")
+        for stage in sorted(differences, key=lambda r: (order.get(r, len(order)), r)):
+            for what, n in sorted(differences[stage].items()):
+                lines.append(f"  {stage}: {what} ({n} check{'s' if n != 1 else ''})")
+    return "\n".join(lines)
+
+
+def inline_reasons(target) -> dict[str, str]:
+    """The target's capabilities["inline"]: {stage: why it has no method for it}."""
+    from vitspec.spec import protocol
+    read = getattr(protocol, "capabilities", None)
+    if read is not None:
+        caps = read(target)
+        inline = getattr(caps, "inline", {})
+        return dict(inline.items() if isinstance(inline, dict) else inline)
+    declared = getattr(target, "capabilities", None) or {}
+    return dict(declared.get("inline", {})) if isinstance(declared, dict) else {}
 
 
 def failure_excerpt(text: str, limit: int = 30) -> str:
@@ -136,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = Parser(prog="vitspec verify", description="Run the property suite on a target and print a per-stage "
                "report (stages the target lacks are NOT COVERED, never passed).",
-               epilog="Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.")
+               usage="vitspec verify [options] [-- PYTEST_OPTIONS...]",
+               epilog="Options after -- go to pytest as they are (e.g. -- -x -n 2 --lf --hypothesis-show-statistics). "
+                      "Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.")
     p.add_argument("--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or vitspec.impl:TARGET)")
     p.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default ci)")
     p.add_argument("--device", default=None, help="cpu or cuda, applied with the target's with_options")
@@ -144,23 +240,59 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=None, help="examples per property (overrides the profile)")
     p.add_argument("--junitxml", metavar="FILE", default=None, help="also write a JUnit XML report")
     p.add_argument("-k", dest="keyword", metavar="EXPR", default=None, help="only tests matching EXPR (pytest -k)")
+    p.add_argument("--self-checks", action="store_true",
+                   help="also run the suite's own checks (reference conformance, negative controls, impl and "
+                        "reference modules, the tool); by default only the target's checks run")
     return p
 
 
+def cache_dir() -> Path:
+    """pytest's cache (for --lf, --ff, --sw after --) in the user's cache folder, never the working directory."""
+    import os
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitspec" / "pytest"
+
+
+def uses_workers(extra: list[str]) -> bool:
+    """Whether the pytest options after -- start xdist workers (-n N, -nN, --numprocesses, --dist other than no)."""
+    for i, a in enumerate(extra):
+        value = None
+        if a in ("-n", "--numprocesses"):
+            value = extra[i + 1] if i + 1 < len(extra) else None
+        elif a.startswith("--numprocesses="):
+            value = a.split("=", 1)[1]
+        elif a.startswith("-n") and not a.startswith("--"):
+            value = a[2:]
+        if value is not None and value not in ("0",):
+            return True
+    return False
+
+
 def pytest_args(args) -> list[str]:
-    argv = [str(TESTS), "--rootdir", str(ROOT), "-o", "addopts=", "-p", "no:terminal", "-p", "no:cacheprovider",
-            "--target", args.target, "--profile", args.profile]
+    """pytest's arguments; options after -- are appended as given, and then pytest's own terminal output is kept
+    (-v, -x, --hypothesis-show-statistics print through it)."""
+    extra = list(getattr(args, "pytest_extra", []))
+    argv = [str(TESTS), "--rootdir", str(ROOT), "-o", "addopts=", "-o", f"cache_dir={cache_dir()}",
+            "--target", args.target, "--profile", args.profile,
+            "--checks", "all" if getattr(args, "self_checks", False) else "target"]
+    if not extra:
+        argv[1:1] = ["-p", "no:terminal"]
     for opt, value in (("--device", args.device), ("--dtype", args.dtype), ("--max-examples", args.max_examples),
                        ("--junitxml", args.junitxml), ("-k", args.keyword)):
         if value is not None:
             argv += [opt, str(value)]
+    argv += extra
     return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # everything after the first "--" goes to pytest unchanged
+    argv, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     try:
         args = build_parser().parse_args(argv)
+        args.pytest_extra = extra
+        from vitspec.cli import check_device
+        check_device(args.device)
         args.target = args.target or default_target()
         if args.max_examples is not None and args.max_examples < 1:
             raise UsageError(f"--max-examples must be a positive integer, got {args.max_examples}")
@@ -175,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import pytest
     collector = Collector()
+    if uses_workers(args.pytest_extra):
+        # under xdist the workers collect, so the stage markers are read here first, in a collect-only pass
+        import argparse as _argparse
+        only = _argparse.Namespace(**{**vars(args), "pytest_extra": []})
+        pytest.main(pytest_args(only) + ["--collect-only"], plugins=[collector])
     code = int(pytest.main(pytest_args(args), plugins=[collector]))
     if code == int(pytest.ExitCode.USAGE_ERROR):
         print("vitspec verify: error: pytest rejected the arguments (see above)", file=sys.stderr)
@@ -183,13 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nFAILED {node}\n{failure_excerpt(text)}")
     title = (f"target {args.target} ({getattr(target, 'name', '?')}, {getattr(target, 'dtype', 'float64')}, "
              f"{getattr(target, 'device', 'cpu')})")
-    table = collector.table()
-    print("\n" + format_table(table, title))
-    total = Counter()
-    for rows in table.values():
-        for c in rows.values():
-            total.update(c)
-    missing = sorted(r for r, c in table["target"].items() if c["not covered"])
+    provided = set(provided_stages(target))
+    table = collector.table(provided)
+    print("\n" + format_table(table, title, provided, inline_reasons(target)))
+    notes = format_notes(collector.skip_reasons(provided), collector.recorded_differences())
+    if notes:
+        print("\n" + notes)
+    missing = sorted(r for r, c in table["target"].items() if c["not covered"] and r not in provided)
     nodes = Counter(kind for kind, _ in collector.outcome.values())
     oracle_missing = sum(1 for kind, why in collector.outcome.values() if why.startswith("UPSTREAM ORACLE MISSING"))
     verdict = "PASS" if nodes["failed"] == 0 and code in (0, 1) and collector.outcome else "FAIL"

@@ -1,6 +1,6 @@
 """`vitspec mutants`: run the property suite against every planted-bug mutant and gate on the kill rate.
 
-    vitspec mutants [--profile mutation] [--json FILE|-] [--only NAME,...] [-j N] [--junitxml FILE]
+    vitspec mutants [--profile mutation] [--json] [--output FILE] [--only NAME,...] [-j N] [--junitxml FILE]
 
 Each mutant (vitspec/mutants/catalogue.py) is checked in its own pytest process, ``--target
 vitspec.mutants.catalogue:<name>``, on the tests of the stages its bug changes (--all-tests: every target test,
@@ -47,7 +47,9 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="mutation", choices=["dev", "ci", "nightly", "mutation"],
                    help="Hypothesis profile of every run (default mutation: few derandomized examples)")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE ('-': stdout)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as JSON to stdout (the matrix and summary go to stderr)")
+    p.add_argument("--output", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--only", metavar="NAME,...", help="run only these mutants (comma-separated names)")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel pytest processes "
                    "(default: CPU count)")
@@ -59,6 +61,9 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.jobs < 1 or args.maxfail < 1 or args.timeout <= 0:
         raise UsageError("-j, --maxfail and --timeout must be positive")
+    for flag, path in (("--output", args.output), ("--junitxml", args.junitxml)):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise UsageError(f"{flag} {path!r}: the folder does not exist")
     return args
 
 
@@ -98,7 +103,7 @@ def main(argv=None) -> int:
     controls = verify_kills(mutant_jobs, args)
     jobs = controls + mutant_jobs
     seconds = time.monotonic() - start
-    out = sys.stderr if args.json == "-" else sys.stdout
+    out = sys.stderr if args.json else sys.stdout
     print(matrix(jobs), file=out)
     killed = sum(j.status == "killed" for j in mutant_jobs)
     for c in controls:
@@ -111,12 +116,12 @@ def main(argv=None) -> int:
         print(f"not killed: {', '.join(survivors)}", file=out)
     print(f"{len(jobs)} pytest runs in {seconds:.0f} s with -j {args.jobs}", file=out)
     print(f"killed {killed}/{len(mutant_jobs)}", file=out)
-    if args.json:
+    if args.json or args.output:
         text = json.dumps(as_json(jobs, seconds), indent=1)
-        if args.json == "-":
+        if args.json:
             print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
+        if args.output:
+            Path(args.output).write_text(text + "\n")
     if args.junitxml:
         write_junit(args.junitxml, jobs)
     return 0 if not survivors and all(c.status == "passed" for c in controls) else 1
