@@ -50,6 +50,9 @@ def check_device(device: str | None, flag: str = "--device") -> None:
         raise UsageError(f"{flag} must be cpu, cuda or cuda:N, got {device!r}") from None
     if kind == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"{flag} {device} requested, but this torch ({torch.__version__}) sees no CUDA device")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise UsageError(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def write_json(obj, output: str | None, to_stdout: bool) -> None:

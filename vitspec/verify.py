@@ -267,6 +267,35 @@ def uses_workers(extra: list[str]) -> bool:
     return False
 
 
+def check_pytest_options(args) -> None:
+    """A UsageError (one line) for a -k expression or an option after -- that pytest would reject, before the run:
+    pytest itself would print its whole usage block."""
+    if args.keyword is not None:
+        try:
+            from _pytest.mark.expression import Expression
+        except ImportError:  # a pytest without this module: pytest reports the expression itself
+            Expression = None
+        if Expression is not None:
+            try:
+                Expression.compile(args.keyword)
+            except Exception as e:
+                raise UsageError(f"-k {args.keyword!r} is not a pytest keyword expression ({e})") from None
+    if not args.pytest_extra:
+        return
+    import pytest
+    try:
+        from _pytest.config import _prepareconfig
+    except ImportError:
+        return
+    try:
+        config = _prepareconfig(pytest_args(args) + ["--collect-only"], plugins=[])
+    except pytest.UsageError as e:
+        lines = [ln.strip() for arg in e.args for ln in str(arg).splitlines() if ln.strip()]
+        said = next((ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln), lines[0] if lines else "")
+        raise UsageError(f"pytest rejects the options after --: {said}") from None
+    config._ensure_unconfigure()
+
+
 def pytest_args(args) -> list[str]:
     """pytest's arguments; options after -- are appended as given, and then pytest's own terminal output is kept
     (-v, -x, --hypothesis-show-statistics print through it)."""
@@ -291,14 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.pytest_extra = extra
-        from vitspec.cli import check_device
-        check_device(args.device)
+        if args.device and args.device.startswith("cuda"):  # other device names are the target's to judge
+            from vitspec.cli import check_device
+            check_device(args.device)
         args.target = args.target or default_target()
         if args.max_examples is not None and args.max_examples < 1:
             raise UsageError(f"--max-examples must be a positive integer, got {args.max_examples}")
         if not TESTS.is_dir():
             raise UsageError(f"the test suite is not installed beside the package ({TESTS} is missing); "
                              f"install vitspec from a checkout with pip install -e")
+        check_pytest_options(args)
         target = configured_target(args.target, args.device, args.dtype)
     except SystemExit as e:  # --help
         return int(e.code or 0)
