@@ -85,3 +85,29 @@ def test_check_flags_a_stale_file(tmp_path, capsys):
     assert specmd.main(["--output", str(stale)]) == 0
     assert specmd.main(["--check", "--output", str(stale)]) == 0
     assert specmd.main(["--check", "--output", str(tmp_path / "missing.md")]) == 1
+
+
+def test_refuses_to_rewrite_an_installed_copy(tmp_path, monkeypatch, capsys):
+    """An installed package's spec/SPEC.md (site-packages) is never rewritten; --output writes elsewhere."""
+    installed = tmp_path / "lib" / "site-packages" / "vitspec" / "spec" / "SPEC.md"
+    installed.parent.mkdir(parents=True)
+    (installed.parent.parent / "pyproject.toml").write_text("")  # even beside a pyproject.toml
+    installed.write_text("old", encoding="utf-8")
+    monkeypatch.setattr(specmd, "SPEC_MD", installed)
+    assert specmd.main([]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--output" in err[0] and "installed" in err[0]
+    assert installed.read_text(encoding="utf-8") == "old"
+    out = tmp_path / "SPEC.md"
+    assert specmd.main(["--output", str(out)]) == 0 and out.read_text(encoding="utf-8") == specmd.generate()
+    # a checkout's spec/SPEC.md is the default target
+    checkout = tmp_path / "src"
+    (checkout / "spec").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    assert specmd.in_checkout(checkout / "spec" / "SPEC.md")
+    assert not specmd.in_checkout(tmp_path / "lib" / "spec" / "SPEC.md")  # no pyproject.toml beside spec/
+
+
+def test_output_folder_must_exist(tmp_path, capsys):
+    assert specmd.main(["--output", str(tmp_path / "no" / "SPEC.md")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -6,7 +6,6 @@ every number formatted explicitly.
 """
 from __future__ import annotations
 
-import argparse
 import difflib
 import importlib
 import sys
@@ -246,11 +245,33 @@ def check(path: Path) -> tuple[bool, str]:
     return False, (f"{path} differs from the generator ({changed} changed lines); run python -m vitspec.specmd\n{head}")
 
 
+def in_checkout(path: Path) -> bool:
+    """Whether path is the spec/SPEC.md of a source checkout (pyproject.toml beside spec/, not an installed copy)."""
+    path = path.resolve()
+    installed = any(part in ("site-packages", "dist-packages") for part in path.parts)
+    return not installed and (path.parent.parent / "pyproject.toml").is_file()
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m vitspec.specmd", description="Generate spec/SPEC.md.")
+    """Write (or --check) SPEC.md: the checkout's spec/SPEC.md by default, never an installed package's copy."""
+    from vitspec.cli import Parser, UsageError
+    p = Parser(prog="python -m vitspec.specmd", description="Generate spec/SPEC.md.",
+               epilog="Exit codes: 0 written or up to date, 1 stale (--check), 2 bad arguments.")
     p.add_argument("--check", action="store_true", help="exit 1 with a diff summary if the file is stale")
-    p.add_argument("--output", type=Path, default=SPEC_MD, help=f"file to write or check (default {SPEC_MD})")
-    args = p.parse_args(argv)
+    p.add_argument("--output", type=Path, default=None,
+                   help=f"file to write or check (default {SPEC_MD}, only in a source checkout)")
+    try:
+        args = p.parse_args(argv)
+        if args.output is None:
+            if not args.check and not in_checkout(SPEC_MD):
+                raise UsageError(f"{SPEC_MD} is an installed package's copy, not a checkout's spec/SPEC.md: "
+                                 "give --output FILE to write the document elsewhere")
+            args.output = SPEC_MD
+        if not args.check and not args.output.resolve().parent.is_dir():
+            raise UsageError(f"--output {str(args.output)!r}: the folder does not exist")
+    except UsageError as e:
+        print(f"python -m vitspec.specmd: error: {e}", file=sys.stderr)
+        return 2
     if args.check:
         ok, message = check(args.output)
         print(message, file=sys.stdout if ok else sys.stderr)
