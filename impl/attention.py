@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from vitspec.impl.weights import host_array, to_tensor
 from vitspec.reference.attention import check_cu_seqlens
-from vitspec.spec.validate import require_ndim
+from vitspec.spec.validate import ATTENTION_KEYS, attention_module_inputs, require_ndim
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,19 @@ def attention(q, k, v, cu_seqlens, *, dtype=torch.float32, device="cpu") -> torc
     cu = check_cu_seqlens(host_array(cu_seqlens), int(q.shape[0]))
     q, k, v = (to_tensor(x, dtype, device) for x in (q, k, v))
     return segment_attention(q, k, v, segment_plan(np.diff(cu), q.device))
+
+
+def attention_module(x, params, cu_seqlens, rotary, num_heads: int, *, form="angles", dtype=torch.float32,
+                     device="cpu") -> torch.Tensor:
+    """HF's Qwen2_5_VLVisionAttention: one qkv GEMM ([q | k | v] rows), RoPE on q and k in float32 or wider, one
+    SDPA call per run of equal-length segments, the output projection. rotary in the target's form."""
+    N, D, H, cu = attention_module_inputs(x, params, cu_seqlens, rotary, num_heads, form)
+    from vitspec.impl.rope import full_cos_sin, rotate
+    from vitspec.impl.weights import rope_dtype
+    w = {k: to_tensor(params[k], dtype, device) for k in ATTENTION_KEYS}
+    x = to_tensor(x, dtype, device)
+    qkv = F.linear(x, w["qkv.weight"], w["qkv.bias"]).view(N, 3, H, D // H)
+    cos, sin = full_cos_sin(rotary, form, rope_dtype(dtype), x.device)
+    q, k = rotate(qkv[:, 0], cos, sin, dtype), rotate(qkv[:, 1], cos, sin, dtype)
+    out = segment_attention(q, k, qkv[:, 2], segment_plan(np.diff(cu), x.device))
+    return F.linear(out.reshape(N, D), w["proj.weight"], w["proj.bias"])

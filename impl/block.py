@@ -14,11 +14,11 @@ import torch.nn.functional as F
 
 from vitspec.impl import fused
 from vitspec.impl.attention import SegmentPlan, segment_attention, segment_plan
-from vitspec.impl.rope import pair_order, paired_cos_sin, rotate_pairs
+from vitspec.impl.rope import pair_order, rope_table, rotate_pairs
 from vitspec.impl.weights import host_array, rope_dtype, to_tensor
 from vitspec.reference.attention import check_cu_seqlens
 from vitspec.reference.block import BLOCK_KEYS, MLP_KEYS, check_block_params, check_mlp_params
-from vitspec.spec.validate import positive_float, positive_int, require_float, require_ndim, shape_of
+from vitspec.spec.validate import positive_float, positive_int, require_float, require_ndim, rotary_input, shape_of
 
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
 
@@ -119,9 +119,10 @@ def mlp(x, params, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
                        torch.cat([t["gate_proj.bias"], t["up_proj.bias"]]))
     return F.linear(fused.swiglu(gate_up), t["down_proj.weight"], t["down_proj.bias"])
 
-def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1e-6, *, dtype=torch.float32,
-                 device="cpu", ops: Elementwise = EAGER) -> torch.Tensor:
-    """One pre-norm block over the segments of cu_seqlens, with the given per-token cos and sin."""
+def vision_block(x, params, cu_seqlens, rotary, num_heads: int, eps: float = 1e-6, *, form="angles",
+                 dtype=torch.float32, device="cpu", ops: Elementwise = EAGER) -> torch.Tensor:
+    """One pre-norm block over the segments of cu_seqlens; rotary in the target's form (angles (N, head_dim/2), or
+    (cos, sin) each (N, head_dim): arbitrary per-dimension values run through the general paired table)."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     N, D = (int(s) for s in x.shape)
     H = positive_int("num_heads", num_heads)
@@ -129,13 +130,9 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
     check_block_params(params, D)
-    cos, sin = (a if hasattr(a, "shape") else np.asarray(a, dtype=np.float64) for a in (cos, sin))
-    if shape_of(cos) != (N, D // H) or shape_of(sin) != (N, D // H):
-        raise ValueError(f"cos and sin must have shape {(N, D // H)} (num_tokens, head_dim), "
-                         f"got {shape_of(cos)} and {shape_of(sin)}")
     cu = check_cu_seqlens(host_array(cu_seqlens), N)
+    rotary_input(rotary, N, D // H, form)
     x = to_tensor(x, dtype, device)
-    wide = rope_dtype(dtype)
-    rope = paired_cos_sin(to_tensor(cos, wide, x.device), to_tensor(sin, wide, x.device))
+    rope = rope_table(rotary, form, rope_dtype(dtype), x.device)
     w = prepare_block(params, H, dtype, x.device)
     return block_forward(x, w, rope, segment_plan(np.diff(cu), x.device), eps, ops)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from vitspec.impl.patchify import as_tensor, patch_blocks
-from vitspec.impl.resize import in_threads, native, resize_planar, smart_resize, split
-from vitspec.spec.configs import PREPROCESSOR
+from vitspec.impl.resize import in_threads, native, resize_planar, smart_resize, split, video_size
+from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
 from vitspec.spec.validate import patch_geometry, positive_int, require_image_list, require_ndim
 
 
@@ -66,21 +66,27 @@ def video_frames(name: str, item) -> torch.Tensor:
     return frames
 
 
-def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temporal_patch_size=2, merge_size=2,
-               variant="hf", *, device="cpu", dtype=torch.float32):
+def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
+               video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+               patch_size=14, temporal_patch_size=2, merge_size=2, variant="hf", video_rule="per_frame", *,
+               device="cpu", dtype=torch.float32):
     """§1: list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values (N, C*T*P*P) of dtype on
-    device, grid_thw int64 (n, 3)). Resize (uint8), pair frames, flatten (uint8), then rescale and normalize
-    in one affine op that writes the float output once."""
+    device, grid_thw int64 (n, 3)). Images are sized within the image budget, videos within the video budget by
+    video_rule. Resize (uint8), pair frames, flatten (uint8), then rescale and normalize in one affine op that
+    writes the float output once."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
-    require_image_list(images)
+    require_image_list(media)
     device = torch.device(device)
     work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least
     scale, shift = affine_constants(device, work)
     rows, grids = [], []
-    for i, item in enumerate(images):
-        frames = video_frames(f"images[{i}]", item)
+    for i, item in enumerate(media):
+        frames = video_frames(f"media[{i}]", item)
         F, H, W, C = frames.shape
-        height, width = smart_resize(H, W, P * m, min_pixels, max_pixels, variant)
+        if len(item.shape) == 4:
+            height, width = video_size(F, H, W, P * m, video_min_pixels, video_max_pixels, T, video_rule, variant)
+        else:
+            height, width = smart_resize(H, W, P * m, image_min_pixels, image_max_pixels, variant)
         height, width = positive_int("resized height", height), positive_int("resized width", width)
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
         planes = resize_planar(packed, height, width).reshape(F, C, height, width)  # uint8

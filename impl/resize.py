@@ -76,6 +76,34 @@ def smart_resize(height, width, factor=28, min_pixels=3136, max_pixels=12845056,
     return h_bar, w_bar
 
 
+def video_size(frames, height, width, factor=28, min_pixels=3136, max_pixels=12845056, temporal_patch_size=2,
+               video_rule="per_frame", variant="hf"):
+    """A video's frame size: "per_frame" sizes each frame like an image; "frames_budget" counts the frames
+    (rounded to a multiple of temporal_patch_size, ties to even) in the budget, after scaling sides below factor up."""
+    if video_rule == "per_frame":
+        return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
+    if video_rule != "frames_budget":
+        raise ValueError(f"video_rule must be one of ['per_frame', 'frames_budget'], got {video_rule!r}")
+    F, T = positive_int("frames", frames), positive_int("temporal_patch_size", temporal_patch_size)
+    h, w, f = positive_int("height", height), positive_int("width", width), positive_int("factor", factor)
+    lo, hi = positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
+    if F < T:
+        raise ValueError(f"video_rule 'frames_budget' needs at least temporal_patch_size={T} frames, got {F}")
+    if min(h, w) < f:  # upstream scales by a float factor and truncates
+        scale = max(f / h, f / w)
+        h, w = int(h * scale), int(w * scale)
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise ValueError(f"absolute aspect ratio must be at most {MAX_ASPECT_RATIO}, got {h}x{w}")
+    volume = _round_half_even(F, T) * T * _round_half_even(h, f) * f * _round_half_even(w, f) * f
+    if volume > hi:
+        beta = math.sqrt(F * h * w / hi)
+        return max(f, math.floor(h / beta / f) * f), max(f, math.floor(w / beta / f) * f)
+    if volume < lo:
+        beta = math.sqrt(lo / (F * h * w))
+        return math.ceil(h * beta / f) * f, math.ceil(w * beta / f) * f
+    return _round_half_even(h, f) * f, _round_half_even(w, f) * f
+
+
 def pillow_weights(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pillow's fixed-point weights, vectorized over outputs: (first tap int64 (out,), weights int64 (out, taps))."""
     scale = in_size / out_size

@@ -11,7 +11,7 @@ import torch
 
 from vitspec.impl.weights import host_array, rope_dtype, to_tensor
 from vitspec.reference.rope import inv_freq
-from vitspec.spec.validate import grid_rows, require_ndim
+from vitspec.spec.validate import grid_rows, require_ndim, rotary_input
 
 
 def position_ids(rows, merge_size: int) -> np.ndarray:
@@ -40,6 +40,15 @@ def half_angles(pos: np.ndarray, head_dim: int, theta: float = 10000.0) -> np.nd
     return np.concatenate([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=1)
 
 
+def rotary_angles(position_ids, head_dim: int, theta: float = 10000.0, *, dtype=torch.float32, device="cpu"):
+    """The head_dim/2 angles [row*inv_freq, col*inv_freq] per token (float32, or float64 for a float64 target)."""
+    require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
+    pos = np.asarray(host_array(position_ids))
+    if pos.shape[1] != 2:
+        raise ValueError(f"position_ids must have shape (num_tokens, 2) of (row, col), got {pos.shape}")
+    return to_tensor(half_angles(pos.astype(np.float64), head_dim, theta), rope_dtype(dtype), device)
+
+
 def rotary_cos_sin(position_ids, head_dim: int, theta: float = 10000.0, *, dtype=torch.float32, device="cpu"):
     """cos and sin of the angles duplicated to head_dim (float32, or float64 for a float64 target)."""
     require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
@@ -51,19 +60,40 @@ def rotary_cos_sin(position_ids, head_dim: int, theta: float = 10000.0, *, dtype
     return to_tensor(np.cos(angles), out, device), to_tensor(np.sin(angles), out, device)
 
 
-def apply_rotary(x, cos, sin, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
-    """x*cos + rotate_half(x)*sin in float32 or wider, result in the model dtype."""
-    require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
-    N, _, hd = (int(s) for s in x.shape)
-    cos, sin = (a if hasattr(a, "shape") else np.asarray(a, dtype=np.float64) for a in (cos, sin))
-    if tuple(cos.shape) != (N, hd) or tuple(sin.shape) != (N, hd):
-        raise ValueError(f"cos and sin must have shape {(N, hd)} (num_tokens, head_dim), "
-                         f"got {tuple(cos.shape)} and {tuple(sin.shape)}")
-    wide = rope_dtype(dtype)
-    x = to_tensor(x, dtype, device).to(wide)
-    cos, sin = (to_tensor(a, wide, device)[:, None, :] for a in (cos, sin))
+def full_cos_sin(rotary, form: str, wide, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (N, head_dim) in the wide dtype from rotary in its form: angles (N, head_dim/2), or (cos, sin)."""
+    if form == "angles":  # cos and sin of the angles as given (float64), then the wide dtype
+        angles = to_tensor(rotary, torch.float64, device)
+        return torch.cos(angles).repeat(1, 2).to(wide), torch.sin(angles).repeat(1, 2).to(wide)
+    return to_tensor(rotary[0], wide, device), to_tensor(rotary[1], wide, device)
+
+
+def rope_table(rotary, form: str, wide, device) -> torch.Tensor:
+    """rotary as the block's paired table: angles -> (N, head_dim/2, 2) [cos, sin] per rotation pair;
+    (cos, sin) -> (N, head_dim/2, 2, 2) [cos, sin] per pair member (arbitrary per-dimension values)."""
+    if form == "angles":  # cos and sin of the angles as given (float64), then the wide dtype
+        angles = to_tensor(rotary, torch.float64, device)
+        return torch.stack((torch.cos(angles), torch.sin(angles)), dim=-1).to(wide)
+    return paired_cos_sin(to_tensor(rotary[0], wide, device), to_tensor(rotary[1], wide, device))
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dtype) -> torch.Tensor:
+    """x (N, heads, head_dim) * cos + rotate_half(x) * sin in cos's (wide) dtype, result in dtype."""
+    hd = x.shape[-1]
+    x = x.to(cos.dtype)
+    cos, sin = cos[:, None, :], sin[:, None, :]
     x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
     return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(dtype)
+
+
+def apply_rotary(x, rotary, *, form="angles", dtype=torch.float32, device="cpu") -> torch.Tensor:
+    """x*cos + rotate_half(x)*sin in float32 or wider, result in the model dtype; rotary in the target's form."""
+    require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
+    N, _, hd = (int(s) for s in x.shape)
+    rotary_input(rotary, N, hd, form)
+    wide = rope_dtype(dtype)
+    cos, sin = full_cos_sin(rotary, form, wide, device)
+    return rotate(to_tensor(x, dtype, device), cos, sin, dtype)
 
 
 def pair_order(head_dim: int) -> np.ndarray:

@@ -6,6 +6,8 @@ import torch
 from vitspec.impl import attention as _attention, block as _block, embed as _embed, merger as _merger
 from vitspec.impl import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
 from vitspec.impl.weights import IdentityCache, dtype_name, torch_dtype
+from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
+from vitspec.spec.protocol import ROTARY_FORMS
 
 
 def _stage(fn, numeric: bool = True):
@@ -25,7 +27,10 @@ class TorchTarget:
 
     name = "impl"
 
-    def __init__(self, device: str = "cpu", dtype="float32", compile: bool = False):
+    def __init__(self, device: str = "cpu", dtype="float32", compile: bool = False, rotary: str = "angles"):
+        if rotary not in ROTARY_FORMS:
+            raise ValueError(f"rotary must be one of {list(ROTARY_FORMS)}, got {rotary!r}")
+        self.rotary = rotary
         self.device = str(torch.device(device))
         self.torch_dtype = torch_dtype(dtype)
         self.dtype = dtype_name(self.torch_dtype)
@@ -33,12 +38,18 @@ class TorchTarget:
         self._graphs = IdentityCache(maxsize=8)
 
     def __repr__(self) -> str:
-        return f"TorchTarget(device={self.device!r}, dtype={self.dtype!r}, compile={self.compile})"
+        return (f"TorchTarget(device={self.device!r}, dtype={self.dtype!r}, compile={self.compile}, "
+                f"rotary={self.rotary!r})")
 
-    def with_options(self, device=None, dtype=None, compile=None) -> "TorchTarget":
-        """A copy on another device, dtype or compile setting."""
+    @property
+    def capabilities(self) -> dict:
+        """What this target declares (spec/protocol.py Capabilities): it validates its inputs, and its rotary form."""
+        return {"validates_inputs": True, "rotary": self.rotary}
+
+    def with_options(self, device=None, dtype=None, compile=None, rotary=None) -> TorchTarget:
+        """A copy on another device, dtype, compile setting or rotary form ("angles" or "cos_sin")."""
         return TorchTarget(self.device if device is None else device, self.dtype if dtype is None else dtype,
-                           self.compile if compile is None else compile)
+                           self.compile if compile is None else compile, self.rotary if rotary is None else rotary)
 
     @property
     def ops(self) -> _block.Elementwise:
@@ -56,10 +67,12 @@ class TorchTarget:
         from vitspec.impl.resize import resize
         return resize(image, height, width)
 
-    def preprocess(self, images, min_pixels=3136, max_pixels=12845056):
-        """vitspec.impl.pixels.preprocess."""
+    def preprocess(self, media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
+                   video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"]):
+        """vitspec.impl.pixels.preprocess (videos sized per frame, like images)."""
         from vitspec.impl.pixels import preprocess
-        return preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
+        return preprocess(media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels,
+                          video_rule="per_frame")
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
         """vitspec.impl.patchify.patchify."""
@@ -68,8 +81,17 @@ class TorchTarget:
 
     patch_embed = _stage(_embed.patch_embed)
     rotary_position_ids = _stage(_rope.rotary_position_ids, numeric=False)
+    rotary_angles = _stage(_rope.rotary_angles)
     rotary_cos_sin = _stage(_rope.rotary_cos_sin)
-    apply_rotary = _stage(_rope.apply_rotary)
+
+    def apply_rotary(self, x, rotary):
+        """RoPE on x (N, heads, head_dim); rotary in this target's form; see vitspec.impl.rope.apply_rotary."""
+        return _rope.apply_rotary(x, rotary, form=self.rotary, dtype=self.torch_dtype, device=self.device)
+
+    def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
+        """qkv, RoPE, segment attention, proj; see vitspec.impl.attention.attention_module."""
+        return _attention.attention_module(x, params, cu_seqlens, rotary, num_heads, form=self.rotary,
+                                           dtype=self.torch_dtype, device=self.device)
     window_index = _stage(_windows.window_index, numeric=False)
     cu_seqlens = _stage(_windows.cu_seqlens, numeric=False)
     attention = _stage(_attention.attention)
@@ -78,10 +100,10 @@ class TorchTarget:
     merger = _stage(_merger.merger)
     num_image_tokens = _stage(_tokens.num_image_tokens, numeric=False)
 
-    def vision_block(self, x, params, cu_seqlens, cos, sin, num_heads, eps=1e-6):
-        """One block; see vitspec.impl.block.vision_block."""
-        return _block.vision_block(x, params, cu_seqlens, cos, sin, num_heads, eps, dtype=self.torch_dtype,
-                                   device=self.device, ops=self.ops)
+    def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
+        """One block; rotary in this target's form; see vitspec.impl.block.vision_block."""
+        return _block.vision_block(x, params, cu_seqlens, rotary, num_heads, eps, form=self.rotary,
+                                   dtype=self.torch_dtype, device=self.device, ops=self.ops)
 
     def vision_tower(self, pixel_values, grid_thw, weights, config, cuda_graph: bool = False):
         """The whole tower; cuda_graph=True replays a graph captured once per (grid, weights) on CUDA."""

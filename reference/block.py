@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from vitspec.reference.attention import attention
-from vitspec.reference.rope import apply_rotary
+from vitspec.reference.attention import attention_module
 from vitspec.spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
 
 MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
@@ -62,10 +61,11 @@ def mlp(x, params):
     return linear(silu(gate) * up, params["down_proj.weight"], params["down_proj.bias"])
 
 
-def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1e-6):
-    """x = x + proj(attention(rope(q), rope(k), v)) on norm1(x); then x = x + mlp(norm2(x)).
+def vision_block(x, params, cu_seqlens, rotary, num_heads: int, eps: float = 1e-6):
+    """x = x + attention_module(norm1(x)); then x = x + mlp(norm2(x)).
 
-    qkv is one Linear(D, 3D) laid out [q of all heads | k | v]; heads of head_dim = D / num_heads.
+    The attention module (reference/attention.py) is one Linear(D, 3D) laid out [q of all heads | k | v], RoPE on q
+    and k (rotary: angles (N, head_dim/2) or (cos, sin) each (N, head_dim)), segment attention, and proj.
     """
     require_ndim("x", x, 2, "(num_tokens, hidden)")
     x = np.asarray(x, dtype=np.float64)
@@ -75,10 +75,7 @@ def vision_block(x, params, cu_seqlens, cos, sin, num_heads: int, eps: float = 1
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
     check_block_params(params, D)
-    qkv = linear(rms_norm(x, params["norm1.weight"], eps), params["attn.qkv.weight"], params["attn.qkv.bias"])
-    q, k, v = qkv.reshape(N, 3, H, D // H).transpose(1, 0, 2, 3)
-    q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    attn = attention(q, k, v, cu_seqlens).reshape(N, D)
-    x = x + linear(attn, params["attn.proj.weight"], params["attn.proj.bias"])
+    attn_params = {k[len("attn."):]: val for k, val in params.items() if k.startswith("attn.")}
+    x = x + attention_module(rms_norm(x, params["norm1.weight"], eps), attn_params, cu_seqlens, rotary, H)
     mlp_params = {k[len("mlp."):]: val for k, val in params.items() if k.startswith("mlp.")}
     return x + mlp(rms_norm(x, params["norm2.weight"], eps), mlp_params)

@@ -1,11 +1,14 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3): RGB conversion, resize, rescale, normalize, temporal pairing."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from vitspec.reference.patchify import patchify
-from vitspec.reference.resize import resize, smart_resize
-from vitspec.spec.configs import PREPROCESSOR
+from vitspec.reference.resize import MAX_ASPECT_RATIO, resize, smart_resize
+from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
 from vitspec.spec.validate import (patch_geometry, positive_float, positive_int, require_finite, require_image_list,
                            require_ndim)
 
@@ -74,23 +77,67 @@ def temporal_frames(frames, temporal_patch_size=2):
     return np.concatenate([frames] + [frames[-1:]] * missing, axis=0)
 
 
-def preprocess(images, min_pixels=3136, max_pixels=12845056, patch_size=14, temporal_patch_size=2, merge_size=2,
-               variant="hf"):
+VIDEO_RULES = ("per_frame", "frames_budget")
+
+
+def video_size(frames, height, width, factor=28, min_pixels=3136, max_pixels=12845056, temporal_patch_size=2,
+               video_rule="per_frame", variant="hf"):
+    """The resized (height, width) of every frame of a video of `frames` frames.
+
+    "per_frame": each frame is sized like an image (HF 5.x Qwen2VLVideoProcessor: smart_resize(height, width)).
+    "frames_budget": the frames count in the pixel budget (mlx-vlm's Qwen3VLVideoProcessor, as HF's Qwen3-VL video
+    smart_resize): sides below factor are first scaled up to it, t_bar = round(frames / T) * T, and t_bar*h*w is
+    rescaled into [min_pixels, max_pixels] with beta from frames*height*width (floor branch clamped to factor)."""
+    if video_rule not in VIDEO_RULES:
+        raise ValueError(f"video_rule must be one of {list(VIDEO_RULES)}, got {video_rule!r}")
+    if video_rule == "per_frame":
+        return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
+    F, T = positive_int("frames", frames), positive_int("temporal_patch_size", temporal_patch_size)
+    h, w, f = positive_int("height", height), positive_int("width", width), positive_int("factor", factor)
+    lo, hi = positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
+    if F < T:
+        raise ValueError(f"video_rule 'frames_budget' needs at least temporal_patch_size={T} frames, got {F}")
+    if h < f or w < f:
+        scale = max(f / h, f / w)
+        h, w = int(h * scale), int(w * scale)
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise ValueError(f"absolute aspect ratio must be at most {MAX_ASPECT_RATIO}, got {h}x{w}")
+    h_bar, w_bar = round(Fraction(h, f)) * f, round(Fraction(w, f)) * f
+    t_bar = round(Fraction(F, T)) * T
+    if t_bar * h_bar * w_bar > hi:
+        beta = math.sqrt(F * h * w / hi)
+        h_bar, w_bar = max(f, math.floor(h / beta / f) * f), max(f, math.floor(w / beta / f) * f)
+    elif t_bar * h_bar * w_bar < lo:
+        beta = math.sqrt(lo / (F * h * w))
+        h_bar, w_bar = math.ceil(h * beta / f) * f, math.ceil(w * beta / f) * f
+    return h_bar, w_bar
+
+
+def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
+               video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+               patch_size=14, temporal_patch_size=2, merge_size=2, variant="hf", video_rule="per_frame"):
     """§1: a list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values float64 (N, C*T*P*P),
-    grid_thw int64 (n, 3)). Each item gets its own smart_resize size; all frames of a video share it."""
+    grid_thw int64 (n, 3)). Each item gets its own size: an image by smart_resize within the image budget, a video
+    by video_size (video_rule) within the video budget; all frames of a video share it."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
-    require_image_list(images)
+    require_image_list(media)
     rows, grids = [], []
-    for i, item in enumerate(images):
-        name = f"images[{i}]"
+    for i, item in enumerate(media):
+        name = f"media[{i}]"
         require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)", "uint8 pixels")
         frames = require_uint8(name, item)
-        frames = frames[None] if frames.ndim == 3 else frames
+        video = frames.ndim == 4
+        frames = frames if video else frames[None]
         if frames.shape[-1] != 3:
             raise ValueError(f"{name} must have 3 channels (RGB) on its last axis, got shape {item.shape}")
         if 0 in frames.shape:
             raise ValueError(f"{name} must have at least one frame and positive height and width, got {item.shape}")
-        height, width = smart_resize(frames.shape[1], frames.shape[2], P * m, min_pixels, max_pixels, variant)
+        if video:
+            height, width = video_size(frames.shape[0], frames.shape[1], frames.shape[2], P * m, video_min_pixels,
+                                       video_max_pixels, T, video_rule, variant)
+        else:
+            height, width = smart_resize(frames.shape[1], frames.shape[2], P * m, image_min_pixels, image_max_pixels,
+                                         variant)
         resized = np.stack([resize(frame, height, width) for frame in frames])
         values = normalize(rescale(resized), PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"])
         values = temporal_frames(values, T).transpose(0, 3, 1, 2)  # (frames, C, H, W)

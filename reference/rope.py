@@ -27,15 +27,30 @@ def inv_freq(head_dim: int, theta: float = 10000.0):
     return 1.0 / theta ** (np.arange(0, half, 2, dtype=np.float64) / half)
 
 
-def rotary_cos_sin(position_ids, head_dim: int, theta: float = 10000.0):
-    """cos and sin of the angles [row*inv_freq, col*inv_freq] duplicated to head_dim, per token."""
+def rotary_angles(position_ids, head_dim: int, theta: float = 10000.0):
+    """The head_dim/2 angles [row*inv_freq, col*inv_freq] of each token (the rotary_pos_emb table ports carry)."""
     require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
     pos = np.asarray(position_ids)
     if pos.shape[1] != 2:
         raise ValueError(f"position_ids must have shape (num_tokens, 2) of (row, col), got {pos.shape}")
     freqs = inv_freq(head_dim, theta)
-    angles_half = np.concatenate([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=1)  # (N, head_dim/2)
+    return np.concatenate([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=1)  # (N, head_dim/2)
+
+
+def rotary_cos_sin(position_ids, head_dim: int, theta: float = 10000.0):
+    """cos and sin of the angles [row*inv_freq, col*inv_freq] duplicated to head_dim, per token."""
+    angles_half = rotary_angles(position_ids, head_dim, theta)
     angles = np.concatenate([angles_half, angles_half], axis=1)  # (N, head_dim)
+    return np.cos(angles), np.sin(angles)
+
+
+def cos_sin_of(rotary):
+    """cos and sin (N, head_dim) from either rotary form: angles (N, head_dim/2), or a pair (cos, sin)."""
+    if isinstance(rotary, (list, tuple)):
+        cos, sin = rotary
+        return np.asarray(cos, dtype=np.float64), np.asarray(sin, dtype=np.float64)
+    angles = np.asarray(rotary, dtype=np.float64)
+    angles = np.concatenate([angles, angles], axis=1)
     return np.cos(angles), np.sin(angles)
 
 
@@ -45,13 +60,14 @@ def rotate_half(x):
     return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
 
 
-def apply_rotary(x, cos, sin):
-    """x' = x*cos + rotate_half(x)*sin, cos/sin (N, head_dim) broadcast over the heads of x (N, heads, head_dim)."""
+def apply_rotary(x, rotary):
+    """x' = x*cos + rotate_half(x)*sin, cos/sin (N, head_dim) broadcast over the heads of x (N, heads, head_dim).
+
+    rotary: the angles (N, head_dim/2), duplicated to head_dim, or the pair (cos, sin) itself."""
     require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
     x = np.asarray(x, dtype=np.float64)
-    cos = np.asarray(cos, dtype=np.float64)
-    sin = np.asarray(sin, dtype=np.float64)
+    cos, sin = cos_sin_of(rotary)
     if cos.shape != (x.shape[0], x.shape[2]) or sin.shape != cos.shape:
-        raise ValueError(f"cos and sin must have shape {(x.shape[0], x.shape[2])} (num_tokens, head_dim), "
+        raise ValueError(f"rotary must give cos and sin of shape {(x.shape[0], x.shape[2])} (num_tokens, head_dim), "
                          f"got {cos.shape} and {sin.shape}")
     return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from vitspec.reference.block import vision_block
 from vitspec.reference.embed import patch_embed
 from vitspec.reference.merger import merger
-from vitspec.reference.rope import rotary_cos_sin, rotary_position_ids
+from vitspec.reference.rope import rotary_angles, rotary_position_ids
 from vitspec.reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
 from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
 from vitspec.spec.protocol import subdict
@@ -44,15 +44,15 @@ def vision_tower(pixel_values, grid_thw, weights, config):
     head_dim = cfg["hidden_size"] // cfg["num_heads"]
 
     x = patch_embed(pixel_values, weights["patch_embed.proj.weight"])
-    cos, sin = rotary_cos_sin(rotary_position_ids(rows, m), head_dim, ROPE_THETA)
+    angles = rotary_angles(rotary_position_ids(rows, m), head_dim, ROPE_THETA)
     index, cu_window = window_index(rows, cfg["window_size"], cfg["patch_size"], m)
     cu_full = cu_seqlens(rows, m)
 
     unit = m * m
-    x, cos, sin = (permute_groups(a, index, unit) for a in (x, cos, sin))
+    x, angles = (permute_groups(a, index, unit) for a in (x, angles))
     full = set(int(i) for i in cfg["fullatt_block_indexes"])
     for layer in range(cfg["depth"]):
         segments = cu_full if layer in full else cu_window
-        x = vision_block(x, subdict(weights, f"blocks.{layer}"), segments, cos, sin, cfg["num_heads"], RMS_NORM_EPS)
+        x = vision_block(x, subdict(weights, f"blocks.{layer}"), segments, angles, cfg["num_heads"], RMS_NORM_EPS)
     merged = merger(x, subdict(weights, "merger"), m, RMS_NORM_EPS)
     return merged[inverse_permutation(index)]

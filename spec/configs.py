@@ -98,6 +98,16 @@ PREPROCESSOR = {
     "image_mean": (0.48145466, 0.4578275, 0.40821073),
     "image_std": (0.26862954, 0.26130258, 0.27577711),
 }
+# The video budget of the released checkpoints as HF loads them: the Qwen2.5-VL repositories ship one
+# preprocessor_config.json (no video_preprocessor_config.json), and transformers' video processor falls back to it
+# (transformers 5.x video_processing_utils.BaseVideoProcessor.get_video_processor_dict tries
+# video_preprocessor_config.json, then preprocessor_config.json; its min_pixels / max_pixels override the class's
+# size), so videos get the same budget as images. Other defaults a user meets: HF's Qwen2VLVideoProcessor class
+# (size shortest_edge 128*28*28, longest_edge 768*28*28) and qwen-vl-utils (VIDEO_MIN_TOKEN_NUM 128 and
+# VIDEO_MAX_TOKEN_NUM 768 per frame, within a total budget).
+VIDEO_PREPROCESSOR = {"min_pixels": PREPROCESSOR["min_pixels"], "max_pixels": PREPROCESSOR["max_pixels"]}
+VIDEO_CLASS_DEFAULT_PIXELS = {"min_pixels": 128 * 28 * 28, "max_pixels": 768 * 28 * 28}
+
 # HF's smart_resize function and image processor class defaults when no preprocessor config is loaded.
 HF_DEFAULT_PIXELS = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 1280}
 

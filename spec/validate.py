@@ -155,9 +155,69 @@ def require_frames_fit(F: int, H: int, W: int, P: int, T: int, m: int) -> None:
             f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
 
 
-def require_image_list(images: Any) -> None:
-    """preprocess's images: a non-empty list (or tuple) of arrays."""
-    if not isinstance(images, (list, tuple)):
-        raise TypeError(f"images must be a list of arrays, got {type(images).__name__}")
-    if len(images) == 0:
-        raise ValueError("images must hold at least one image or video")
+def require_image_list(media: Any) -> None:
+    """preprocess's media: a non-empty list (or tuple) of image and video arrays."""
+    if not isinstance(media, (list, tuple)):
+        raise TypeError(f"media must be a list of image or video arrays, got {type(media).__name__}")
+    if len(media) == 0:
+        raise ValueError("media must hold at least one image or video")
+
+
+def rotary_input(rotary: Any, num_tokens: int, head_dim: int, form: str):
+    """The rotary argument in the form a target declares (spec/protocol.py Capabilities.rotary):
+    "angles": one real array (num_tokens, head_dim/2); "cos_sin": a pair (cos, sin), each (num_tokens, head_dim).
+    Returns the array (angles) or the pair (cos, sin), unchanged."""
+    if form == "angles":
+        if isinstance(rotary, (list, tuple)):
+            raise TypeError(f"rotary must be the angles array of shape ({num_tokens}, {head_dim // 2}) "
+                            f"(num_tokens, head_dim/2), got a {type(rotary).__name__} of {len(rotary)} items "
+                            "(this target takes rotary='angles', not (cos, sin))")
+        require_ndim("rotary", rotary, 2, f"({num_tokens}, {head_dim // 2}) (num_tokens, head_dim/2)")
+        require_float("rotary", rotary)
+        if shape_of(rotary) != (num_tokens, head_dim // 2):
+            raise ValueError(f"rotary must have shape ({num_tokens}, {head_dim // 2}) (num_tokens, head_dim/2), "
+                             f"got shape {shape_of(rotary)}")
+        return rotary
+    if form == "cos_sin":
+        if not isinstance(rotary, (list, tuple)) or len(rotary) != 2:
+            raise TypeError(f"rotary must be a pair (cos, sin), each of shape ({num_tokens}, {head_dim}) "
+                            f"(num_tokens, head_dim), got {type(rotary).__name__}")
+        for name, a in zip(("cos", "sin"), rotary):
+            require_ndim(name, a, 2, f"({num_tokens}, {head_dim}) (num_tokens, head_dim)")
+            require_float(name, a)
+            if shape_of(a) != (num_tokens, head_dim):
+                raise ValueError(f"{name} must have shape ({num_tokens}, {head_dim}) (num_tokens, head_dim), "
+                                 f"got shape {shape_of(a)}")
+        return tuple(rotary)
+    raise ValueError(f"rotary form must be one of ['angles', 'cos_sin'], got {form!r}")
+
+
+def require_cu_seqlens(cu_seqlens: Any, total: int) -> np.ndarray:
+    """cu_seqlens: integers (num_segments + 1,) rising from 0 (never decreasing) to the number of tokens."""
+    require_ndim("cu_seqlens", cu_seqlens, 1, "(num_segments + 1,)")
+    cu = np.asarray(cu_seqlens.detach().cpu() if hasattr(cu_seqlens, "detach") else cu_seqlens)
+    if not np.issubdtype(cu.dtype, np.integer):
+        raise TypeError(f"cu_seqlens must hold integers, got dtype {cu.dtype}")
+    if cu.size < 2 or cu[0] != 0 or cu[-1] != total or np.any(np.diff(cu) < 0):
+        raise ValueError(f"cu_seqlens must rise from 0 to the number of tokens {total}, got {cu.tolist()[:8]}"
+                         f"{'...' if cu.size > 8 else ''} ending at {int(cu[-1]) if cu.size else None}")
+    return cu.astype(np.int64)
+
+
+ATTENTION_KEYS = ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias")
+
+
+def attention_module_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, num_heads: Any, form: str):
+    """attention_module's inputs: x (N, D) real; params the blocks.i.attn sub-dict (qkv (3D, D) and (3D,), proj
+    (D, D) and (D,)); num_heads a positive integer dividing D; cu_seqlens and rotary (in `form`) for N tokens.
+    Returns (N, D, num_heads, cu_seqlens as int64 NumPy)."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    N, D = shape_of(x)
+    H = positive_int("num_heads", num_heads)
+    if D % H:
+        raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
+    require_keys("params", params, ATTENTION_KEYS, {"qkv.weight": (3 * D, D), "qkv.bias": (3 * D,),
+                                                    "proj.weight": (D, D), "proj.bias": (D,)})
+    cu = require_cu_seqlens(cu_seqlens, N)
+    rotary_input(rotary, N, D // H, form)
+    return N, D, H, cu

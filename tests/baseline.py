@@ -35,6 +35,13 @@ def patch_embed(pixel_values, weight, dtype):
     return out(cast(pixel_values, dtype) @ w.reshape(w.shape[0], -1).T)
 
 
+def rotary_angles(position_ids, head_dim, dtype, theta=10000.0):
+    """The half angles in float32 (the spec's float32 island), returned in float32 whatever the dtype."""
+    inv = 1.0 / theta ** (torch.arange(0, head_dim // 2, 2, dtype=torch.float32) / (head_dim // 2))
+    pos = torch.as_tensor(np.asarray(position_ids)).float()
+    return out(torch.cat([pos[:, :1] * inv, pos[:, 1:] * inv], dim=1))
+
+
 def rotary_cos_sin(position_ids, head_dim, dtype, theta=10000.0):
     inv = 1.0 / theta ** (torch.arange(0, head_dim // 2, 2, dtype=torch.float32) / (head_dim // 2))
     pos = torch.as_tensor(np.asarray(position_ids)).float()
@@ -95,6 +102,15 @@ def _block(x, params, cu_seqlens, cos, sin, num_heads, eps, dtype):
     attn = _attention(_rope(q, cos, sin), _rope(k, cos, sin), v, cu_seqlens).reshape(N, D)
     x = x + _linear(attn, params, "attn.proj", dtype)
     return x + _mlp(_rms_norm(x, params["norm2.weight"], eps, dtype), subdict(params, "mlp"), dtype)
+
+
+def attention_module(x, params, cu_seqlens, cos, sin, num_heads, dtype):
+    """qkv, RoPE (float32), attention, proj at dtype; params the blocks.i.attn sub-dict."""
+    x = cast(x, dtype)
+    N, D = x.shape
+    q, k, v = _linear(x, params, "qkv", dtype).reshape(N, 3, num_heads, D // num_heads).unbind(1)
+    attn = _attention(_rope(q, cos, sin), _rope(k, cos, sin), v, cu_seqlens).reshape(N, D)
+    return out(_linear(attn, params, "proj", dtype))
 
 
 def vision_block(x, params, cu_seqlens, cos, sin, num_heads, eps, dtype):

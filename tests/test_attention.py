@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from vitspec.reference import attention as ref_attention, windows as ref_windows
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.reference import attention as ref_attention
+from vitspec.reference import rope as ref_rope
+from vitspec.reference import windows as ref_windows
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
+from vitspec.spec.protocol import subdict
+from vitspec.tests import baseline
+from vitspec.tests import strategies as S
+from vitspec.tests import tolerance as T
 from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
+from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
 
 
 def K_attention(q, cu) -> int:
@@ -149,3 +158,107 @@ def test_isolation_check_rejects(planted, dtype):
     check_segments_isolated(at_dtype(correct, dtype), q, k, v, cu, 1, dtype, {})
     with pytest.raises(AssertionError, match="moved another segment"):
         check_segments_isolated(at_dtype(planted, dtype), q, k, v, cu, 1, dtype, {})
+
+
+# --- attention_module: qkv -> RoPE -> segment attention -> proj (HF's Qwen2_5_VLVisionAttention) ---------------
+
+def module_problem(config, seed: int, grid_thw, window: bool):
+    """x, the blocks.0.attn weights, segments and window-ordered reference angles for one module of `config`."""
+    _, cu_window = ref_windows.window_index(grid_thw)
+    angles = grid_angles(grid_thw, config["hidden_size"] // config["num_heads"])
+    x = S.normal(seed, (S.num_patches(grid_thw), config["hidden_size"]))
+    params = subdict(random_weights(config, seed), "blocks.0.attn")
+    return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), angles
+
+
+def K_module(x, cu) -> int:
+    return int(max(x.shape[1], np.max(np.diff(cu))))
+
+
+@pytest.mark.stage("attention_module")
+@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=10, max_patches=600), st.booleans(), S.seeds)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), [(1, 20, 12)], True, 0)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), [(3, 4, 6), (1, 2, 8)], False, 1)
+def test_attention_module_matches_reference(stage, target, config, grid_thw, window, seed):
+    dtype = target_dtype(target)
+    x, params, cu, angles = module_problem(config, seed, grid_thw, window)
+    heads = config["num_heads"]
+    ref = ref_attention.attention_module(x, params, cu, angles, heads)
+    cos, sin = as_form(angles, "cos_sin")
+    assert_close("attention_module", stage("attention_module")(x, params, cu, rotary_for(target, angles), heads), ref,
+                 K=K_module(x, cu), magnitude=T.row_rms(ref), dtype=dtype,
+                 baseline=lambda: baseline.attention_module(x, params, cu, cos, sin, heads, dtype),
+                 grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
+
+
+def check_module_relative(module, config, seed: int, grid_thw, shift, dtype: str) -> None:
+    """ROPE-RELATIVE at the module: shifting every position by the same (row, col) offset leaves the output
+    unchanged (q.k depends only on position offsets), and so does perturbing another segment (ISOLATION)."""
+    x, params, cu, _ = module_problem(config, seed, grid_thw, window=True)
+    heads, head_dim = config["num_heads"], config["hidden_size"] // config["num_heads"]
+    index, _ = ref_windows.window_index(grid_thw)
+    pos = ref_windows.permute_groups(ref_rope.rotary_position_ids(grid_thw), index, 4)
+    before = to_numpy(module(x, params, cu, ref_rope.rotary_angles(pos, head_dim), heads))
+    after = module(x, params, cu, ref_rope.rotary_angles(pos + np.asarray(shift), head_dim), heads)
+    assert_unchanged("attention_module", after, before, np.ones(len(x), dtype=bool), K=K_module(x, cu),
+                     magnitude=T.row_rms(before), dtype=dtype, what=f"shifting every position by {list(shift)} moved "
+                     "the output", grid_thw=grid_thw, seed=seed)
+    a, b = int(cu[1]), int(cu[2]) if len(cu) > 2 else int(cu[1])
+    x2 = x.copy()
+    x2[a:b] = -2.0 * x2[a:b] + 0.5
+    keep = np.ones(len(x), dtype=bool)
+    keep[a:b] = False
+    other = module(x2, params, cu, ref_rope.rotary_angles(pos, head_dim), heads)
+    assert_unchanged("attention_module", other, before, keep, K=K_module(x, cu), magnitude=T.row_rms(before),
+                     dtype=dtype, what="perturbing window 1 moved another window", grid_thw=grid_thw, seed=seed)
+
+
+@pytest.mark.stage("attention_module")
+@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=10, max_patches=600), S.seeds,
+       st.tuples(st.integers(0, 60), st.integers(0, 60)))
+def test_attention_module_relative_positions_and_isolation(stage, target, config, grid_thw, seed, shift):
+    module = stage("attention_module")
+    check_module_relative(lambda x, p, cu, angles, h: module(x, p, cu, rotary_for(target, angles), h), config, seed,
+                          grid_thw, shift, target_dtype(target))
+
+
+def module_rotating_only_q(x, params, cu, angles, heads):
+    """k left unrotated: q.k then depends on the absolute position of q."""
+    x = np.asarray(x, dtype=np.float64)
+    N, D = x.shape
+    q, k, v = (x @ params["qkv.weight"].T + params["qkv.bias"]).reshape(N, 3, heads, D // heads).transpose(1, 0, 2, 3)
+    out = ref_attention.attention(ref_rope.apply_rotary(q, angles), k, v, cu).reshape(N, D)
+    return out @ params["proj.weight"].T + params["proj.bias"]
+
+
+def module_without_mask(x, params, cu, angles, heads):
+    return ref_attention.attention_module(x, params, np.array([0, len(x)]), angles, heads)
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("attention_module")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("planted,message", [(module_rotating_only_q, "shifting every position"),
+                                             (module_without_mask, "moved another window")],
+                         ids=["k_not_rotated", "no_mask"])
+def test_module_checks_reject(planted, message, dtype):
+    config, grid = small_config(depth=2, fullatt_block_indexes=(1,)), [(1, 20, 12)]
+    check_module_relative(ref_attention.attention_module, config, 0, grid, (7, 3), dtype)
+    with pytest.raises(AssertionError, match=message):
+        check_module_relative(planted, config, 0, grid, (7, 3), dtype)
+
+
+@pytest.mark.modules
+@pytest.mark.stage("attention_module")
+@pytest.mark.parametrize("form", ["angles", "cos_sin"])
+@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=8, max_patches=400), st.booleans(), S.seeds)
+def test_impl_attention_module_in_both_forms(form, config, grid_thw, window, seed):
+    """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
+    from vitspec import impl
+    x, params, cu, angles = module_problem(config, seed, grid_thw, window)
+    heads = config["num_heads"]
+    ref = ref_attention.attention_module(x, params, cu, angles, heads)
+    got = impl.TARGET.with_options(dtype="float32", rotary=form).attention_module(x, params, cu, as_form(angles, form),
+                                                                                  heads)
+    assert_close("attention_module", got, ref, K=K_module(x, cu), magnitude=T.row_rms(ref), dtype="float32",
+                 form=form, grid_thw=grid_thw, seed=seed)

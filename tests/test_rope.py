@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from vitspec.reference import patchify as ref_patchify, rope as ref_rope
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.reference import patchify as ref_patchify
+from vitspec.reference import rope as ref_rope
+from vitspec.tests import baseline
+from vitspec.tests import strategies as S
+from vitspec.tests import tolerance as T
+from vitspec.tests.capability import declared
 from vitspec.tests.checks import assert_close, assert_index_equal, fail, target_dtype, to_numpy
+from vitspec.tests.rotary_inputs import as_form, rotary_for
 
 head_dims = st.sampled_from([8, 16, 32, 80])
 
@@ -72,6 +78,85 @@ def test_position_check_rejects(planted):
         check_positions_follow_pixel_rows([(2, 4, 6)], planted([(2, 4, 6)]))
 
 
+@pytest.mark.stage("rotary_angles")
+@given(S.positions(), head_dims)
+def test_rotary_angles_match_reference(stage, target, position_ids, head_dim):
+    dtype = target_dtype(target)
+    got = stage("rotary_angles")(position_ids, head_dim)
+    mag = T.angle(position_ids, head_dim, dtype)[:, : head_dim // 2]
+    assert_close("rotary_angles", got, ref_rope.rotary_angles(position_ids, head_dim), K=1, magnitude=mag, dtype=dtype,
+                 baseline=lambda: baseline.rotary_angles(position_ids, head_dim, dtype),
+                 position_ids=position_ids[:6], head_dim=head_dim)
+
+
+def check_angle_invariants(angles, pos, other, head_dim: int, dtype: str) -> None:
+    """ROPE-ANGLES: the angles are linear in the position (angles(p + q) = angles(p) + angles(q)), the first half
+    depends only on the row and the second only on the column, and (0, 0) has angle 0. Judged at float32 precision
+    or finer whatever the dtype: the spec computes angles in float32 or wider (SPEC-NOTES §3)."""
+    eps = min(T.EPS[dtype], T.EPS["float32"])
+    c = T.TABLE["rotary_angles"].c
+    half = head_dim // 2
+    ctx = dict(position_ids=pos[:4], head_dim=head_dim, dtype=dtype)
+    a_p, a_q, a_pq = (to_numpy(angles(p, head_dim)) for p in (pos, other, pos + other))
+    mag = 1.0 + np.abs(a_p) + np.abs(a_q)
+    err = np.abs(a_pq - a_p - a_q) / (eps * mag)
+    if not np.max(err) <= 2 * c:
+        fail("rotary_angles", f"angles are not linear in the position: angles(p+q) - angles(p) - angles(q) is "
+                              f"{np.max(err):.3g} x eps*magnitude", ctx)
+    rows_only = pos.copy()
+    rows_only[:, 1] = 0
+    cols_only = pos.copy()
+    cols_only[:, 0] = 0
+    a_r, a_c = to_numpy(angles(rows_only, head_dim)), to_numpy(angles(cols_only, head_dim))
+    if np.any(a_r[:, half // 2:] != 0) or np.any(a_c[:, : half // 2] != 0):
+        fail("rotary_angles", "the first head_dim/4 angles must depend only on the row and the last head_dim/4 "
+                              "only on the column", ctx)
+    zero = to_numpy(angles(np.zeros_like(pos), head_dim))
+    if np.any(zero != 0):
+        fail("rotary_angles", "position (0, 0) must have angle 0", ctx)
+
+
+@pytest.mark.stage("rotary_angles")
+@given(S.seeds, st.sampled_from([8, 16, 80]))
+def test_rotary_angle_invariants(stage, target, seed, head_dim):
+    rng = S.rng(seed)
+    pos, other = rng.integers(0, 300, (16, 2)), rng.integers(0, 300, (16, 2))
+    check_angle_invariants(stage("rotary_angles"), pos, other, head_dim, target_dtype(target))
+
+
+def angles_interleaved(pos, head_dim):
+    """Row and column angles interleaved [r f0, c f0, r f1, ...] instead of [row half | column half]."""
+    freqs = ref_rope.inv_freq(head_dim)
+    return np.stack([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=-1).reshape(len(pos), -1)
+
+
+def angles_of_bfloat16_positions(pos, head_dim):
+    """Positions rounded to bf16 before the angles (above 256 they snap to even values)."""
+    import torch
+    return ref_rope.rotary_angles(torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(),
+                                  head_dim)
+
+
+def angles_one_based(pos, head_dim):
+    return ref_rope.rotary_angles(pos + 1, head_dim)
+
+
+PLANTED_ANGLES = {"angles_interleaved": "depend only on the row", "angles_of_bfloat16_positions": "not linear",
+                  "angles_one_based": "not linear"}
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("rotary_angles")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("planted", sorted(PLANTED_ANGLES))
+def test_rotary_angle_invariants_reject(planted, dtype):
+    rng = S.rng(1)
+    pos, other = rng.integers(0, 300, (16, 2)), rng.integers(0, 300, (16, 2))
+    check_angle_invariants(ref_rope.rotary_angles, pos, other, 16, dtype)
+    with pytest.raises(AssertionError, match=PLANTED_ANGLES[planted]):
+        check_angle_invariants(globals()[planted], pos, other, 16, dtype)
+
+
 @pytest.mark.stage("rotary_cos_sin")
 @given(S.positions(), head_dims)
 def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim):
@@ -92,9 +177,14 @@ def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim)
 def test_apply_rotary_matches_reference(stage, target, position_ids, head_dim, heads, seed, scale):
     dtype = target_dtype(target)
     x = S.normal(seed, (len(position_ids), heads, head_dim), scale)
+    angles = ref_rope.rotary_angles(position_ids, head_dim)
     cos, sin = ref_rope.rotary_cos_sin(position_ids, head_dim)
-    assert_close("apply_rotary", stage("apply_rotary")(x, cos, sin), ref_rope.apply_rotary(x, cos, sin), K=2,
-                 magnitude=T.pair(x), dtype=dtype, baseline=lambda: baseline.apply_rotary(x, cos, sin, dtype),
+    got = stage("apply_rotary")(x, rotary_for(target, angles))
+    # A target that takes angles computes cos and sin itself, in float32 or wider (SPEC-NOTES §3): the angle's
+    # float32 rounding (eps * |angle|) is part of the stage's error budget; given (cos, sin), it is not.
+    mag = T.pair(x) * (T.angle(position_ids, head_dim, dtype)[:, None, :] if declared(target).rotary == "angles" else 1)
+    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2,
+                 magnitude=mag, dtype=dtype, baseline=lambda: baseline.apply_rotary(x, cos, sin, dtype),
                  position_ids=position_ids[:6], head_dim=head_dim, heads=heads, seed=seed, scale=scale)
 
 
@@ -121,16 +211,31 @@ def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
         fail("apply_rotary", f"position (0, 0) does not rotate by zero (error {np.max(err):.3e})", ctx)
 
 
-@pytest.mark.stage("apply_rotary", "rotary_cos_sin")
+@pytest.mark.stage("apply_rotary", "rotary_angles")
 @given(S.seeds, st.sampled_from([8, 16, 80]), st.integers(1, 2),
        st.tuples(st.integers(-40, 40), st.integers(-40, 40)))
 def test_rope_invariants(stage, target, seed, head_dim, heads, shift):
+    """The target's angles handed to its own apply_rotary in the form it declares (as a port chains them)."""
     rng = S.rng(seed)
     pos = rng.integers(41, 300, (16, 2))
     x, y = (rng.standard_normal((16, heads, head_dim)) for _ in range(2))
-    cos_sin, apply = stage("rotary_cos_sin"), stage("apply_rotary")
-    check_rope_invariants(lambda a, p: apply(a, *cos_sin(p, head_dim)), x, y, pos, np.array(shift),
-                          target_dtype(target))
+    angles, apply = stage("rotary_angles"), stage("apply_rotary")
+    check_rope_invariants(lambda a, p: apply(a, rotary_for(target, to_numpy(angles(p, head_dim)))), x, y, pos,
+                          np.array(shift), target_dtype(target))
+
+
+@pytest.mark.modules
+@pytest.mark.stage("apply_rotary")
+@pytest.mark.parametrize("form", ["angles", "cos_sin"])
+@given(S.positions(), head_dims, st.integers(1, 3), S.seeds)
+def test_impl_apply_rotary_in_both_forms(form, position_ids, head_dim, heads, seed):
+    """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
+    from vitspec import impl
+    x = S.normal(seed, (len(position_ids), heads, head_dim))
+    angles = ref_rope.rotary_angles(position_ids, head_dim)
+    got = impl.TARGET.with_options(dtype="float32", rotary=form).apply_rotary(x, as_form(angles, form))
+    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2, magnitude=T.pair(x), dtype="float32",
+                 form=form, head_dim=head_dim, heads=heads, seed=seed)
 
 
 def interleaved_cos_sin(pos, head_dim):
@@ -140,7 +245,8 @@ def interleaved_cos_sin(pos, head_dim):
     return np.cos(angles), np.sin(angles)
 
 
-def unsigned_rotate_half(a, cos, sin):
+def unsigned_rotate_half(a, cos_sin):
+    cos, sin = cos_sin
     half = a.shape[-1] // 2
     return a * cos[:, None] + np.concatenate([a[..., half:], a[..., :half]], axis=-1) * sin[:, None]
 
@@ -172,7 +278,7 @@ def test_rope_invariants_reject(planted):
     pos, shift = rng.integers(41, 300, (16, 2)), np.array([3, -5])
     x, y = (rng.standard_normal((16, 2, 16)) for _ in range(2))
     cos_sin, apply, message = PLANTED_ROPE[planted]
-    check_rope_invariants(lambda a, p: ref_rope.apply_rotary(a, *ref_rope.rotary_cos_sin(p, 16)), x, y, pos, shift,
+    check_rope_invariants(lambda a, p: ref_rope.apply_rotary(a, ref_rope.rotary_cos_sin(p, 16)), x, y, pos, shift,
                           "float32")
     with pytest.raises(AssertionError, match=message):
-        check_rope_invariants(lambda a, p: apply(a, *cos_sin(p, 16)), x, y, pos, shift, "float32")
+        check_rope_invariants(lambda a, p: apply(a, cos_sin(p, 16)), x, y, pos, shift, "float32")
