@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--output", metavar="FILE", help="also write the JSON rows to FILE")
     for verb, helptext in (("verify", "run the property suite on a target and print a per-stage report"),
                            ("bench", "time impl against HF transformers side by side"),
-                           ("mutants", "run the suite against every planted-bug mutant and print the kill matrix")):
+                           ("mutants", "run the suite against every planted-bug mutant and print the kill matrix"),
+                           ("ports", "verify real ports across their released versions into docs/PORTS.md")):
         sub.add_parser(verb, help=helptext, add_help=False)
     return p
 
@@ -217,7 +218,8 @@ def _explain(args) -> int:
     return 0
 
 
-DISPATCHED = {"verify": "vitspec.verify", "bench": "vitspec.bench", "mutants": "vitspec.mutants.gate"}
+DISPATCHED = {"verify": "vitspec.verify", "bench": "vitspec.bench", "mutants": "vitspec.mutants.gate",
+              "ports": "vitspec.ports"}
 
 
 def _run(argv: list[str]) -> int:
