@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 
 import numpy as np
 
@@ -11,6 +12,27 @@ from vitspec.tests import tolerance
 # Filled by vitspec.tests.plugin.pytest_configure: the options of this run, used in repro commands.
 RUN: dict = {"target": "vitspec.impl:TARGET", "device": None, "dtype": None, "profile": "ci", "max_examples": None,
              "seed": None, "target_dtype": "float64", "target_name": "?"}
+# Filled by the plugin for the running test: "node" (the test file's absolute path::test id), "item" (the pytest
+# item, for user_properties), "called" (the stages whose target method this test called: the plugin's recorder and
+# exercised() add to it).
+CURRENT: dict = {"node": None, "item": None, "called": set()}
+
+
+class StageMismatch(AssertionError):
+    """A check found the target's output for `stage` wrong (the report marks FAIL on that stage's row only)."""
+
+    def __init__(self, stage: str, message: str):
+        super().__init__(message)
+        self.stage = stage
+
+    def __reduce__(self):
+        return StageMismatch, (self.stage, str(self))
+
+
+def exercised(stage: str) -> None:
+    """Count the running test as exercising the target's `stage` (for calls the recorder cannot see, such as the
+    target's method run in a child process)."""
+    CURRENT["called"].add(stage)
 
 
 def to_numpy(x) -> np.ndarray:
@@ -30,8 +52,8 @@ def target_dtype(target) -> str:
 
 def repro_command() -> str:
     """One command that reruns the current test with this run's options (Hypothesis replays the example)."""
-    node = os.environ.get("PYTEST_CURRENT_TEST", "<test id>").rsplit(" ", 1)[0]
-    parts = ["python", "-m", "pytest", node, "--target", RUN["target"]]
+    node = CURRENT.get("node") or os.environ.get("PYTEST_CURRENT_TEST", "<test id>").rsplit(" ", 1)[0]
+    parts = [sys.executable, "-m", "pytest", node, "--target", RUN["target"]]
     for opt in ("device", "dtype", "max_examples"):
         if RUN.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(RUN[opt])]
@@ -53,10 +75,11 @@ def _short(v) -> str:
 
 
 def fail(stage: str, what: str, context: dict, lines=()) -> None:
-    """Raise an AssertionError naming the stage, the inputs, the details and one command that reproduces."""
+    """Raise a StageMismatch (an AssertionError) naming the stage, the inputs, the details and one command that
+    reproduces."""
     msg = [f"[{stage}] {what}", f"  inputs: {_context(context)}", *[f"  {line}" for line in lines],
            f"  reproduce: {repro_command()}"]
-    raise AssertionError("\n".join(msg))
+    raise StageMismatch(stage, "\n".join(msg))
 
 
 def assert_index_equal(stage: str, got, expected, **context) -> None:

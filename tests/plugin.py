@@ -8,7 +8,9 @@ cannot run is skipped as "UPSTREAM ORACLE MISSING: ...". Both kinds are counted 
 """
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,18 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
 
 from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target, provided_stages
-from vitspec.tests.shared_db import configuration_name, shared_database
 from vitspec.tests import checks
+from vitspec.tests.shared_db import configuration_name, shared_database
 
 NOT_COVERED = "NOT COVERED:"
 ORACLE_MISSING = "UPSTREAM ORACLE MISSING:"
 PROFILES = ("dev", "ci", "nightly", "mutation")
+CHECKS = ("target", "self", "all")
+SELF_MARKERS = ("conformance", "negative_control", "modules")
+# user_properties entries the plugin and the tests leave on a test's reports (vitspec.verify reads them)
+EXERCISED = "vitspec_exercised"  # a stage whose target method the test called
+FAILED_STAGE = "vitspec_failed_stage"  # the stage a checks.fail() named when the test failed
+DIFFERENCE = "vitspec_difference"  # "stage: form: detail", a recorded difference (checks.record_difference)
 
 
 def _register_profiles() -> None:
@@ -44,6 +52,9 @@ def pytest_addoption(parser):
     group.addoption("--dtype", default=None, choices=DTYPES, help="compute dtype for the target (via its with_options)")
     group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile (default ci)")
     group.addoption("--max-examples", type=int, default=None, help="override the profile's examples per property")
+    group.addoption("--checks", default="all", choices=CHECKS,
+                    help="target: only the checks of the target's stages; self: only the suite's own checks (reference "
+                         "conformance, negative controls, modules, tool); all (default)")
 
 
 def _configured_target(config):
@@ -58,20 +69,116 @@ def _configured_target(config):
 SUITE_DIR = Path(__file__).resolve().parent
 
 
+CHECKOUT = SUITE_DIR.parent if (SUITE_DIR.parent / "pyproject.toml").is_file() else None  # None: installed
+
+
+def _collects_suite(target, args, rootpath, invocation_dir) -> bool:
+    if target:
+        return True
+    for arg in args or [str(rootpath)]:
+        head = str(arg).split("::", 1)[0]
+        if head == "vitspec.tests" or head.startswith("vitspec.tests."):
+            return True
+        path = Path(invocation_dir, head).resolve()
+        if path == SUITE_DIR or SUITE_DIR in path.parents:
+            return True
+    return False
+
+
 def _is_vitspec_session(config) -> bool:
     """True when this pytest run collects the vitspec suite (a path inside it, ``--pyargs vitspec.tests...``, or
     --target given). The plugin is registered for every pytest run in the environment; outside the suite it only
     adds its options and markers, and leaves Hypothesis's settings and the user's imports alone."""
-    if config.getoption("target"):
-        return True
-    for arg in config.args or [str(config.rootpath)]:
-        head = str(arg).split("::", 1)[0]
-        if head == "vitspec.tests" or head.startswith("vitspec.tests."):
-            return True
-        path = Path(config.invocation_params.dir, head).resolve()
-        if path == SUITE_DIR or SUITE_DIR in path.parents:
-            return True
-    return False
+    return _collects_suite(config.getoption("target"), config.args, config.rootpath, config.invocation_params.dir)
+
+
+def _in_checkout(path) -> bool:
+    path = Path(path).resolve()
+    return CHECKOUT is not None and (path == CHECKOUT or CHECKOUT in path.parents)
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    """A vitspec run started outside the checkout (from a user's directory, or of an installed suite) writes nothing
+    where it runs: no .pytest_cache outside the checkout (pytest's cache provider is switched off as by
+    -p no:cacheprovider, unless -o cache_dir=... names a place) and no .hypothesis (Hypothesis's storage goes to a
+    temporary folder, unless the run keeps a database: the nightly profile, VITSPEC_HYPOTHESIS_DB)."""
+    ns = early_config.known_args_namespace
+    here = early_config.invocation_params.dir
+    if not _collects_suite(getattr(ns, "target", None), ns.file_or_dir, early_config.rootpath, here):
+        return
+    overrides = getattr(ns, "override_ini", None) or []
+    if not _in_checkout(early_config.rootpath) and not any(str(o).startswith("cache_dir=") for o in overrides):
+        early_config.pluginmanager.set_blocked("cacheprovider")
+    if not _in_checkout(here) and getattr(ns, "profile", "ci") != "nightly" \
+            and "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        from hypothesis.configuration import set_hypothesis_home_dir
+        set_hypothesis_home_dir(tempfile.mkdtemp(prefix="vitspec-hypothesis-"))
+
+
+def _quiet_elsewhere(config) -> None:
+    """Plugins of the environment that would write into the user's directory at startup (pytest-benchmark's
+    ./.benchmarks) keep their files in a temporary folder instead, unless told where."""
+    if _in_checkout(config.invocation_params.dir):
+        return
+    if getattr(config.option, "benchmark_storage", None) == "file://./.benchmarks":
+        config.option.benchmark_storage = "file://" + tempfile.mkdtemp(prefix="vitspec-benchmarks-")
+
+
+def is_target_check(item) -> bool:
+    """A target check: marked with protocol stage(s) only, and none of the self-check markers."""
+    stages = item_stages(item)
+    return bool(stages) and all(s in STAGE_NAMES for s in stages) and not any(
+        item.get_closest_marker(m) for m in SELF_MARKERS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """--checks target|self: the other kind is deselected (not run, not counted)."""
+    which = config.getoption("checks")
+    if which == "all" or config._vitspec_target is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        (keep if is_target_check(item) == (which == "target") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+class Recorder:
+    """The target as the suite sees it: every attribute forwarded; the stage methods (also those of the copies
+    with_options returns) note in checks.CURRENT["called"] that the running test called them."""
+
+    def __init__(self, target):
+        object.__setattr__(self, "_vitspec_target", target)
+
+    def __getattr__(self, name):
+        value = getattr(object.__getattribute__(self, "_vitspec_target"), name)
+        if name in STAGE_NAMES and callable(value):
+            @functools.wraps(value)
+            def recorded(*args, **kwargs):
+                checks.CURRENT["called"].add(name)
+                return value(*args, **kwargs)
+            return recorded
+        if name == "with_options" and callable(value):
+            @functools.wraps(value)
+            def configured(*args, **kwargs):
+                return Recorder(value(*args, **kwargs))
+            return configured
+        return value
+
+    def __setattr__(self, name, value):
+        setattr(object.__getattribute__(self, "_vitspec_target"), name, value)
+
+    def __dir__(self):
+        return dir(object.__getattribute__(self, "_vitspec_target"))
+
+    def __repr__(self):
+        return f"Recorder({object.__getattribute__(self, '_vitspec_target')!r})"
+
+
+def unwrap(target):
+    """The target inside a Recorder (the object itself otherwise)."""
+    return target._vitspec_target if isinstance(target, Recorder) else target
 
 
 def pytest_configure(config):
@@ -83,6 +190,7 @@ def pytest_configure(config):
                                        "(counted apart from the target's stage checks)")
     if not _is_vitspec_session(config):
         return
+    _quiet_elsewhere(config)
     _register_profiles()
     profile = config.getoption("profile")
     n = config.getoption("max_examples")
@@ -103,7 +211,7 @@ def pytest_configure(config):
         profile = f"{profile}-shared"
     settings.load_profile(profile)
     spec, target = _configured_target(config)
-    config._vitspec_target = target
+    config._vitspec_target = Recorder(target)
     checks.RUN.update(target=spec, device=config.getoption("device"), dtype=config.getoption("dtype"),
                       profile=config.getoption("profile"), max_examples=n,
                       seed=config.getoption("hypothesis_seed", default=None),
@@ -122,6 +230,35 @@ def pytest_report_header(config):
 def item_stages(item) -> list[str]:
     """The stage names a test is marked with."""
     return [name for m in item.iter_markers("stage") for name in m.args]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """The running test, for repro commands (its file by absolute path) and for the recorder."""
+    test_id = item.nodeid.split("::", 1)[1] if "::" in item.nodeid else ""
+    checks.CURRENT.update(node=f"{item.path}::{test_id}" if test_id else str(item.path), item=item, called=set())
+
+
+def _mismatched_stages(exc) -> list[str]:
+    """The stages StageMismatch errors in `exc` name (exception groups walked)."""
+    if isinstance(exc, checks.StageMismatch):
+        return [exc.stage]
+    if isinstance(getattr(exc, "exceptions", None), (list, tuple)):  # an exception group
+        return [s for e in exc.exceptions for s in _mismatched_stages(e)]
+    return []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """The call report carries, in user_properties, the stages the test exercised and the stage a failed check
+    named."""
+    if call.when == "call" and item.config._vitspec_target is not None:
+        for name in sorted(checks.CURRENT["called"]):
+            item.user_properties.append((EXERCISED, name))
+        if call.excinfo is not None:
+            for name in dict.fromkeys(_mismatched_stages(call.excinfo.value)):
+                item.user_properties.append((FAILED_STAGE, name))
+    return (yield)
 
 
 def pytest_runtest_setup(item):

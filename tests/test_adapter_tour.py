@@ -2,29 +2,45 @@
 its three stages as passed and every other stage as not covered, and a planted bug in it fails the run."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from vitspec.tests import subproc
+from vitspec.verify import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def verify(target: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    args = [sys.executable, "-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5",
-            "-k", "test_tokens or test_windows or rms_norm"]
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+def verify(target: str, extra_path=()) -> subprocess.CompletedProcess:
+    """vitspec verify in a child, run from the checkout root (docs.examples is importable there)."""
+    args = subproc.python("-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5",
+                          "-k", "test_tokens or test_windows or rms_norm")
+    return subproc.run(args, cwd_=ROOT, env_=subproc.env(extra_path), timeout=600)
 
 
-def test_toy_target_report(tmp_path):
-    done = verify("docs.examples.toy_target:TARGET", tmp_path)
+def rows(stdout: str) -> dict[str, dict]:
+    """The report's target rows: {stage: {column: count, "mark": text after the counts}}."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if line.startswith("  ") and len(parts) > len(COLUMNS) and all(p.isdigit() for p in parts[1:len(COLUMNS) + 1]):
+            out[parts[0]] = dict(zip(COLUMNS, map(int, parts[1:len(COLUMNS) + 1])),
+                                 mark=" ".join(parts[len(COLUMNS) + 1:]))
+    return out
+
+
+def test_toy_target_report():
+    done = verify("docs.examples.toy_target:TARGET")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    table = rows(done.stdout)
     summary = done.stdout.strip().splitlines()[-1]
     assert summary.startswith("PASS") and "window_index" in summary.split("not covered", 1)[1], summary
-    for stage in ("cu_seqlens", "rms_norm", "num_image_tokens"):
-        assert "NOT COVERED" not in rows[stage] and int(rows[stage].split()[2]) > 0, rows[stage]
+    for stage in ("cu_seqlens", "rms_norm", "num_image_tokens"):  # the toy's stages: checked, never not covered
+        row = table[stage]
+        assert "NOT COVERED" not in row["mark"] and row["not covered"] == 0, (stage, row)
+        assert row["passed"] > 0 and row["exercised"] == row["passed"], (stage, row)
+    assert table["window_index"]["mark"].startswith("NOT COVERED") and table["window_index"]["exercised"] == 0
+    assert "cu_seqlens: 1 skipped: needs window_index, which the target lacks" in done.stdout, done.stdout[-3000:]
 
 
 def test_toy_target_with_a_planted_bug_fails(tmp_path):
@@ -34,12 +50,8 @@ def test_toy_target_with_a_planted_bug_fails(tmp_path):
         "    def num_image_tokens(self, grid_thw, merge_size=2):\n"
         "        return super().num_image_tokens(grid_thw, merge_size) + 1\n"
         "TARGET = Buggy()\n")
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{ROOT}{os.pathsep}{env_path}"
-    try:
-        done = verify("buggy_toy:TARGET", tmp_path)
-    finally:
-        os.environ["PYTHONPATH"] = env_path
+    done = verify("buggy_toy:TARGET", extra_path=[tmp_path, ROOT])
     assert done.returncode == 1, done.stdout[-2000:]
-    assert any(line.split()[0] == "num_image_tokens" and "FAIL" in line for line in done.stdout.splitlines()
-               if line.startswith("  ")), done.stdout[-3000:]
+    table = rows(done.stdout)
+    assert table["num_image_tokens"]["mark"] == "FAIL", done.stdout[-3000:]
+    assert all(row["mark"] != "FAIL" for stage, row in table.items() if stage != "num_image_tokens"), table

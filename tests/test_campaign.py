@@ -30,8 +30,9 @@ import pytest
 from hypothesis import settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from vitspec.tests.shared_db import configuration_name
+from vitspec.tests import subproc
 from vitspec.tests.checks import RUN
+from vitspec.tests.shared_db import configuration_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE_EXCLUDE = {"test_campaign.py"}
@@ -73,11 +74,10 @@ def run_once(k: int, workdir: Path, paths, args=(), workers: int = 2, env=None) 
     db, xml = workdir / f"db-{k}", workdir / f"run-{k}.xml"
     argv = [sys.executable, "-m", "pytest", *paths, "--profile", "nightly", "-q", "-p", "no:cacheprovider",
             "--hypothesis-show-statistics", f"--junitxml={xml}", *(["-n", str(workers)] if workers > 1 else []), *args]
-    env = dict(os.environ, VITSPEC_SKIP_MUTANTS="1", **(env or {}), VITSPEC_HYPOTHESIS_DB=str(db),
-               VITSPEC_CAMPAIGN_RUN=str(k), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    env.pop("VITSPEC_CAMPAIGN", None)
+    env = subproc.env(**{"VITSPEC_SKIP_MUTANTS": "1", **(env or {}), "VITSPEC_HYPOTHESIS_DB": db,
+                         "VITSPEC_CAMPAIGN_RUN": k, "VITSPEC_CAMPAIGN": None})
     start = time.perf_counter()
-    done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True)
+    done = subproc.run(argv, cwd_=workdir, env_=env)
     seconds = time.perf_counter() - start
     if not xml.exists():
         raise RuntimeError(f"run {k} produced no report (exit {done.returncode}): {done.stderr[-2000:]}")
@@ -193,11 +193,10 @@ def run_planted_twice(tmp_path: Path, env_of) -> tuple[list[str], list[str]]:
     to the environment; the examples each run tried, in order."""
     test, env = planted(tmp_path)
     argv = [sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider", "-k", "always"]
-    base = dict(os.environ, **env, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    base.pop("VITSPEC_SHARED_DB", None)
+    base = subproc.env(**env, VITSPEC_SHARED_DB=None)
     for run in ("A", "B"):
-        done = subprocess.run(argv + ["--profile", "nightly", "-n", "2"], cwd=tmp_path,
-                              env=dict(base, VITSPEC_CAMPAIGN_RUN=run, **env_of(run)), capture_output=True, text=True)
+        done = subproc.run(argv + ["--profile", "nightly", "-n", "2"], cwd_=tmp_path,
+                           env_=dict(base, VITSPEC_CAMPAIGN_RUN=run, **env_of(run)))
         assert done.returncode == 1 and "x=150000" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     log = tmp_path / "examples.log"
     return first_examples(log, "A"), first_examples(log, "B")
@@ -285,10 +284,8 @@ def test_redis_database_replays_across_processes(tmp_path, kind):
 @pytest.mark.parametrize("location, rule", [("ftp://host/db", "must be a directory or a URL"), ("  ", "must be a")])
 def test_bad_shared_database_is_a_usage_error(tmp_path, location, rule):
     test, env = planted(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider",
-                           "--profile", "nightly"], cwd=tmp_path, capture_output=True, text=True,
-                          env=dict(os.environ, **env, VITSPEC_SHARED_DB=location,
-                                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])))
+    done = subproc.run([sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider",
+                        "--profile", "nightly"], cwd_=tmp_path, env_=subproc.env(**env, VITSPEC_SHARED_DB=location))
     assert done.returncode == 4 and "VITSPEC_SHARED_DB" in done.stderr and rule in done.stderr, done.stderr[-1500:]
 
 

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import event, given, strategies as st
+from hypothesis import event, given
+from hypothesis import strategies as st
 
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
-from vitspec.tests import strategies as S, tolerance
-from vitspec.tests.checks import RUN, assert_unchanged, fail, target_dtype, to_numpy
+from vitspec.tests import strategies as S
+from vitspec.tests import subproc, tolerance
+from vitspec.tests.checks import RUN, assert_unchanged, exercised, fail, target_dtype, to_numpy
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXED_CONFIG = small_config(4, 64, 4, 96, 48, (1, 3))
 FIXED_GRID = [[1, 12, 20], [2, 8, 6], [1, 2, 30]]  # windows with partial edges, a video, a 1 x n merged grid
 
@@ -77,13 +75,12 @@ def test_preprocess_bit_identical_call_after_call(target, seed, sizes):
 def test_tower_bit_identical_across_processes(target):
     """Two fresh interpreters and this one: one digest."""
     require_cpu(target)
-    argv = [sys.executable, "-m", "vitspec.tests.test_determinism", RUN["target"], RUN.get("dtype") or ""]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    runs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    argv = subproc.python("-m", "vitspec.tests.test_determinism", RUN["target"], RUN.get("dtype") or "")
+    runs = [subproc.popen(argv) for _ in range(2)]
     outputs = [r.communicate(timeout=300) for r in runs]
     for r, (_, err) in zip(runs, outputs):
         assert r.returncode == 0, err[-2000:]
+    exercised("vision_tower")  # the children called the target's vision_tower
     digests = [out.strip().splitlines()[-1] for out, _ in outputs] + [digest(fixed_output(target))]
     assert len(set(digests)) == 1, f"tower output digests differ between processes: {digests}"
 

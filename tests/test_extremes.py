@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,9 @@ from vitspec.reference.patchify import patch_row_origin
 from vitspec.reference.pixels import normalize, rescale
 from vitspec.reference.windows import permute_groups
 from vitspec.spec.configs import PREPROCESSOR
-from vitspec.tests import tolerance
-from vitspec.tests.checks import RUN, assert_index_equal, fail, target_dtype, to_numpy
+from vitspec.tests import subproc, tolerance
+from vitspec.tests.checks import RUN, assert_index_equal, exercised, fail, target_dtype, to_numpy
 
-ROOT = Path(__file__).resolve().parents[1]
 SLOW = os.environ.get("VITSPEC_SLOW") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="heavy (minutes, GBs of memory): set VITSPEC_SLOW=1 to run")
 LARGEST = 3584  # 3584 * 3584 = 12845056 = max_pixels of the released preprocessor config
@@ -214,9 +212,8 @@ def measured(spec: str, sides, width=FULL_WIDTH, check: int = 3, parallel: bool 
     """measure() for each side, each in a fresh process (torch's allocator state and earlier peaks do not carry
     over); side by side when `parallel` (each figure is its own process's resident set; seconds then overlap)."""
     def start(side):
-        return subprocess.Popen([sys.executable, "-m", "vitspec.tests.test_extremes", spec, str(side), *map(str, width),
-                                 RUN.get("dtype") or "", str(check)], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        return subproc.popen(subproc.python("-m", "vitspec.tests.test_extremes", spec, side, *width,
+                                            RUN.get("dtype") or "", check))
     procs = [start(side) for side in sides] if parallel else []
     outputs = [p.communicate(timeout=1800) for p in procs] if parallel else []
     for side in ([] if parallel else sides):
@@ -245,6 +242,7 @@ def require_cpu_target(target):
 def check_linear(target, sides, width=FULL_WIDTH, parallel=True):
     require_cpu_target(target)
     figures = measured(RUN["target"], sides, width, parallel=parallel)
+    exercised("vision_block")  # the children called the target's vision_block
     print(f"\nwindow block {width} on grids {sides}: {report(figures)} ({figures[0]['method']})")
     assert all(r <= GROWTH for r in growth(figures)), f"peak memory grows faster than linearly: {report(figures)}"
     if target_dtype(target) in ("float32", "float64"):  # windows checked against the float64 reference block
