@@ -7,11 +7,17 @@ import math
 import numpy as np
 import pytest
 from hypothesis import example, given
+from hypothesis import strategies as st
 
+from vitspec.reference import tower as ref_tower
 from vitspec.reference import windows as ref_windows
+from vitspec.reference.weights import random_weights
+from vitspec.spec.configs import small_config
 from vitspec.spec.examples import WINDOW_EXAMPLES
+from vitspec.spec.protocol import subdict
+from vitspec.tests import baseline
 from vitspec.tests import strategies as S
-from vitspec.tests.checks import assert_index_equal, fail, to_numpy
+from vitspec.tests.checks import assert_index_equal, fail, target_dtype, to_numpy
 
 KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],
                    [(1, 4, 6), (2, 6, 4)], [(1, 18, 2), (1, 8, 8)])
@@ -160,27 +166,94 @@ def test_window_invariants_reject(planted):
     assert rejected_somewhere(check_windows, planted), f"check_windows accepts the planted bug {planted.__name__}"
 
 
-def check_inverse(grid_thw, index, inverse) -> None:
-    """WIN-INVERSE: rows moved to window order in groups of 4 come back to raster order under `inverse`;
-    checked on arange rows so every misplaced row is visible."""
-    index = to_numpy(index).astype(np.int64)
-    rows = np.arange(4 * index.size)
-    moved = rows.reshape(-1, 4)[index].reshape(-1)
-    if not np.array_equal(moved.reshape(-1, 4)[:, 0], 4 * index):
-        fail("window_index", "rows do not move in whole merged cells", dict(grid_thw=grid_thw))
-    back = moved.reshape(-1, 4)[inverse(index)].reshape(-1)
-    if not np.array_equal(back, rows):
-        bad = int(np.flatnonzero(back != rows)[0])
-        fail("window_index", "the inverse permutation does not restore raster order", dict(grid_thw=grid_thw),
-             [f"row {bad} holds patch {int(back[bad])}"])
+def self_inverse(grid_thw) -> bool:
+    """window_index is its own inverse on this grid (then a tower that un-permutes with it is not wrong there)."""
+    index = ref_windows.window_index(grid_thw)[0]
+    return bool(np.array_equal(index[index], np.arange(index.size)))
 
 
-@pytest.mark.stage("window_index")
-@given(big_grids)
-@example([(1, 24, 24)])
-def test_inverse_restores_raster_order(stage, grid_thw):
-    index, _ = stage("window_index")(np.array(grid_thw, dtype=np.int64))
-    check_inverse(grid_thw, index, np.argsort)
+@st.composite
+def window_order_grids(draw):
+    """A batch whose first grid spans several windows in both directions and whose window order is not its own
+    inverse, so window order, raster order and the wrong inverse (window_index itself) all differ."""
+    first = draw(S.grids(max_cells=14, max_t=2, max_patches=600, shape="several windows").filter(
+        lambda g: not self_inverse([g])))
+    rest = draw(S.grid_lists(max_images=2, max_cells=8, max_t=2, max_patches=300)) if draw(st.booleans()) else []
+    return [first] + rest
+
+
+LOCAL_CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
+                            fullatt_block_indexes=(1,))
+
+
+def token_local_weights(seed: int) -> dict:
+    """Tower weights whose blocks are the identity (attention and MLP weights and biases zero): each output token
+    is then a function of its own merged cell alone, so the output order shows where each cell went."""
+    weights = random_weights(LOCAL_CONFIG, seed)
+    return {k: np.zeros_like(v) if k.startswith("blocks.") and ".norm" not in k else v for k, v in weights.items()}
+
+
+def check_restores_raster_order(tower, grid_thw, seed: int, dtype: str) -> None:
+    """WIN-INVERSE: the tower moves merged cells to window order and must put its output back in raster order
+    with the inverse of window_index. Checked on the target's own tower with token-local weights: each output
+    row is identified by the float64 reference row it lies nearest to (rows differ by O(1), a dtype's rounding
+    by far less); the number of rows is the grid's merged cells."""
+    weights, px, g = token_local_weights(seed), S.pixel_values(seed, grid_thw), np.array(grid_thw, dtype=np.int64)
+    ctx = dict(grid_thw=grid_thw, seed=seed, dtype=dtype)
+    got = to_numpy(tower(px, g, weights, LOCAL_CONFIG))
+    expected = ref_tower.vision_tower(px, g, weights, LOCAL_CONFIG)  # raster order, one row per merged cell
+    cells = S.num_patches(grid_thw) // 4
+    if got.shape != expected.shape:
+        fail("vision_tower", f"output shape {got.shape} for the {cells} merged cells of the grid, expected "
+                             f"{expected.shape}", ctx)
+    distance = np.sum((got[:, None, :] - expected[None, :, :]) ** 2, axis=-1)
+    source = np.argmin(np.where(np.isfinite(distance), distance, np.inf), axis=1)
+    wrong = np.flatnonzero(source != np.arange(cells))
+    if wrong.size:
+        r = int(wrong[0])
+        fail("vision_tower", "the tower does not put its tokens back in raster order (WIN-INVERSE)", ctx,
+             [f"{wrong.size} of {cells} output rows hold another merged cell's token; row {r} holds cell "
+              f"{int(source[r])}", f"window_index head {ref_windows.window_index(grid_thw)[0][:12].tolist()}"])
+
+
+@pytest.mark.stage("vision_tower")
+@S.heavy(0.6)
+@given(window_order_grids(), S.seeds)
+@example([(1, 24, 24)], 0)
+@example([(2, 12, 20), (1, 4, 6)], 1)
+def test_tower_restores_raster_order(stage, target, grid_thw, seed):
+    check_restores_raster_order(stage("vision_tower"), grid_thw, seed, target_dtype(target))
+
+
+def tower_restoring_with(inverse, dtype: str):
+    """A planted tower computing in dtype (the same-dtype baseline's embedding and merger: with token-local weights
+    the blocks are the identity) whose window-order output is put back with inverse(window_index) instead of
+    argsort(window_index)."""
+    def tower(pixel_values, grid_thw, weights, config):
+        rows = [tuple(int(v) for v in r) for r in np.asarray(grid_thw)]
+        x = baseline.patch_embed(pixel_values, weights["patch_embed.proj.weight"], dtype)
+        raster = baseline.merger(x, subdict(weights, "merger"), config["spatial_merge_size"], 1e-6, dtype)
+        index = ref_windows.window_index(rows)[0]
+        return raster[index][inverse(index)]
+    return tower
+
+
+WRONG_INVERSES = {
+    "window_index_as_inverse": lambda index: index,
+    "random_permutation": lambda index: np.random.default_rng(0).permutation(index.size),
+    "five_entry_index": lambda index: index[:5],
+}
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("wrong", sorted(WRONG_INVERSES))
+def test_restore_check_rejects_wrong_inverses(wrong, dtype):
+    grid = [(1, 12, 20)]  # window order is neither raster order nor its own inverse
+    check_restores_raster_order(tower_restoring_with(np.argsort, dtype), grid, 0, dtype)
+    with pytest.raises(AssertionError, match="raster order|output shape"):
+        check_restores_raster_order(tower_restoring_with(WRONG_INVERSES[wrong], dtype), grid, 0, dtype)
 
 
 @pytest.mark.stage("window_index")
@@ -193,14 +266,6 @@ def test_336_grid_window_index_is_not_its_own_inverse(stage):
     for side in (8, 32):
         idx = to_numpy(stage("window_index")(np.array([[1, side, side]]))[0])
         assert np.array_equal(idx[idx], np.arange(idx.size)), f"{side}x{side} window_index is self-inverse (spec)"
-
-
-@pytest.mark.negative_control
-@pytest.mark.stage("window_index")
-def test_inverse_check_rejects_window_index_as_its_own_inverse():
-    check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], np.argsort)
-    with pytest.raises(AssertionError, match="does not restore raster order"):
-        check_inverse([(1, 24, 24)], ref_windows.window_index([(1, 24, 24)])[0], lambda index: index)
 
 
 def check_one_window(grid_thw, index, cu_window, cu_full) -> None:
