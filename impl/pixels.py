@@ -76,6 +76,11 @@ def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pix
     writes the float output once."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_image_list(media)
+    image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
+        positive_int(name, value) for name, value in (("image_min_pixels", image_min_pixels),
+                                                      ("image_max_pixels", image_max_pixels),
+                                                      ("video_min_pixels", video_min_pixels),
+                                                      ("video_max_pixels", video_max_pixels)))
     device = torch.device(device)
     work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least
     scale, shift = affine_constants(device, work)

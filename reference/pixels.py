@@ -121,6 +121,11 @@ def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pix
     by video_size (video_rule) within the video budget; all frames of a video share it."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_image_list(media)
+    image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
+        positive_int(name, value) for name, value in (("image_min_pixels", image_min_pixels),
+                                                      ("image_max_pixels", image_max_pixels),
+                                                      ("video_min_pixels", video_min_pixels),
+                                                      ("video_max_pixels", video_max_pixels)))
     rows, grids = [], []
     for i, item in enumerate(media):
         name = f"media[{i}]"

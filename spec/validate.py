@@ -183,10 +183,10 @@ def rotary_input(rotary: Any, num_tokens: int, head_dim: int, form: str):
             raise TypeError(f"rotary must be a pair (cos, sin), each of shape ({num_tokens}, {head_dim}) "
                             f"(num_tokens, head_dim), got {type(rotary).__name__}")
         for name, a in zip(("cos", "sin"), rotary):
-            require_ndim(name, a, 2, f"({num_tokens}, {head_dim}) (num_tokens, head_dim)")
-            require_float(name, a)
+            require_ndim(f"rotary {name}", a, 2, f"({num_tokens}, {head_dim}) (num_tokens, head_dim)")
+            require_float(f"rotary {name}", a)
             if shape_of(a) != (num_tokens, head_dim):
-                raise ValueError(f"{name} must have shape ({num_tokens}, {head_dim}) (num_tokens, head_dim), "
+                raise ValueError(f"rotary {name} must have shape ({num_tokens}, {head_dim}) (num_tokens, head_dim), "
                                  f"got shape {shape_of(a)}")
         return tuple(rotary)
     raise ValueError(f"rotary form must be one of ['angles', 'cos_sin'], got {form!r}")
@@ -221,3 +221,98 @@ def attention_module_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, n
     cu = require_cu_seqlens(cu_seqlens, N)
     rotary_input(rotary, N, D // H, form)
     return N, D, H, cu
+
+
+def rotary_head_dim(head_dim: Any, theta: Any) -> tuple[int, float]:
+    """RoPE's (head_dim, theta): head_dim a positive multiple of 4 (two axes, rotation pairs), theta finite > 0."""
+    head_dim, theta = positive_int("head_dim", head_dim), positive_float("theta", theta)
+    if head_dim % 4:
+        raise ValueError(f"head_dim must be a multiple of 4 (two axes, rotation pairs), got {head_dim}")
+    return head_dim, theta
+
+
+def window_geometry(window_size: Any, patch_size: Any, merge_size: Any) -> tuple[int, int, int]:
+    """(window_size, patch_size, merge_size), positive integers; a window covers at least one merged cell."""
+    window_size, patch_size = positive_int("window_size", window_size), positive_int("patch_size", patch_size)
+    merge_size = positive_int("merge_size", merge_size)
+    if window_size < patch_size * merge_size:
+        raise ValueError(f"window_size must cover at least one merged cell (patch_size*merge_size), got {window_size}")
+    return window_size, patch_size, merge_size
+
+
+MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
+BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
+              "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
+MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
+CONFIG_FIELDS = ("depth", "hidden_size", "num_heads", "intermediate_size", "out_hidden_size", "patch_size",
+                 "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "in_channels")
+
+
+def check_mlp_params(params: Any, D: int) -> None:
+    """The MLP weights hold every key, float, with shapes matching the hidden size D (any intermediate size)."""
+    inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
+    require_keys("params", params, MLP_KEYS, {
+        "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
+        "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
+
+
+def check_block_params(params: Any, D: int) -> None:
+    """The block weights (blocks.i sub-dict) hold every key, float, with shapes matching the hidden size D."""
+    require_keys("params", params, BLOCK_KEYS, {
+        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
+        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
+    check_mlp_params({k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")}, D)
+
+
+def check_merger_params(params: Any, D: int, unit: int) -> None:
+    """The merger weights hold every key, float, shaped for hidden size D and unit = merge_size**2 rows per token."""
+    out_dim = shape_of(params["mlp.2.weight"])[0] if isinstance(params, dict) and "mlp.2.weight" in params else 0
+    require_keys("params", params, MERGER_KEYS, {
+        "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
+        "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})
+
+
+def check_config(config: Any) -> dict:
+    """A vision config with HF's field names; every geometric field a positive integer, full blocks within depth."""
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict with HF vision-config field names, got {type(config).__name__}")
+    missing = [f for f in CONFIG_FIELDS if f not in config]
+    if missing:
+        raise ValueError(f"config is missing fields {missing}")
+    for f in CONFIG_FIELDS:
+        if f != "fullatt_block_indexes":
+            positive_int(f"config['{f}']", config[f])
+    depth = config["depth"]
+    for i in config["fullatt_block_indexes"]:
+        if non_negative_int("config['fullatt_block_indexes'] entry", i) >= depth:
+            raise ValueError(f"config['fullatt_block_indexes'] must lie in [0, depth={depth}), got {i}")
+    if config["hidden_size"] % config["num_heads"]:
+        raise ValueError(f"config['num_heads']={config['num_heads']} must divide hidden_size={config['hidden_size']}")
+    return config
+
+
+def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """Every weight of the vision tower with its shape, for a config with HF's field names."""
+    D, I, out = config["hidden_size"], config["intermediate_size"], config["out_hidden_size"]
+    C, T, P, m = config["in_channels"], config["temporal_patch_size"], config["patch_size"], config["spatial_merge_size"]
+    shapes = {"patch_embed.proj.weight": (D, C, T, P, P)}
+    for i in range(config["depth"]):
+        b = f"blocks.{i}."
+        shapes.update({
+            b + "norm1.weight": (D,), b + "norm2.weight": (D,),
+            b + "attn.qkv.weight": (3 * D, D), b + "attn.qkv.bias": (3 * D,),
+            b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,),
+            b + "mlp.gate_proj.weight": (I, D), b + "mlp.gate_proj.bias": (I,),
+            b + "mlp.up_proj.weight": (I, D), b + "mlp.up_proj.bias": (I,),
+            b + "mlp.down_proj.weight": (D, I), b + "mlp.down_proj.bias": (D,),
+        })
+    M = D * m * m
+    shapes.update({"merger.ln_q.weight": (D,), "merger.mlp.0.weight": (M, M), "merger.mlp.0.bias": (M,),
+                   "merger.mlp.2.weight": (out, M), "merger.mlp.2.bias": (out,)})
+    return shapes
+
+
+def check_weights(weights: Any, config: dict) -> None:
+    """Every expected key of the tower's weights is present with its expected shape."""
+    shapes = expected_shapes(config)
+    require_keys("weights", weights, list(shapes), shapes)

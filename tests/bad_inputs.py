@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from hypothesis import event, strategies as st
+from hypothesis import event
+from hypothesis import strategies as st
 
-from vitspec.reference.rope import rotary_cos_sin
+from vitspec.reference.rope import rotary_angles
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
@@ -46,7 +47,7 @@ def _base(draw, stage: str) -> list:
     if stage == "preprocess":
         shapes = [(draw(st.integers(1, 3)),) * draw(st.booleans()) + (draw(st.integers(1, 40)),
                   draw(st.integers(1, 40)), 3) for _ in range(draw(st.integers(1, 3)))]
-        return [[r.integers(0, 256, s, dtype=np.uint8) for s in shapes], 3136, 12845056]
+        return [[r.integers(0, 256, s, dtype=np.uint8) for s in shapes], 3136, 12845056, 3136, 12845056]
     if stage == "patchify":
         shape = (2 * draw(st.integers(1, 2)), 3, 28 * draw(st.integers(1, 3)), 28 * draw(st.integers(1, 3)))
         return [r.uniform(-1.8, 2.2, shape), 14, 2, 2]
@@ -56,11 +57,11 @@ def _base(draw, stage: str) -> list:
                      for _ in range(draw(st.integers(1, 3)))], dtype=np.int64)
     if stage in ("rotary_position_ids", "num_image_tokens", "window_index", "cu_seqlens"):
         return [grid, *{"window_index": [112, 14, 2], "cu_seqlens": []}.get(stage, [2])]
-    if stage == "rotary_cos_sin":
+    if stage in ("rotary_cos_sin", "rotary_angles"):
         return [r.integers(0, 60, (n, 2)), draw(st.sampled_from([8, 16, 80])), 10000.0]
-    cos_sin = list(rotary_cos_sin(r.integers(0, 40, (n, 2)), HEAD_DIM))
+    angles = rotary_angles(r.integers(0, 40, (n, 2)), HEAD_DIM)  # the rotary argument: see ROTARY_ARGUMENT
     if stage == "apply_rotary":
-        return [r.standard_normal((n, HEADS, HEAD_DIM)), *cos_sin]
+        return [r.standard_normal((n, HEADS, HEAD_DIM)), angles]
     if stage == "attention":
         return [r.standard_normal((n, HEADS, HEAD_DIM)) for _ in range(3)] + [cu]
     if stage == "rms_norm":
@@ -69,7 +70,9 @@ def _base(draw, stage: str) -> list:
     if stage == "mlp":
         return [x, subdict(w, "blocks.0.mlp")]
     if stage == "vision_block":
-        return [x, subdict(w, "blocks.0"), cu, *cos_sin, HEADS, 1e-6]
+        return [x, subdict(w, "blocks.0"), cu, angles, HEADS, 1e-6]
+    if stage == "attention_module":
+        return [x, subdict(w, "blocks.0.attn"), cu, angles, HEADS]
     if stage == "merger":
         return [x, subdict(w, "merger"), 2, 1e-6]
     if stage == "vision_tower":
@@ -166,11 +169,11 @@ def params_breakage(i: int, name: str, how: str, strip: str = ""):
 
 
 def item(make, error, rules, label, names=None):
-    """Replace one item of the images list; the message must name images[k] (or `names`)."""
+    """Replace one item of the media list; the message must name media[k] (or `names`)."""
     def breakage(draw, args):
         k = draw(st.integers(0, len(args[0]) - 1))
         args[0] = [make(draw, a) if j == k else a for j, a in enumerate(args[0])]
-        return error, names or (f"images[{k}]",), rules, f"images[{k}]: {label} {np.shape(args[0][k])}"
+        return error, names or (f"media[{k}]",), rules, f"media[{k}]: {label} {np.shape(args[0][k])}"
     return breakage
 
 
@@ -204,6 +207,7 @@ CONFIGS = [("depth missing", lambda d, c: {k: v for k, v in c.items() if k != "d
            ("num_heads not dividing", lambda d, c: {**c, "num_heads": 3}, ValueError),
            ("not a dict", lambda d, c: list(c.items()), TypeError)]
 GRID = {"grid": grid_breakage(0)}
+ROTARY_ARGUMENT = {"apply_rotary": 1, "attention_module": 3, "vision_block": 3}  # where the angles go in _base
 
 KINDS: dict[str, dict[str, object]] = {
     "smart_resize": {"size": value_of([(0, "height"), (1, "width"), (2, "factor"), (3, "min_pixels"),
@@ -216,14 +220,15 @@ KINDS: dict[str, dict[str, object]] = {
                "empty": one(0, lambda d, a: a[:0] if d(st.booleans()) else a[:, :0], ValueError, ("image",),
                             ("positive",), "empty image")},
     "preprocess": {
-        "size": value_of([(1, "min_pixels"), (2, "max_pixels")]),
+        "size": value_of([(1, "image_min_pixels"), (2, "image_max_pixels"), (3, "video_min_pixels"),
+                          (4, "video_max_pixels")]),
         "item dtype": item(_image_dtype, TypeError, ("uint8",), "dtype"),
         "item channels": item(_channels, ValueError, ("3", "channels"), "channels"),
         "item ratio": item(lambda d, a: np.zeros(_wide(d) + (3,), np.uint8), ValueError, ("200",), "ratio > 200",
                            names=("aspect ratio",)),
         "item empty": item(lambda d, a: a[..., :0, :, :] if d(st.booleans()) else a[..., :0, :], ValueError,
                            ("positive", "at least one"), "empty"),
-        "container": pick(0, ("images",), ("list", "at least one"), CONTAINERS)},
+        "container": pick(0, ("media",), ("list", "at least one"), CONTAINERS)},
     "patchify": {
         "size": value_of([(1, "patch_size"), (2, "temporal_patch_size"), (3, "merge_size")]),
         "non-finite": one(0, lambda d, a: np.where(np.arange(a.size).reshape(a.shape) == d(st.integers(0, a.size - 1)),
@@ -245,13 +250,24 @@ KINDS: dict[str, dict[str, object]] = {
                                    ("merged cell",), "window_size < 28")},
     "cu_seqlens": GRID,
     "num_image_tokens": {**GRID, "size": value_of([(1, "merge_size")])},
+    "rotary_angles": {
+        "head_dim": value_of([(1, "head_dim")]), "theta": value_of([(2, "theta")], BAD_THETA),
+        "head_dim mod 4": one(1, lambda d, _: d(st.sampled_from([2, 6, 10, 78])), ValueError, ("head_dim",),
+                              ("multiple of 4",), "head_dim not a multiple of 4"),
+        "positions shape": reshaped(0, "position_ids", axes=(1,))},
     "rotary_cos_sin": {
         "head_dim": value_of([(1, "head_dim")]), "theta": value_of([(2, "theta")], BAD_THETA),
         "head_dim mod 4": one(1, lambda d, _: d(st.sampled_from([2, 6, 10, 78])), ValueError, ("head_dim",),
                               ("multiple of 4",), "head_dim not a multiple of 4"),
         "positions shape": reshaped(0, "position_ids", axes=(1,))},
-    "apply_rotary": {"x shape": reshaped(0, "x"), "cos shape": reshaped(1, "cos", (0, 1)),
-                     "x dtype": float_array(0, "x")},
+    "apply_rotary": {"x shape": reshaped(0, "x"), "rotary shape": reshaped(1, "rotary", (0, 1)),
+                     "x dtype": float_array(0, "x"), "rotary dtype": float_array(1, "rotary")},
+    "attention_module": {
+        "num_heads": value_of([(4, "num_heads")]),
+        "heads divide": one(4, lambda d, _: d(st.sampled_from([3, 5, 7])), ValueError, ("num_heads",), ("divide",),
+                            "num_heads does not divide hidden"),
+        "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
+        "rotary shape": reshaped(3, "rotary", (0, 1)), "x shape": reshaped(0, "x"), "x dtype": float_array(0, "x")},
     "attention": {
         "v shape": one(2, lambda d, v: np.repeat(v, 2, axis=d(st.integers(1, 2))), ValueError,
                        ("q", "k", "v"), ("same shape",), "v with another head count or head_dim"),
@@ -265,11 +281,11 @@ KINDS: dict[str, dict[str, object]] = {
                  "eps": value_of([(2, "eps")], BAD_EPS)},
     "mlp": {"x dtype": float_array(0, "x")},
     "vision_block": {
-        "num_heads": value_of([(5, "num_heads")]),
-        "heads divide": one(5, lambda d, _: d(st.sampled_from([3, 5, 7])), ValueError, ("num_heads",), ("divide",),
+        "num_heads": value_of([(4, "num_heads")]),
+        "heads divide": one(4, lambda d, _: d(st.sampled_from([3, 5, 7])), ValueError, ("num_heads",), ("divide",),
                             "num_heads does not divide hidden"),
         "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
-        "cos shape": reshaped(3, "cos", (0, 1)), "eps": value_of([(6, "eps")], BAD_EPS)},
+        "rotary shape": reshaped(3, "rotary", (0, 1)), "eps": value_of([(5, "eps")], BAD_EPS)},
     "merger": {"size": value_of([(2, "merge_size")]),
                "rows": one(0, lambda d, x: x[:-d(st.integers(1, 3))], ValueError, ("x",), ("multiple",), "x rows"),
                "eps": value_of([(3, "eps")], BAD_EPS)},
@@ -283,6 +299,7 @@ KINDS: dict[str, dict[str, object]] = {
         "config": pick(3, ("config",), ("missing", "depth", "integer", "divide", "dict"), CONFIGS)},
 }
 for _stage, _i, _name, _strip in (("mlp", 1, "params", ""), ("vision_block", 1, "params", "mlp."),
+                                  ("attention_module", 1, "params", ""),
                                   ("merger", 1, "params", ""), ("vision_tower", 2, "weights", "")):
     KINDS[_stage].update({f"{_name} {how}": params_breakage(_i, _name, how, _strip)
                           for how in ("missing", "shape", "dtype", "list")})

@@ -14,14 +14,16 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings, strategies as st
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from vitspec import reference
+from vitspec.cli import main as cli_main
 from vitspec.reference.tokens import check_image_tokens, expand_image_pads
 from vitspec.reference.weights import random_weights
-from vitspec.cli import main as cli_main
 from vitspec.spec.configs import IMAGE_PAD_ID, small_config
 from vitspec.tests import bad_inputs as B
+from vitspec.tests.capability import declared, require_validation
 from vitspec.tests.checks import fail, to_numpy
 
 CASES = [pytest.param(stage, kind, marks=pytest.mark.stage(stage), id=f"{stage}-{kind.replace(' ', '_')}")
@@ -64,8 +66,8 @@ def problems(who: str, got: dict, call) -> list[str]:
     out = [f"{who} changed its input arguments"] if got["mutated"] else []
     if e is None:
         shape = getattr(got["result"], "shape", type(got["result"]).__name__)
-        return out + [f"{who} ACCEPTED it and returned {shape}" + (f" (warnings: {got['warnings']})" if got["warnings"]
-                                                                    else "")]
+        return out + [f"{who} ACCEPTED it and returned {shape}; expected {call.error.__name__}"
+                      + (f" (warnings: {got['warnings']})" if got["warnings"] else "")]
     text = f"{who} raised {type(e).__name__}: {str(e)[:200]}"
     if not isinstance(e, call.error):
         out.append(f"{text} -- expected {call.error.__name__}")
@@ -77,13 +79,28 @@ def problems(who: str, got: dict, call) -> list[str]:
     return out
 
 
+def in_target_form(target, stage_name: str, args) -> tuple:
+    """The call's arguments with the rotary argument (reference angles) in the form the target declares; a broken
+    angles array stays broken as (cos, sin) (wrong shape or dtype carries over)."""
+    i = B.ROTARY_ARGUMENT.get(stage_name)
+    if i is None or declared(target).rotary == "angles":
+        return args
+    angles = args[i]
+    if not isinstance(angles, np.ndarray) or angles.ndim != 2:
+        return args[:i] + ((angles, angles),) + args[i + 1:]
+    full = np.concatenate([angles, angles], axis=1)
+    return args[:i] + ((np.cos(full), np.sin(full)),) + args[i + 1:]
+
+
 @pytest.mark.parametrize("stage_name,kind", CASES)
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the failure names its breakage: no shrinking
 @given(data=st.data())
 def test_bad_input_rejected_like_the_reference(target, stage_name, kind, data):
+    """Counts only for a target that declares validates_inputs=True (else NOT COVERED)."""
+    require_validation(target)
     call = data.draw(B.bad_call(stage_name, kind))
     ref = outcome(getattr(reference.TARGET, stage_name), call.args)
-    got = outcome(getattr(target, stage_name), call.args)
+    got = outcome(getattr(target, stage_name), in_target_form(target, stage_name, call.args))
     lines = problems("reference", ref, call) + problems("target", got, call)
     if ref["error"] is not None and got["error"] is not None and type(ref["error"]) is not type(got["error"]):
         lines.append(f"different exception classes: reference {type(ref['error']).__name__}, "
@@ -96,11 +113,12 @@ def test_bad_input_rejected_like_the_reference(target, stage_name, kind, data):
 @pytest.mark.negative_control
 @pytest.mark.parametrize("stage_name", list(B.KINDS))
 @given(data=st.data())
-def test_unbroken_calls_are_accepted(stage, stage_name, data):
+def test_unbroken_calls_are_accepted(stage, target, stage_name, data):
     """The strategies break valid calls: without the breakage, both targets return a result."""
     call = data.draw(B.bad_call(stage_name, None))
-    for who, fn in (("reference", getattr(reference.TARGET, stage_name)), ("target", stage(stage_name))):
-        got = outcome(fn, call.args)
+    for who, fn, args in (("reference", getattr(reference.TARGET, stage_name), call.args),
+                          ("target", stage(stage_name), in_target_form(target, stage_name, call.args))):
+        got = outcome(fn, args)
         assert got["error"] is None, f"{who} rejected a valid {stage_name} call: {got['error']!r}"
         assert not got["mutated"], f"{who} changed the arguments of a valid {stage_name} call"
 

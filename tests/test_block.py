@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from vitspec.reference import block as ref_block, rope as ref_rope, windows as ref_windows
+from vitspec.reference import block as ref_block
+from vitspec.reference import windows as ref_windows
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline
+from vitspec.tests import strategies as S
+from vitspec.tests import tolerance as T
 from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
 
 EPS = 1e-6
 
@@ -33,15 +38,12 @@ def test_rms_norm_matches_reference(stage, target, rows, hidden, seed):
 
 
 def block_problem(config, seed, grid_thw, window: bool):
-    """x, block weights, segments and window-ordered cos/sin for one block of `config` on `grid_thw`."""
-    m = config["spatial_merge_size"]
-    index, cu_window = ref_windows.window_index(grid_thw)
-    head_dim = config["hidden_size"] // config["num_heads"]
-    cos, sin = (ref_windows.permute_groups(a, index, m * m)
-                for a in ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid_thw), head_dim))
+    """x, block weights, segments and window-ordered reference angles for one block of `config` on `grid_thw`."""
+    _, cu_window = ref_windows.window_index(grid_thw)
+    angles = grid_angles(grid_thw, config["hidden_size"] // config["num_heads"], config["spatial_merge_size"])
     x = S.normal(seed, (S.num_patches(grid_thw), config["hidden_size"]))
     params = subdict(random_weights(config, seed), "blocks.0")
-    return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), cos, sin
+    return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), angles
 
 
 @pytest.mark.stage("mlp")
@@ -66,10 +68,11 @@ def K_block(config, cu) -> int:
 @example(small_config(depth=2, fullatt_block_indexes=(1,)), [(3, 4, 6), (1, 2, 8)], False, 1)
 def test_vision_block_matches_reference(stage, target, config, grid_thw, window, seed):
     dtype = target_dtype(target)
-    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window)
+    x, params, cu, angles = block_problem(config, seed, grid_thw, window)
     heads = config["num_heads"]
-    ref = ref_block.vision_block(x, params, cu, cos, sin, heads, EPS)
-    assert_close("vision_block", stage("vision_block")(x, params, cu, cos, sin, heads, EPS), ref,
+    cos, sin = as_form(angles, "cos_sin")
+    ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
+    assert_close("vision_block", stage("vision_block")(x, params, cu, rotary_for(target, angles), heads, EPS), ref,
                  K=K_block(config, cu), magnitude=T.row_rms(ref), dtype=dtype,
                  baseline=lambda: baseline.vision_block(x, params, cu, cos, sin, heads, EPS, dtype),
                  grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
@@ -78,13 +81,13 @@ def test_vision_block_matches_reference(stage, target, config, grid_thw, window,
 def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: int, dtype: str) -> None:
     """ISOLATION: perturbing the rows of one segment (a window in a window block, a frame or an image in a full
     block) leaves every other row of the block's output unchanged."""
-    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window)
+    x, params, cu, angles = block_problem(config, seed, grid_thw, window)
     heads = config["num_heads"]
     a, b = int(cu[segment]), int(cu[segment + 1])
-    before = to_numpy(block(x, params, cu, cos, sin, heads, EPS))
+    before = to_numpy(block(x, params, cu, angles, heads, EPS))
     x2 = x.copy()
     x2[a:b] = 3.0 * x2[a:b][::-1] + 0.5
-    after = block(x2, params, cu, cos, sin, heads, EPS)
+    after = block(x2, params, cu, angles, heads, EPS)
     keep = np.ones(len(x), dtype=bool)
     keep[a:b] = False
     kind = "window" if window else "frame"
@@ -96,12 +99,18 @@ def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: 
 @given(S.block_segments(), S.seeds)
 def test_block_isolates_windows_and_frames(stage, target, problem, seed):
     config, grid, window, segment = problem
-    check_block_isolation(stage("vision_block"), config, seed, grid, window, segment, target_dtype(target))
+    check_block_isolation(in_form(stage("vision_block"), target), config, seed, grid, window, segment,
+                          target_dtype(target))
 
 
-def block_without_mask(x, params, cu, cos, sin, heads, eps):
+def in_form(block, target):
+    """The target's vision_block called with reference angles turned into the rotary form it declares."""
+    return lambda x, params, cu, angles, heads, eps: block(x, params, cu, rotary_for(target, angles), heads, eps)
+
+
+def block_without_mask(x, params, cu, angles, heads, eps):
     """A window block run with no mask: one segment for everything."""
-    return ref_block.vision_block(x, params, np.array([0, len(x)]), cos, sin, heads, eps)
+    return ref_block.vision_block(x, params, np.array([0, len(x)]), angles, heads, eps)
 
 
 @pytest.mark.negative_control
@@ -117,14 +126,14 @@ def test_block_isolation_check_rejects_missing_mask(window):
 
 def check_batch_equals_separate(block, config, seed, grid_thw, dtype: str) -> None:
     """BATCH: a full-attention block on a batch equals the block on each image alone, concatenated."""
-    x, params, cu, cos, sin = block_problem(config, seed, grid_thw, window=False)
+    x, params, cu, angles = block_problem(config, seed, grid_thw, window=False)
     heads = config["num_heads"]
-    batch = block(x, params, cu, cos, sin, heads, EPS)
+    batch = block(x, params, cu, angles, heads, EPS)
     parts, start = [], 0
     for t, h, w in grid_thw:
         n = t * h * w
         cu_one = np.arange(t + 1, dtype=np.int64) * h * w
-        parts.append(block(x[start:start + n], params, cu_one, cos[start:start + n], sin[start:start + n], heads, EPS))
+        parts.append(block(x[start:start + n], params, cu_one, angles[start:start + n], heads, EPS))
         start += n
     separate = np.concatenate([to_numpy(p) for p in parts])
     assert_unchanged("vision_block", batch, separate, np.ones(len(x), dtype=bool), K=K_block(config, cu),
@@ -135,7 +144,7 @@ def check_batch_equals_separate(block, config, seed, grid_thw, dtype: str) -> No
 @pytest.mark.stage("vision_block")
 @given(S.configs(max_depth=2), S.grid_lists(max_images=3, max_cells=8, max_patches=500), S.seeds)
 def test_block_batch_equals_images_alone(stage, target, config, grid_thw, seed):
-    check_batch_equals_separate(stage("vision_block"), config, seed, grid_thw, target_dtype(target))
+    check_batch_equals_separate(in_form(stage("vision_block"), target), config, seed, grid_thw, target_dtype(target))
 
 
 @pytest.mark.negative_control
@@ -156,3 +165,19 @@ def test_rms_norm_tolerance_rejects_eps_1e_5():
     assert_close("rms_norm", ref_block.rms_norm(x, w, EPS), ref, K=64, magnitude=np.abs(ref), dtype="float32")
     with pytest.raises(AssertionError, match="exceeds the tolerance"):
         assert_close("rms_norm", ref_block.rms_norm(x, w, 1e-5), ref, K=64, magnitude=np.abs(ref), dtype="float32")
+
+
+@pytest.mark.modules
+@pytest.mark.stage("vision_block")
+@pytest.mark.parametrize("form", ["angles", "cos_sin"])
+@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=8, max_patches=400), st.booleans(), S.seeds)
+def test_impl_vision_block_in_both_forms(form, config, grid_thw, window, seed):
+    """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
+    from vitspec import impl
+    x, params, cu, angles = block_problem(config, seed, grid_thw, window)
+    heads = config["num_heads"]
+    ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
+    got = impl.TARGET.with_options(dtype="float32", rotary=form).vision_block(x, params, cu, as_form(angles, form),
+                                                                              heads, EPS)
+    assert_close("vision_block", got, ref, K=K_block(config, cu), magnitude=T.row_rms(ref), dtype="float32",
+                 form=form, grid_thw=grid_thw, seed=seed)

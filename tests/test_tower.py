@@ -69,7 +69,7 @@ def planted_tower(bug: str):
                 params = {**params, "attn.qkv.weight": np.concatenate([params["attn.qkv.weight"][:D] * s,
                                                                        params["attn.qkv.weight"][D:]]),
                           "attn.qkv.bias": np.concatenate([params["attn.qkv.bias"][:D] * s, params["attn.qkv.bias"][D:]])}
-            x = ref_block.vision_block(x, params, cu_full if is_full else cu_window, cos, sin, heads, eps)
+            x = ref_block.vision_block(x, params, cu_full if is_full else cu_window, (cos, sin), heads, eps)
         merger = tanh_gelu_merger if bug == "tanh_gelu" else ref_merger.merger
         merged = merger(x, subdict(weights, "merger"), 2, eps)
         return merged[index] if bug == "window_index_as_inverse" else merged[np.argsort(index)]
