@@ -14,8 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from vitspec.impl.weights import host_array, to_tensor
-from vitspec.reference.attention import check_cu_seqlens
-from vitspec.spec.validate import ATTENTION_KEYS, attention_module_inputs, require_ndim
+from vitspec.spec.validate import ATTENTION_KEYS, attention_module_inputs, require_cu_seqlens, require_ndim
 
 
 @dataclass(frozen=True)
@@ -92,7 +91,7 @@ def attention(q, k, v, cu_seqlens, *, dtype=torch.float32, device="cpu") -> torc
     if tuple(k.shape) != tuple(q.shape) or tuple(v.shape) != tuple(q.shape):
         raise ValueError(f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    cu = check_cu_seqlens(host_array(cu_seqlens), int(q.shape[0]))
+    cu = require_cu_seqlens(host_array(cu_seqlens), int(q.shape[0]))
     q, k, v = (to_tensor(x, dtype, device) for x in (q, k, v))
     return segment_attention(q, k, v, segment_plan(np.diff(cu), q.device))
 

@@ -16,9 +16,19 @@ from vitspec.impl import fused
 from vitspec.impl.attention import SegmentPlan, segment_attention, segment_plan
 from vitspec.impl.rope import pair_order, rope_table, rotate_pairs
 from vitspec.impl.weights import host_array, rope_dtype, to_tensor
-from vitspec.reference.attention import check_cu_seqlens
-from vitspec.reference.block import BLOCK_KEYS, MLP_KEYS, check_block_params, check_mlp_params
-from vitspec.spec.validate import positive_float, positive_int, require_float, require_ndim, rotary_input, shape_of
+from vitspec.spec.validate import (
+    BLOCK_KEYS,
+    MLP_KEYS,
+    check_block_params,
+    check_mlp_params,
+    positive_float,
+    positive_int,
+    require_cu_seqlens,
+    require_float,
+    require_ndim,
+    rotary_input,
+    shape_of,
+)
 
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
 
@@ -130,7 +140,7 @@ def vision_block(x, params, cu_seqlens, rotary, num_heads: int, eps: float = 1e-
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
     check_block_params(params, D)
-    cu = check_cu_seqlens(host_array(cu_seqlens), N)
+    cu = require_cu_seqlens(host_array(cu_seqlens), N)
     rotary_input(rotary, N, D // H, form)
     x = to_tensor(x, dtype, device)
     rope = rope_table(rotary, form, rope_dtype(dtype), x.device)

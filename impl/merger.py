@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from vitspec.impl.block import norm
 from vitspec.impl.weights import to_tensor
-from vitspec.reference.merger import MERGER_KEYS, check_merger_params
-from vitspec.spec.validate import positive_float, positive_int, require_ndim
+from vitspec.spec.validate import MERGER_KEYS, check_merger_params, positive_float, positive_int, require_ndim
+
 
 @dataclass(frozen=True)
 class MergerWeights:

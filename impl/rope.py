@@ -10,8 +10,7 @@ import numpy as np
 import torch
 
 from vitspec.impl.weights import host_array, rope_dtype, to_tensor
-from vitspec.reference.rope import inv_freq
-from vitspec.spec.validate import grid_rows, require_ndim, rotary_input
+from vitspec.spec.validate import grid_rows, require_ndim, rotary_head_dim, rotary_input
 
 
 def position_ids(rows, merge_size: int) -> np.ndarray:
@@ -32,6 +31,14 @@ def rotary_position_ids(grid_thw, merge_size: int = 2, *, device="cpu") -> torch
     """Patch coordinates in merge-block order, tiled (not repeated) over frames."""
     rows = grid_rows(grid_thw, merge_size)
     return torch.from_numpy(position_ids(rows, merge_size)).to(device)
+
+
+def inv_freq(head_dim: int, theta: float = 10000.0) -> np.ndarray:
+    """The head_dim/4 inverse frequencies of one axis, theta^(-j / (head_dim/4)) for j < head_dim/4, float64."""
+    head_dim, theta = rotary_head_dim(head_dim, theta)
+    half = head_dim // 2
+    exponents = 2.0 * np.arange(half // 2, dtype=np.float64) / half
+    return np.power(theta, -exponents)
 
 
 def half_angles(pos: np.ndarray, head_dim: int, theta: float = 10000.0) -> np.ndarray:

@@ -24,11 +24,9 @@ from vitspec.impl.merger import MergerWeights, merger_forward, prepare_merger
 from vitspec.impl.rope import half_angles, position_ids
 from vitspec.impl.weights import IdentityCache, rope_dtype, to_tensor
 from vitspec.impl.windows import inverse_permutation, window_cells, window_layout
-from vitspec.reference.tower import check_config
-from vitspec.reference.weights import check_weights
 from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
 from vitspec.spec.protocol import subdict
-from vitspec.spec.validate import grid_rows, require_ndim, require_rows_match_grid
+from vitspec.spec.validate import check_config, check_weights, grid_rows, require_ndim, require_rows_match_grid
 
 
 @dataclass(frozen=True)

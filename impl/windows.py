@@ -4,8 +4,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vitspec.reference.windows import window_cells
-from vitspec.spec.validate import grid_rows
+from vitspec.spec.validate import grid_rows, window_geometry
+
+
+def window_cells(window_size: int, patch_size: int, merge_size: int) -> int:
+    """Side of a window in merged cells: how many merged cells (patch_size*merge_size pixels) fit in window_size."""
+    window_size, patch_size, merge_size = window_geometry(window_size, patch_size, merge_size)
+    return window_size // (patch_size * merge_size)
 
 
 def frame_windows(rows: int, cols: int, side: int):

@@ -5,11 +5,16 @@ import numpy as np
 from scipy.special import expit
 
 from vitspec.reference.attention import attention_module
-from vitspec.spec.validate import positive_float, positive_int, require_float, require_keys, require_ndim, shape_of
-
-MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
-BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-              "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
+from vitspec.spec.validate import (  # noqa: F401
+    BLOCK_KEYS,
+    MLP_KEYS,
+    check_block_params,
+    check_mlp_params,
+    positive_float,
+    positive_int,
+    require_float,
+    require_ndim,
+)
 
 
 def rms_norm(x, weight, eps: float = 1e-6):
@@ -33,22 +38,6 @@ def linear(x, weight, bias):
 def silu(x):
     """SiLU(x) = x * sigmoid(x)."""
     return x * expit(x)
-
-
-def check_mlp_params(params, D: int) -> None:
-    """The MLP weights hold every key, float, with shapes matching the hidden size D (any intermediate size)."""
-    inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
-    require_keys("params", params, MLP_KEYS, {
-        "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
-        "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
-
-
-def check_block_params(params, D: int) -> None:
-    """The block weights (blocks.i sub-dict) hold every key, float, with shapes matching the hidden size D."""
-    require_keys("params", params, BLOCK_KEYS, {
-        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
-        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
-    check_mlp_params({k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")}, D)
 
 
 def mlp(x, params):

@@ -5,22 +5,12 @@ import numpy as np
 from scipy.special import erf
 
 from vitspec.reference.block import linear, rms_norm
-from vitspec.spec.validate import positive_float, positive_int, require_keys, require_ndim, shape_of
-
-MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
+from vitspec.spec.validate import MERGER_KEYS, check_merger_params, positive_float, positive_int, require_ndim  # noqa: F401
 
 
 def gelu(x):
     """Exact GELU: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) (not the tanh approximation)."""
     return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
-
-
-def check_merger_params(params, D: int, unit: int) -> None:
-    """The merger weights hold every key, float, shaped for hidden size D and unit = merge_size**2 rows per token."""
-    out_dim = shape_of(params["mlp.2.weight"])[0] if isinstance(params, dict) and "mlp.2.weight" in params else 0
-    require_keys("params", params, MERGER_KEYS, {
-        "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
-        "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})
 
 
 def merger(x, params, merge_size: int = 2, eps: float = 1e-6):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from vitspec.reference.patchify import patch_row_origin
-from vitspec.spec.validate import grid_rows, positive_float, positive_int, require_ndim
+from vitspec.spec.validate import grid_rows, require_ndim, rotary_head_dim
 
 
 def rotary_position_ids(grid_thw, merge_size: int = 2):
@@ -19,10 +19,7 @@ def rotary_position_ids(grid_thw, merge_size: int = 2):
 
 def inv_freq(head_dim: int, theta: float = 10000.0):
     """inv_freq[i] = 1 / theta^(2i / (head_dim/2)), i < head_dim/4: 20 frequencies for head_dim 80."""
-    head_dim = positive_int("head_dim", head_dim)
-    theta = positive_float("theta", theta)
-    if head_dim % 4:
-        raise ValueError(f"head_dim must be a multiple of 4 (two axes, rotation pairs), got {head_dim}")
+    head_dim, theta = rotary_head_dim(head_dim, theta)
     half = head_dim // 2
     return 1.0 / theta ** (np.arange(0, half, 2, dtype=np.float64) / half)
 

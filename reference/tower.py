@@ -8,29 +8,15 @@ from vitspec.reference.rope import rotary_angles, rotary_position_ids
 from vitspec.reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
 from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
 from vitspec.spec.protocol import subdict
-from vitspec.reference.weights import check_weights
-from vitspec.spec.validate import grid_rows, non_negative_int, positive_int, require_ndim, require_rows_match_grid
+from vitspec.spec.validate import (  # noqa: F401
+    CONFIG_FIELDS,
+    check_config,
+    check_weights,
+    grid_rows,
+    require_ndim,
+    require_rows_match_grid,
+)
 
-CONFIG_FIELDS = ("depth", "hidden_size", "num_heads", "intermediate_size", "out_hidden_size", "patch_size",
-                 "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "in_channels")
-
-def check_config(config) -> dict:
-    """A vision config with HF's field names; every geometric field a positive integer, full blocks within depth."""
-    if not isinstance(config, dict):
-        raise TypeError(f"config must be a dict with HF vision-config field names, got {type(config).__name__}")
-    missing = [f for f in CONFIG_FIELDS if f not in config]
-    if missing:
-        raise ValueError(f"config is missing fields {missing}")
-    for f in CONFIG_FIELDS:
-        if f != "fullatt_block_indexes":
-            positive_int(f"config['{f}']", config[f])
-    depth = config["depth"]
-    for i in config["fullatt_block_indexes"]:
-        if non_negative_int("config['fullatt_block_indexes'] entry", i) >= depth:
-            raise ValueError(f"config['fullatt_block_indexes'] must lie in [0, depth={depth}), got {i}")
-    if config["hidden_size"] % config["num_heads"]:
-        raise ValueError(f"config['num_heads']={config['num_heads']} must divide hidden_size={config['hidden_size']}")
-    return config
 
 def vision_tower(pixel_values, grid_thw, weights, config):
     """Embed, move to window order, run the blocks (full segments at fullatt_block_indexes, windows elsewhere),

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitspec.spec.validate import grid_rows, positive_int
+from vitspec.spec.validate import grid_rows, window_geometry
 
 
 def window_cells(window_size: int = 112, patch_size: int = 14, merge_size: int = 2) -> int:
     """Side of a window in merged cells: window_size // merge_size // patch_size (4 for 112, 2, 14)."""
-    window_size = positive_int("window_size", window_size)
-    side = window_size // positive_int("merge_size", merge_size) // positive_int("patch_size", patch_size)
-    if side < 1:
-        raise ValueError(f"window_size must cover at least one merged cell (patch_size*merge_size), got {window_size}")
-    return side
+    window_size, patch_size, merge_size = window_geometry(window_size, patch_size, merge_size)
+    return window_size // merge_size // patch_size
 
 
 def windows(grid_thw, window_size: int = 112, patch_size: int = 14, merge_size: int = 2):

@@ -66,7 +66,7 @@ class Edit:
             source = source.replace(old, new)
         _, attr = resolve(self.path)
         local: dict = {}
-        # globals: the live module that defines it (impl's own, or the reference's for a rule impl shares)
+        # globals: the live module that defines it (impl's own)
         exec(compile(source, f"<mutant of {self.path}>", "exec"), original.__globals__, local)
         return local[original.__name__]
 
@@ -98,7 +98,7 @@ def rebind(stack: contextlib.ExitStack, module, attr: str, new, everywhere: bool
     """Bind module.attr to new; for an impl function, also every other place impl holds the original."""
     original = getattr(module, attr)
     stack.enter_context(mock.patch.object(module, attr, new))
-    shared = ("vitspec.impl", "vitspec.reference", "vitspec.spec")  # impl's functions and the rules impl takes from the reference and spec
+    shared = ("vitspec.impl", "vitspec.spec")  # impl's functions and the input rules impl shares from spec
     if not (everywhere and callable(original) and getattr(original, "__module__", "").startswith(shared)):
         return
     from vitspec.impl.block import Elementwise
