@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from vitspec import cli
 from vitspec.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,25 +76,7 @@ def test_explain_qvu_variant(capsys):
         assert (d["resized_height"], d["resized_width"]) == expected
 
 
-@pytest.mark.parametrize("argv", [
-    ["explain", "0x5"],
-    ["explain", "abc"],
-    ["explain", "1x201"],  # aspect ratio 201 > 200 (SPEC-NOTES §1.1 item 1)
-    ["explain", "224x224", "--max-pixels", "0"],
-    ["explain", "224x224", "--frames", "two"],
-    ["explain", "224x224", "--unknown-option"],
-    ["explain"],
-    ["explain", "224x224", "--image", "picture.png"],  # --image needs --plot
-    ["configs", "--bogus"],
-    ["no-such-verb"],
-])
-def test_bad_arguments_exit_2_with_one_line(capsys, argv):
-    rc, out, err = run_cli(capsys, *argv)
-    assert rc == 2
-    assert out == ""
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "error" in lines[0], err
-    assert "Traceback" not in err
+# bad arguments of every verb: tests/test_cli_arguments.py (one table)
 
 
 def test_ratio_200_exactly_is_allowed(capsys):
@@ -175,3 +158,53 @@ def test_entry_points_as_subprocess():
         bad = subprocess.run(command + ["explain", "1x201"], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=120)
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, (command, bad.stderr)
+
+
+def test_json_means_the_same_on_every_verb(tmp_path):
+    """--json is a flag that prints JSON to stdout; --output FILE writes the same JSON to a file (every verb)."""
+    from vitspec import bench
+    from vitspec.mutants import gate
+    parsers = {"bench": bench.parser().parse_args, "mutants": gate.parse_args}
+    sub = cli.build_parser()._subparsers._group_actions[0].choices
+    for verb in ("explain", "configs"):
+        parsers[verb] = lambda argv, verb=verb: sub[verb].parse_args((["224x224"] if verb == "explain" else []) + argv)
+    for verb, parse in parsers.items():
+        assert parse(["--json"]).json is True, verb
+        assert parse([]).json is False, verb
+        assert parse(["--output", "x.json"]).output == "x.json", verb
+
+
+def test_explain_and_configs_output_file(capsys, tmp_path):
+    out = tmp_path / "explain.json"
+    rc, text, err = run_cli(capsys, "explain", "224x224", "--output", str(out))
+    assert rc == 0 and err == "" and "grid_thw" in text and not text.lstrip().startswith("{")
+    assert json.loads(out.read_text())["num_tokens"] == 64
+    rc, printed, _ = run_cli(capsys, "explain", "224x224", "--json", "--output", str(out))
+    assert json.loads(printed) == json.loads(out.read_text())
+    rows = tmp_path / "configs.json"
+    rc, printed, _ = run_cli(capsys, "configs", "--json", "--output", str(rows))
+    assert rc == 0 and json.loads(printed) == json.loads(rows.read_text()) == cli.configs_rows()
+
+
+def test_verify_passes_options_after_double_dash_to_pytest(capsys):
+    """`vitspec verify -k EXPR -- --hypothesis-show-statistics -x`: pytest gets the options (its statistics print)."""
+    from vitspec import verify
+    assert verify.uses_workers(["-n", "2"]) and verify.uses_workers(["-n2"]) and verify.uses_workers(["-nauto"])
+    assert not verify.uses_workers(["-x", "--lf"]) and not verify.uses_workers(["-n", "0"])
+    rc, out, err = run_cli(capsys, "verify", "-k", "test_tokens and prompt", "--", "-x",
+                           "--hypothesis-show-statistics")
+    assert rc == 0, out[-3000:] + err[-2000:]
+    assert "Hypothesis Statistics" in out and "passing examples" in out, out[-2000:]
+    assert "PASS:" in out
+
+
+def test_bench_shows_a_progress_line_per_row(capsys):
+    """bench at depth 1 on one 28x28 image: one progress line per measured row on stderr, JSON rows on stdout."""
+    pytest.importorskip("transformers", reason="bench compares against HF transformers (the upstream extra)")
+    rc, out, err = run_cli(capsys, "bench", "--depth", "1", "--sizes", "28x28", "--repeats", "1", "--no-preprocess",
+                           "--json")
+    assert rc == 0, err[-2000:]
+    rows = json.loads(out)
+    assert [(r["stage"], r["size"], r["depth"]) for r in rows] == [("tower", "28x28", 1)]
+    done = [line for line in err.splitlines() if line.startswith("[bench] tower 28x28: impl")]
+    assert len(done) == len(rows), err

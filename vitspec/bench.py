@@ -12,12 +12,11 @@ import re
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vitspec.cli import Parser, UsageError, check_device, positive_int, write_json
+from vitspec.cli import Parser, UsageError, check_device, check_output, positive_int, write_json
 from vitspec.impl import TorchTarget
 from vitspec.impl.windows import window_cells, window_layout
 from vitspec.reference.weights import expected_shapes
@@ -282,8 +281,7 @@ def main(argv=None) -> int:
         cuda = args.device.startswith("cuda")
         dtype = args.dtype or ("bfloat16" if cuda else "float32")
         sizes = parse_sizes(args.sizes or ("448x336,896x672,1344x1008,2016x1512" if cuda else "448x448"))
-        if args.output and not Path(args.output).resolve().parent.is_dir():
-            raise UsageError(f"--output {args.output!r}: the folder does not exist")
+        check_output(args.output)
         try:
             import transformers  # noqa: F401
         except ImportError:

@@ -14,8 +14,8 @@ import sys
 from vitspec.spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS, PREPROCESSOR, RELEASED_TABLE
 
 
-class UsageError(Exception):
-    """Bad command-line input: printed as one line, exit code 2."""
+class UsageError(ValueError):
+    """Bad command-line input: printed as one line, exit code 2 (a ValueError, so every verb's handler takes it)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,6 +53,13 @@ def check_device(device: str | None, flag: str = "--device") -> None:
     index = torch.device(device).index
     if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
         raise UsageError(f"{flag} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_output(output: str | None, flag: str = "--output") -> None:
+    """A usage error, before any work, for an output file whose folder does not exist."""
+    from pathlib import Path
+    if output and not Path(output).resolve().parent.is_dir():
+        raise UsageError(f"{flag} {output!r}: the folder does not exist")
 
 
 def write_json(obj, output: str | None, to_stdout: bool) -> None:
@@ -225,12 +232,18 @@ DISPATCHED = {"verify": "vitspec.verify", "bench": "vitspec.bench", "mutants": "
 def _run(argv: list[str]) -> int:
     if argv and argv[0] in DISPATCHED:
         import importlib
-        return importlib.import_module(DISPATCHED[argv[0]]).main(argv[1:])
+        try:
+            return importlib.import_module(DISPATCHED[argv[0]]).main(argv[1:])
+        except UsageError as e:  # a verb's own handler should have printed it; never a traceback
+            print(f"vitspec {argv[0]}: error: {e}", file=sys.stderr)
+            return 2
     parser = build_parser()
     verb = argv[0] if argv and argv[0] in ("explain", "configs") else None
     try:
         args = parser.parse_args(argv)
         verb = args.verb
+        if args.verb in ("explain", "configs"):
+            check_output(args.output)
         if args.verb == "explain":
             return _explain(args)
         if args.verb == "configs":

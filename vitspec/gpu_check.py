@@ -9,7 +9,6 @@ Run from the repository root: `python3 vitspec/gpu_check.py` (or `--smoke` on a 
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
@@ -166,16 +165,24 @@ def environment(device: str) -> dict:
 
 def main(argv=None) -> int:
     """Correctness checks, then the benchmark; exit status 1 when a check fails."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from vitspec.bench import parse_sizes
+    from vitspec.cli import Parser, UsageError, positive_int
+    p = Parser(prog="python -m vitspec.gpu_check", description=__doc__.splitlines()[0],
+               epilog="Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device.")
     p.add_argument("--smoke", action="store_true", help="tiny sizes and depth on the CPU (rehearsal)")
     p.add_argument("--compile", action="store_true", help="add rows with torch.compile'd element-wise parts")
     p.add_argument("--profile", action="store_true", help="print an operator profile of impl at the largest size")
-    p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--sizes", default=None)
-    args = p.parse_args(argv)
+    p.add_argument("--repeats", type=positive_int, default=None, help="timed runs per side (default 2 smoke, 10)")
+    p.add_argument("--sizes", default=None, help="HxW list in multiples of 28, e.g. 448x336,896x672")
+    try:
+        args = p.parse_args(argv)
+        sizes = parse_sizes(args.sizes or ("224x168" if args.smoke else "448x336,896x672,1344x1008,2016x1512"))
+        if not args.smoke and not torch.cuda.is_available():
+            raise UsageError("no CUDA device: run with --smoke on a CPU")
+    except UsageError as e:
+        print(f"python -m vitspec.gpu_check: error: {e}", file=sys.stderr)
+        return 2
     device = "cpu" if args.smoke else "cuda"
-    if not args.smoke and not torch.cuda.is_available():
-        raise SystemExit("no CUDA device: run with --smoke on a CPU")
     out_dir = os.environ.get("OUT")
     env = environment(device)
     print(json.dumps(env), flush=True)
@@ -188,8 +195,6 @@ def main(argv=None) -> int:
                     [[[1, 8, 12]]] if args.smoke else [[[1, 32, 24]], [[1, 16, 16], [2, 20, 12]]])
     torch.cuda.empty_cache() if device == "cuda" else None
     log("[gpu_check] 3. benchmark")
-    sizes = [tuple(int(v) for v in s.split("x")) for s in (args.sizes or
-             ("224x168" if args.smoke else "448x336,896x672,1344x1008,2016x1512")).split(",")]
     cfg = tower_config(2 if args.smoke else 32, device)
     repeats = args.repeats or (2 if args.smoke else 10)
     rows = bench_towers(sizes, cfg, "float32" if args.smoke else "bfloat16", device, repeats)

@@ -52,8 +52,8 @@ class Collector:
     test called (vitspec_exercised), the stage a failed check named (vitspec_failed_stage) and the recorded
     differences (vitspec_difference, "stage: form: detail")."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr  # the stderr of now, not of import time
         self.rows: dict[str, list[tuple[str, str]]] = {}
         self.outcome: dict[str, tuple[str, str]] = {}
         self.failures: list[tuple[str, str]] = []
