@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOURCES = ("HF", "QVU", "vLLM")
+SOURCES = ("HF", "QVU", "vLLM", "mlx-vlm")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,17 @@ DIFFERENCES: tuple[Difference, ...] = (
                  "preprocessor_config.json.")),
         "The released preprocessor_config.json budgets (3136, 12845056) are the default everywhere here; "
         "1080x1920 gives 1092x1932 with them and 728x1316 with HF's class defaults.", True),
+    Difference(
+        "VIDEO-RESIZE", "preprocess", "how a video's frame size is chosen (capability video_rule)",
+        (("HF", "transformers 5.x Qwen2VLVideoProcessor resizes each frame like an image: smart_resize(height, width) "
+                "within the video budget (video_rule 'per_frame'). A 3x28x28 video gives grid [2, 4, 4]."),
+         ("mlx-vlm", "its torch-free Qwen3VLVideoProcessor, used for Qwen2.5-VL, counts the frames in the budget "
+                     "(video_rule 'frames_budget'): round(frames/2)*2 * h * w is rescaled into [min_pixels, "
+                     "max_pixels] with beta from frames*height*width, sides below 28 first scaled up to 28. A "
+                     "3x28x28 video gives grid [2, 2, 2].")),
+        "Both are implemented (reference/pixels.py video_size, preprocess(video_rule=...)); 'per_frame' is the "
+        "default and the rule of the reference and impl targets. A target declaring video_rule 'frames_budget' is "
+        "checked against that rule and the run records the difference.", True),
     Difference(
         "RGBA", "preprocess", "images with an alpha channel",
         (("HF", "converts to RGB by dropping alpha."),
@@ -84,6 +95,34 @@ DIFFERENCES: tuple[Difference, ...] = (
          ("vLLM", "returns the merged tokens in raster order.")),
         "vision_tower returns the merged tokens in raster order (HF 5.x pooler_output).", True),
 )
+
+
+@dataclass(frozen=True)
+class EquivalentForm:
+    """An output representation the spec allows besides the canonical one: checks compare the canonical form and
+    record the representation (tests/checks.py record_difference)."""
+    stage: str
+    name: str
+    description: str
+
+
+EQUIVALENT_FORMS: tuple[EquivalentForm, ...] = (
+    EquivalentForm(
+        "window_index", "empty windows kept",
+        "cu_window_seqlens with zero-length windows kept (repeated boundaries). HF's padding formula creates them "
+        "when a side of the merged grid is divisible by 4 and removes them with unique_consecutive; mlx-vlm never "
+        "removes them (its seen-set holds mx.array scalars, which hash by identity). Attention ignores empty "
+        "segments, so the tower's output is the same; checks drop repeated boundaries before comparing."),
+)
+
+
+def equivalent_form(stage: str, name: str) -> EquivalentForm:
+    """The equivalent form `name` of `stage`."""
+    for f in EQUIVALENT_FORMS:
+        if f.stage == stage and f.name == name:
+            return f
+    raise ValueError(f"equivalent form must be one of {[(f.stage, f.name) for f in EQUIVALENT_FORMS]}, "
+                     f"got {(stage, name)!r}")
 
 
 def by_id(difference_id: str) -> Difference:

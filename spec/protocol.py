@@ -58,7 +58,7 @@ _POSITION_MUTANTS = ("rope_positions_repeated_over_frames", "rope_positions_row_
 _ANGLE_MUTANTS = ("rope_inv_freq_full_head_dim", "rope_inv_freq_bfloat16", "rope_positions_bfloat16",
                   "rope_angles_in_model_dtype")
 _WINDOW_MUTANTS = ("window_side_5_cells", "window_per_row_floored", "window_per_row_from_rows",
-                   "window_zero_length_kept", "window_cells_column_major", "window_offset_ignores_frames",
+                   "window_cells_column_major", "window_offset_ignores_frames",
                    "window_sort_key_bfloat16")
 _SDPA_MUTANTS = ("attention_missing_scale", "attention_causal", "attention_scatter_is_gather")
 _TOWER_MUTANTS = ("tower_norm_eps_1e5", "tower_windows_unmasked", "tower_full_window_swapped",
@@ -144,7 +144,7 @@ STAGES: tuple[Stage, ...] = (
           "cu_seqlens, rotary, num_heads) -> (N, D)",
           "proj(attention(rope(q), rope(k), v)) with qkv = Linear(D, 3D) laid out [q | k | v]; " + _ROTARY,
           reference="vitspec.reference.attention:attention_module", tolerance="attention_module",
-          bad_inputs="attention_module", mutants=("rope_pairs_adjacent",) + _SDPA_MUTANTS, capabilities=("rotary",)),
+          bad_inputs="attention_module", mutants=("rope_rotation_reversed",) + _SDPA_MUTANTS, capabilities=("rotary",)),
     Stage("rms_norm", "block",
           "rms_norm(x (N, D), weight (D,), eps=1e-6) -> (N, D)",
           "x / sqrt(mean(x^2) + eps) * weight, statistics in float32 or wider",
@@ -171,7 +171,7 @@ STAGES: tuple[Stage, ...] = (
           "embed, window-permute, blocks (full at fullatt_block_indexes), merger, back to raster order",
           reference="vitspec.reference.tower:vision_tower", tolerance="vision_tower", bad_inputs="vision_tower",
           mutants=("patch_embed_one_temporal_slice", "rope_pairs_adjacent") + _POSITION_MUTANTS + _ANGLE_MUTANTS
-          + tuple(m for m in _WINDOW_MUTANTS if m not in ("window_zero_length_kept", "window_cells_column_major"))
+          + tuple(m for m in _WINDOW_MUTANTS if m != "window_cells_column_major")
           + _SDPA_MUTANTS + ("rms_norm_float16_statistics", "mlp_gate_up_swapped", "merger_tanh_gelu",
                              "merger_block_column_major") + _TOWER_MUTANTS,
           capabilities=_GEOMETRY),

@@ -35,6 +35,16 @@ def exercised(stage: str) -> None:
     CURRENT["called"].add(stage)
 
 
+def record_difference(stage: str, form: str, detail: str) -> None:
+    """Record, on the running test's report, that the target gave an equivalent form the spec allows
+    (spec/differences.py EQUIVALENT_FORMS) rather than the canonical one: a user_properties entry
+    ("vitspec_difference", "stage: form: detail") that the report lists per stage."""
+    entry = ("vitspec_difference", f"{stage}: {form}: {detail}")
+    item = CURRENT.get("item")
+    if item is not None and entry not in item.user_properties:
+        item.user_properties.append(entry)
+
+
 def to_numpy(x) -> np.ndarray:
     """A target output (NumPy array or torch tensor, any device) as NumPy: floats as float64."""
     if hasattr(x, "detach"):

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
 from vitspec.reference import rope as ref_rope
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
-from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
 from vitspec.spec.protocol import STAGE_NAMES, subdict
 from vitspec.tests.checks import RUN, to_numpy
 
@@ -41,18 +41,18 @@ def _image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return _rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def _block_inputs():
-    """(x, params, cu_seqlens, cos, sin) of one block over two 32-patch windows of a (1, 8, 8) grid."""
+def _block_inputs(prefix: str = "blocks.0"):
+    """(x, params, cu_seqlens, angles) of one block (or its attention module) over two 32-patch windows of a
+    (1, 8, 8) grid; the angles in the form impl takes by default."""
     N = 64  # grid (1, 8, 8): two windows of 32 patches
-    cos, sin = ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids([(1, 8, 8)]), 16)
-    return 0.5 * _rng(1).standard_normal((N, 32)), subdict(WEIGHTS, "blocks.0"), np.array([0, 32, 64]), cos, sin
+    angles = ref_rope.rotary_angles(ref_rope.rotary_position_ids([(1, 8, 8)]), 16)
+    return 0.5 * _rng(1).standard_normal((N, 32)), subdict(WEIGHTS, prefix), np.array([0, 32, 64]), angles
 
 
 def _rope_inputs():
-    """(positions up to 600, x, cos, sin): angles large enough for bf16 rounding to show."""
+    """(positions up to 600, x, angles): angles large enough for bf16 rounding to show."""
     pos = _rng(2).integers(0, 600, (50, 2))
-    cos, sin = ref_rope.rotary_cos_sin(pos, 16)
-    return pos, _rng(3).standard_normal((50, 2, 16)), cos, sin
+    return pos, _rng(3).standard_normal((50, 2, 16)), ref_rope.rotary_angles(pos, 16)
 
 
 WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug classes show
@@ -65,11 +65,13 @@ WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug cla
     "patchify": lambda t: t.patchify(_rng(4).standard_normal((2, 3, 56, 84))),
     "patch_embed": lambda t: t.patch_embed(_rng(5).standard_normal((8, 1176)), WEIGHTS["patch_embed.proj.weight"]),
     "rotary_position_ids": lambda t: t.rotary_position_ids(GRIDS),
+    "rotary_angles": lambda t: t.rotary_angles(_rope_inputs()[0], 16),
     "rotary_cos_sin": lambda t: t.rotary_cos_sin(_rope_inputs()[0], 16),
     "apply_rotary": lambda t: t.apply_rotary(*_rope_inputs()[1:]),
     "window_index": lambda t: t.window_index([(2, 16, 16), (1, 40, 36), (1, 12, 24)]),
     "cu_seqlens": lambda t: t.cu_seqlens([(2, 4, 4), (1, 4, 6)]),
     "attention": lambda t: t.attention(*_rng(6).standard_normal((3, 20, 2, 8)), np.array([0, 7, 20])),
+    "attention_module": lambda t: t.attention_module(*_block_inputs("blocks.0.attn"), CONFIG["num_heads"]),
     "rms_norm": lambda t: t.rms_norm(300 * _rng(7).standard_normal((4, 32)), WEIGHTS["blocks.0.norm1.weight"]),
     "mlp": lambda t: t.mlp(_rng(8).standard_normal((6, 32)), subdict(WEIGHTS, "blocks.0.mlp")),
     "vision_block": lambda t: t.vision_block(*_block_inputs(), CONFIG["num_heads"]),
@@ -181,3 +183,11 @@ def test_every_mutant_is_killed(tmp_path):
     assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
     last = done.stdout.strip().splitlines()[-1]
     assert done.returncode == 0 and last == f"killed {result['total']}/{result['total']}", (done.returncode, last)
+
+
+def test_protocol_records_name_the_catalogue_mutants():
+    """spec/protocol.py's Stage.mutants lists exactly the catalogue mutants whose stages include that stage."""
+    from vitspec.spec.protocol import STAGES
+    wrong = {s.name: sorted(set(s.mutants) ^ {m.name for m in CATALOGUE if s.name in m.stages}) for s in STAGES}
+    wrong = {k: v for k, v in wrong.items() if v}
+    assert not wrong, f"Stage.mutants differs from the catalogue (names in only one of them): {wrong}"

@@ -17,7 +17,7 @@ from vitspec.spec.examples import WINDOW_EXAMPLES
 from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline
 from vitspec.tests import strategies as S
-from vitspec.tests.checks import assert_index_equal, fail, target_dtype, to_numpy
+from vitspec.tests.checks import assert_index_equal, fail, record_difference, target_dtype, to_numpy
 
 KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],
                    [(1, 4, 6), (2, 6, 4)], [(1, 18, 2), (1, 8, 8)])
@@ -110,8 +110,9 @@ def no_image_offset(grid_thw):
     return np.concatenate([p[0] for p in parts]), np.array(cu)
 
 
-PLANTED_WINDOWS = [hf_padding_without_unique, frames_as_one_tall_grid, windows_of_8_cells, windows_column_major,
-                   no_image_offset]
+PLANTED_WINDOWS = [frames_as_one_tall_grid, windows_of_8_cells, windows_column_major, no_image_offset]
+# hf_padding_without_unique is not a bug: zero-length windows are an equivalent form (spec/differences.py
+# EQUIVALENT_FORMS); test_target_keeping_empty_windows_passes_and_records_it checks that it passes and is recorded.
 
 
 def rejected_somewhere(check, planted) -> bool:
@@ -131,10 +132,61 @@ def rejected_somewhere(check, planted) -> bool:
 @example([(3, 10, 22)])
 @example([(1, 16, 16), (2, 8, 10)])
 def test_window_index_matches_reference(stage, grid_thw):
-    index, cu = stage("window_index")(np.array(grid_thw, dtype=np.int64))
+    check_window_index(stage("window_index"), grid_thw)
+
+
+def canonical_windows(grid_thw, cu):
+    """cu_window_seqlens with repeated boundaries (zero-length windows) dropped: the canonical form. A target that
+    keeps them gives an equivalent form (EQUIVALENT_FORMS "empty windows kept"), recorded on the test's report."""
+    cu = to_numpy(cu)
+    if cu.ndim != 1 or cu.size == 0:
+        return cu
+    keep = np.concatenate([[True], np.diff(cu) != 0])
+    if not keep.all():
+        record_difference("window_index", "empty windows kept", f"grid_thw {list(map(list, grid_thw))}: "
+                                                                f"{int(np.sum(~keep))} zero-length windows")
+    return cu[keep]
+
+
+def check_window_index(window_index, grid_thw) -> None:
+    """window_index and cu_window_seqlens equal the reference's, after dropping repeated boundaries."""
+    index, cu = window_index(np.array(grid_thw, dtype=np.int64))
     ref_index, ref_cu = ref_windows.window_index(grid_thw)
     assert_index_equal("window_index", index, ref_index, grid_thw=grid_thw, output="window_index")
-    assert_index_equal("window_index", cu, ref_cu, grid_thw=grid_thw, output="cu_window_seqlens")
+    assert_index_equal("window_index", canonical_windows(grid_thw, cu), ref_cu, grid_thw=grid_thw,
+                       output="cu_window_seqlens")
+
+
+class KeepsEmptyWindows:
+    """The reference target, except that window_index keeps HF's zero-length windows (no unique_consecutive)."""
+    name = "reference keeping empty windows"
+
+    def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
+        return hf_padding_without_unique([tuple(int(v) for v in row) for row in np.asarray(grid_thw)])
+
+
+@pytest.mark.conformance
+@pytest.mark.stage("window_index")
+def test_target_keeping_empty_windows_passes_and_records_it(request):
+    """Meaning, not representation: empty windows kept pass every window_index check and are recorded."""
+    target = KeepsEmptyWindows()
+    for grid in ([(1, 16, 16)], [(1, 24, 24)], [(2, 8, 10), (1, 20, 12)]):
+        raw = target.window_index(np.array(grid))[1]
+        assert np.any(np.diff(raw) == 0), f"grid {grid}: the planted target kept no empty window"
+        check_window_index(target.window_index, grid)
+        check_windows(grid, target.window_index(np.array(grid))[0],
+                      canonical_windows(grid, target.window_index(np.array(grid))[1]))
+    recorded = [v for k, v in request.node.user_properties if k == "vitspec_difference"]
+    assert recorded and all(v.startswith("window_index: empty windows kept: ") for v in recorded), recorded
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("window_index")
+def test_canonical_comparison_still_rejects_wrong_windows():
+    """Dropping repeated boundaries hides nothing else: a window order error still fails."""
+    check_window_index(ref_windows.window_index, [(1, 20, 12)])
+    with pytest.raises(AssertionError, match="entries differ"):
+        check_window_index(lambda g: windows_column_major([(1, 20, 12)]), [(1, 20, 12)])
 
 
 @pytest.mark.stage("window_index")
@@ -143,7 +195,8 @@ def test_window_index_worked_values(stage, grid):
     """SPEC-NOTES §3 worked values, written out by hand."""
     index, cu = stage("window_index")(np.array([grid], dtype=np.int64))
     expected = WINDOW_EXAMPLES[grid]
-    assert_index_equal("window_index", cu, np.array(expected["cu_window_seqlens"]), grid_thw=[grid])
+    assert_index_equal("window_index", canonical_windows([grid], cu), np.array(expected["cu_window_seqlens"]),
+                       grid_thw=[grid])
     head = expected.get("window_index_head")
     if head is not None:
         assert_index_equal("window_index", to_numpy(index)[:len(head)], np.array(head), grid_thw=[grid])
@@ -155,7 +208,8 @@ def test_window_index_worked_values(stage, grid):
 @example([(2, 10, 6)])
 @example([(1, 4, 6), (2, 6, 4)])
 def test_window_invariants(stage, grid_thw):
-    check_windows(grid_thw, *stage("window_index")(np.array(grid_thw, dtype=np.int64)))
+    index, cu = stage("window_index")(np.array(grid_thw, dtype=np.int64))
+    check_windows(grid_thw, index, canonical_windows(grid_thw, cu))
 
 
 @pytest.mark.negative_control

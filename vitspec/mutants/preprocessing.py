@@ -33,14 +33,26 @@ def refuses_small_sides(smart_resize):
     return strict
 
 
+_FIRST_SIZE: list = []  # the first item's size, shared by the image and the video sizing of one planted call
+
+
 def first_size_for_all(smart_resize):
-    """Bug class "all images of a batch resized to one size": the first item's size is reused."""
-    first = []
+    """Bug class "all images of a batch resized to one size": the first item's size is reused (images and videos)."""
+    _FIRST_SIZE.clear()
 
     def first_size(*args, **kwargs):
-        if not first:
-            first.append(smart_resize(*args, **kwargs))
-        return first[0]
+        if not _FIRST_SIZE:
+            _FIRST_SIZE.append(smart_resize(*args, **kwargs))
+        return _FIRST_SIZE[0]
+    return first_size
+
+
+def first_size_for_videos(video_size):
+    """The video half of first_size_for_all: a video takes the first item's size too."""
+    def first_size(*args, **kwargs):
+        if not _FIRST_SIZE:
+            _FIRST_SIZE.append(video_size(*args, **kwargs))
+        return _FIRST_SIZE[0]
     return first_size
 
 
@@ -128,7 +140,8 @@ MUTANTS = (
                  "resize_planar(packed, width, height)"),)),
     Mutant("preprocess_batch_resized_to_first", ("preprocess",), "all images of a batch resized to one size",
            "every image and video of a batch is resized to the first item's smart_resize size",
-           (Swap("vitspec.impl.pixels.smart_resize", first_size_for_all, everywhere=False),)),
+           (Swap("vitspec.impl.pixels.smart_resize", first_size_for_all, everywhere=False),
+            Swap("vitspec.impl.pixels.video_size", first_size_for_videos, everywhere=False))),
     Mutant("preprocess_video_pads_first_frame", ("preprocess",), "video frame padding wrong",
            "an odd-length video is padded by repeating its FIRST frame instead of its last",
            (Swap("vitspec.impl.pixels.video_frames", padded_with_first_frame),)),

@@ -9,7 +9,7 @@ from vitspec.mutants.plant import Mutant, Swap, edit
 
 POSITIONS = ("rotary_position_ids", "vision_tower")
 WINDOWS = ("window_index", "vision_tower")
-SDPA = ("attention", "vision_block", "vision_tower")
+SDPA = ("attention", "attention_module", "vision_block", "vision_tower")
 
 
 def to_bfloat16(a: np.ndarray) -> np.ndarray:
@@ -92,9 +92,9 @@ MUTANTS = (
     Mutant("rope_pairs_adjacent", ("vision_block", "vision_tower"), "wrong rotation pairs",
            "the fused rotation pairs dims (2j, 2j+1) (GPT-J style) instead of (i, i + head_dim/2) (NeoX)",
            (Swap("vitspec.impl.rope.pair_order", lambda _: lambda head_dim: np.arange(head_dim)),)),
-    Mutant("rope_rotation_reversed", ("apply_rotary",), "wrong rotate_half",
+    Mutant("rope_rotation_reversed", ("apply_rotary", "attention_module"), "wrong rotate_half",
            "rotate_half as cat(x2, -x1): every pair is rotated by -angle",
-           (edit("vitspec.impl.rope.apply_rotary", "torch.cat((-x2, x1), dim=-1)", "torch.cat((x2, -x1), dim=-1)"),)),
+           (edit("vitspec.impl.rope.rotate", "torch.cat((-x2, x1), dim=-1)", "torch.cat((x2, -x1), dim=-1)"),)),
     Mutant("rope_positions_repeated_over_frames", POSITIONS, "positions repeated instead of tiled over frames",
            "a video's position ids are repeat(frame, t) element-wise instead of tile(frame, t)",
            (Swap("vitspec.impl.rope.position_ids", repeated_over_frames),)),
@@ -104,17 +104,17 @@ MUTANTS = (
     Mutant("rope_rows_continue_over_images", POSITIONS, "requests leaking into each other",
            "row positions of each image continue from the previous image's instead of starting at 0",
            (Swap("vitspec.impl.rope.position_ids", rows_continue_over_images),)),
-    Mutant("rope_inv_freq_full_head_dim", ("rotary_cos_sin", "vision_tower"), "wrong rotation frequencies",
+    Mutant("rope_inv_freq_full_head_dim", ("rotary_angles", "rotary_cos_sin", "vision_tower"), "wrong rotation frequencies",
            "the 1-D formula theta^(-2i/head_dim) instead of the 2-D theta^(-2i/(head_dim/2)) per axis",
            (edit("vitspec.impl.rope.inv_freq", "2.0 * np.arange(half // 2, dtype=np.float64) / half",
                  "2.0 * np.arange(half // 2, dtype=np.float64) / head_dim"),)),
-    Mutant("rope_inv_freq_bfloat16", ("rotary_cos_sin", "vision_tower"), "inv_freq rounded to bf16",
+    Mutant("rope_inv_freq_bfloat16", ("rotary_angles", "rotary_cos_sin", "vision_tower"), "inv_freq rounded to bf16",
            "the 20 inverse frequencies rounded to bfloat16 (a float32 model whose buffer was cast)",
            (Swap("vitspec.impl.rope.inv_freq", inv_freq_bfloat16),)),
-    Mutant("rope_positions_bfloat16", ("rotary_cos_sin", "vision_tower"), "positions rounded to bf16",
+    Mutant("rope_positions_bfloat16", ("rotary_angles", "rotary_cos_sin", "vision_tower"), "positions rounded to bf16",
            "position ids cast to bfloat16 before the angles: rows and columns above 256 are rounded",
            (Swap("vitspec.impl.rope.half_angles", positions_bfloat16),)),
-    Mutant("rope_angles_in_model_dtype", ("rotary_cos_sin", "vision_tower"),
+    Mutant("rope_angles_in_model_dtype", ("rotary_angles", "rotary_cos_sin", "vision_tower"),
            "inv_freq or positions rounded to bf16",
            "a bfloat16 model computes the RoPE angles in bfloat16 (its inv_freq buffer cast with the model): "
            "bf16 positions times bf16 frequencies instead of float32",
@@ -128,11 +128,6 @@ MUTANTS = (
     Mutant("window_per_row_from_rows", WINDOWS, "width/height swapped",
            "windows per row counted from the merged rows instead of the columns: wrong only on non-square grids",
            (edit("vitspec.impl.windows.frame_windows", "per_row = -(-cols // side)", "per_row = -(-rows // side)"),)),
-    Mutant("window_zero_length_kept", ("window_index",), "zero-length windows",
-           "HF's padding formula without unique_consecutive: a side divisible by 4 gets a whole empty window row "
-           "or column, so cu_window_seqlens repeats values",
-           (edit("vitspec.impl.windows.frame_windows", "per_row = -(-cols // side)", "per_row = cols // side + 1",
-                 ("minlength=-(-rows // side) * per_row", "minlength=(rows // side + 1) * per_row")),)),
     Mutant("window_cells_column_major", ("window_index",), "wrong window order",
            "cells inside a window listed column-major instead of row-major",
            (edit("vitspec.impl.windows.frame_windows", "(r % side) * side + c % side", "(c % side) * side + r % side"),)),
