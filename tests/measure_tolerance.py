@@ -15,7 +15,8 @@ from collections import defaultdict
 import numpy as np
 from hypothesis import settings
 
-from vitspec.tests import checks, tolerance as T
+from vitspec.tests import checks
+from vitspec.tests import tolerance as T
 
 TESTS = {  # stage -> (module, differential test)
     "patch_embed": ("test_embed", "test_patch_embed_matches_reference"),
@@ -45,7 +46,8 @@ def recorder(records):
 
 def planted_bugs():
     """(stage, name, target) triples: the reference with one small bug in one stage."""
-    from vitspec.reference import TARGET as ref, attention, block, embed, rope
+    from vitspec.reference import TARGET as ref
+    from vitspec.reference import attention, block, embed, rope
     from vitspec.tests.test_merger import tanh_gelu_merger
     from vitspec.tests.test_tower import planted_tower
 
@@ -80,8 +82,8 @@ def planted_bugs():
             q * bf16(1 / np.sqrt(q.shape[-1])) * np.sqrt(q.shape[-1]), k, v, cu))),
         ("rms_norm", "eps 1e-5", Planted(rms_norm=lambda x, w, eps=1e-6: block.rms_norm(x, w, 1e-5))),
         ("mlp", "silu as x*sigmoid(1.702x)", Planted(mlp=silu_approx)),
-        ("vision_block", "RMSNorm eps 1e-5", Planted(vision_block=lambda x, p, cu, c, s, h, eps=1e-6:
-                                                     block.vision_block(x, p, cu, c, s, h, 1e-5))),
+        ("vision_block", "RMSNorm eps 1e-5", Planted(vision_block=lambda x, p, cu, rotary, h, eps=1e-6:
+                                                     block.vision_block(x, p, cu, rotary, h, 1e-5))),
         ("merger", "tanh GELU", Planted(merger=tanh_gelu_merger)),
         ("vision_tower", "tanh GELU in the merger", Planted(vision_tower=planted_tower("tanh_gelu"))),
         ("vision_tower", "RMSNorm eps 1e-5", Planted(vision_tower=planted_tower("rms_eps_1e-5"))),
@@ -91,6 +93,7 @@ def planted_bugs():
 def planted_low_precision(dtype: str):
     """(stage, name, target) triples in a low-precision dtype: the baseline with one precision bug."""
     import torch
+
     from vitspec.tests import baseline as B
     td = B.TORCH[dtype]
 
@@ -120,7 +123,8 @@ def planted_low_precision(dtype: str):
             result[a:b] = (p @ vs).transpose(0, 1)
         return B.out(result)
 
-    def rope_low(x, cos, sin):
+    def rope_low(x, rotary):  # Planted declares no capabilities: rotary is (cos, sin)
+        cos, sin = rotary
         x = B.cast(x, dtype)
         c, s = (B.cast(a, dtype)[:, None] for a in (cos, sin))
         h = x.shape[-1] // 2

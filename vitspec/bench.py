@@ -214,7 +214,7 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     pil = Image.fromarray(image)
     lo, hi = PREPROCESSOR["min_pixels"], PREPROCESSOR["max_pixels"]
     processor = Qwen2VLImageProcessorPil(min_pixels=lo, max_pixels=hi)
-    run_impl = lambda: preprocess([image], min_pixels=lo, max_pixels=hi)  # noqa: E731
+    run_impl = lambda: preprocess([image], image_min_pixels=lo, image_max_pixels=hi)  # noqa: E731
     run_hf = lambda: processor(images=[pil], return_tensors="np")  # noqa: E731
     log("[bench] preprocess 1080x1920")
     impl_pv, impl_grid = run_impl()

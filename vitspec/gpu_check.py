@@ -39,6 +39,7 @@ from vitspec import reference  # noqa: E402
 from vitspec.bench import bench_towers, hf_merged, hf_tower, log, pixel_columns, rel_err, table, tower_config  # noqa: E402
 from vitspec.bench import random_weights as torch_random_weights  # noqa: E402
 from vitspec.impl import TorchTarget  # noqa: E402
+from vitspec.reference.block import vision_block as reference_block  # noqa: E402
 from vitspec.reference.weights import random_weights  # noqa: E402
 from vitspec.spec.configs import small_config  # noqa: E402
 
@@ -106,9 +107,13 @@ def stages_against_reference(report: Report, device: str) -> None:
     cfg = small_config(depth=1, fullatt_block_indexes=(0,))
     params = {k[len("blocks.0."):]: v for k, v in random_weights(cfg, 2).items() if k.startswith("blocks.0.")}
     x, cos, sin = rng.standard_normal((240, 64)), rng.standard_normal((240, 16)), rng.standard_normal((240, 16))
-    truth = reference.TARGET.vision_block(x, params, np.unique(cu), cos, sin, 4)
-    out = target.vision_block(x, params, cu, cos, sin, 4)
+    truth = reference_block(x, params, np.unique(cu), (cos, sin), 4)  # the reference's math takes either form
+    out = target.with_options(rotary="cos_sin").vision_block(x, params, cu, (cos, sin), 4)
     report.check("vision_block arbitrary cos/sin float32", rel_err(out.cpu(), torch.from_numpy(truth)), FP32_LIMIT)
+    angles = 30 * rng.standard_normal((240, 8))
+    truth = reference.TARGET.vision_block(x, params, np.unique(cu), angles, 4)
+    out = target.vision_block(x, params, cu, angles, 4)
+    report.check("vision_block angles float32", rel_err(out.cpu(), torch.from_numpy(truth)), FP32_LIMIT)
 
 
 def full_size_check(report: Report, device: str, depth: int, grids) -> None:
