@@ -1,0 +1,85 @@
+"""The mlx-vlm adapter (vitspec.adapters.mlx_vlm) as a user runs it: it loads only mlx-vlm's vision modules, a
+handful of stage checks pass through `vitspec verify`, the empty windows it keeps are a recorded difference, and a
+bug planted in the port's own function (its rotate_half) fails the checks of the stages that use it.
+
+Needs the mlx extra (pip install 'vitspec[mlx]'); without it these tests fail, loudly: CI installs it."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from vitspec.tests import subproc
+from vitspec.verify import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+ROPE_AND_WINDOWS = "test_rotary_position_ids_match_reference or test_rotary_angles_match_reference or " \
+                   "test_apply_rotary_matches_reference or test_window_index_matches_reference"
+
+
+def verify(target: str, keyword: str, extra_path=()) -> subprocess.CompletedProcess:
+    args = subproc.python("-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5", "-k", keyword)
+    return subproc.run(args, cwd_=ROOT, env_=subproc.env(extra_path), timeout=600)
+
+
+def rows(stdout: str) -> dict[str, dict]:
+    """The report's target rows: {stage: {column: count, "mark": text after the counts}}."""
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if line.startswith("  ") and len(parts) > len(COLUMNS) and all(p.isdigit() for p in parts[1:len(COLUMNS) + 1]):
+            out.setdefault(parts[0], dict(zip(COLUMNS, map(int, parts[1:len(COLUMNS) + 1])),
+                                          mark=" ".join(parts[len(COLUMNS) + 1:])))
+    return out
+
+
+def test_adapter_loads_the_vision_module_only():
+    code = ("import sys; from vitspec.adapters.mlx_vlm import TARGET, QWEN2_VL; t = TARGET(); q = QWEN2_VL(); "
+            "print(t.name, '|', q.name, '|', getattr(sys.modules['mlx_vlm'], '__file__', None), '|', "
+            "sorted(m for m in sys.modules if m.startswith('mlx_vlm')))")
+    done = subproc.run(subproc.python("-c", code), cwd_=ROOT, env_=subproc.env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name, sibling, init_file, modules = (p.strip() for p in done.stdout.split("|"))
+    assert name.startswith("mlx-vlm ") and name.endswith("qwen2_5_vl") and sibling.endswith("qwen2_vl"), done.stdout
+    assert init_file == "None", f"mlx_vlm/__init__.py ran: {init_file}"  # a stub parent package, not the real one
+    assert "mlx_vlm.models.qwen2_5_vl.vision" in modules and "mlx_vlm.models.qwen2_5_vl.qwen2_5_vl" not in modules
+
+
+def test_adapter_stage_checks_pass():
+    done = verify("vitspec.adapters.mlx_vlm:TARGET", ROPE_AND_WINDOWS)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    table = rows(done.stdout)
+    for stage in ("rotary_position_ids", "rotary_angles", "apply_rotary", "window_index"):
+        assert table[stage]["passed"] > 0 and table[stage]["failed"] == 0, (stage, table.get(stage))
+        assert table[stage]["exercised"] > 0, (stage, table[stage])
+    assert "empty windows kept" in done.stdout, done.stdout[-4000:]  # recorded, not failed
+
+
+def test_qwen2_vl_sibling_stage_checks_pass():
+    done = verify("vitspec.adapters.mlx_vlm:QWEN2_VL", ROPE_AND_WINDOWS)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    table = rows(done.stdout)
+    for stage in ("rotary_position_ids", "rotary_angles", "apply_rotary"):
+        assert table[stage]["passed"] > 0 and table[stage]["failed"] == 0, (stage, table.get(stage))
+    assert table["window_index"]["passed"] == 0  # Qwen2-VL has no windows: not covered, never passed
+
+
+def test_planted_bug_in_the_port_is_caught(tmp_path):
+    """Negative control: the port's rotate_half swapped for one that pairs adjacent elements (a real RoPE bug
+    class) fails apply_rotary; the stages that do not use it still pass."""
+    (tmp_path / "planted_mlx_port.py").write_text(
+        "import mlx.core as mx\n"
+        "from vitspec.adapters import mlx_vlm\n"
+        "def adjacent_pairs(x):\n"
+        "    x1, x2 = x[..., ::2], x[..., 1::2]\n"
+        "    return mx.stack([-x2, x1], axis=-1).reshape(x.shape)\n"
+        "class Planted(mlx_vlm.Qwen25VL):\n"
+        "    def __init__(self, dtype='float32'):\n"
+        "        super().__init__(dtype)\n"
+        "        self.vision.rotate_half = adjacent_pairs\n"
+        "TARGET = Planted\n")
+    done = verify("planted_mlx_port:TARGET", ROPE_AND_WINDOWS, extra_path=[tmp_path])
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
+    table = rows(done.stdout)
+    assert table["apply_rotary"]["mark"] == "FAIL", done.stdout[-3000:]
+    for stage in ("rotary_position_ids", "rotary_angles", "window_index"):
+        assert table[stage]["mark"] != "FAIL", (stage, table[stage])
