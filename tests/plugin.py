@@ -108,7 +108,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
         return
     overrides = getattr(ns, "override_ini", None) or []
     if not _in_checkout(early_config.rootpath) and not any(str(o).startswith("cache_dir=") for o in overrides):
-        early_config.pluginmanager.set_blocked("cacheprovider")
+        for name in ("cacheprovider", "stepwise"):  # as -p no:cacheprovider does (stepwise needs the cache)
+            early_config.pluginmanager.set_blocked(name)
     if not _in_checkout(here) and getattr(ns, "profile", "ci") != "nightly" \
             and "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
         from hypothesis.configuration import set_hypothesis_home_dir

@@ -18,12 +18,15 @@ import numpy as np
 import pytest
 
 from vitspec import reference
+from vitspec.reference import rope as ref_rope
 from vitspec.reference.patchify import patch_row_origin
 from vitspec.reference.pixels import normalize, rescale
 from vitspec.reference.windows import permute_groups
 from vitspec.spec.configs import PREPROCESSOR
 from vitspec.tests import subproc, tolerance
 from vitspec.tests.checks import RUN, assert_index_equal, exercised, fail, target_dtype, to_numpy
+from vitspec.tests.rotary_inputs import as_form, rotary_for
+from vitspec.tests.rotary_inputs import rows as rotary_rows
 
 SLOW = os.environ.get("VITSPEC_SLOW") == "1"
 slow = pytest.mark.skipif(not SLOW, reason="heavy (minutes, GBs of memory): set VITSPEC_SLOW=1 to run")
@@ -133,12 +136,13 @@ def test_largest_image_preprocess_full(target):
 # --- peak memory of a full-width window block ------------------------------------------------------------------
 
 def block_inputs(side: int, hidden: int, heads: int, inter: int, seed: int = 0):
-    """x (window order), params of one block, cu_window_seqlens, cos, sin for grid 1 x side x side (float64)."""
+    """x (window order), params of one block, cu_window_seqlens and the reference's rotary angles (window order) for
+    grid 1 x side x side (float64)."""
     rng = np.random.default_rng(seed)
     grid = np.array([[1, side, side]])
     index, cu = reference.TARGET.window_index(grid)
     pos = permute_groups(reference.TARGET.rotary_position_ids(grid), index)
-    cos, sin = reference.TARGET.rotary_cos_sin(pos, hidden // heads)
+    angles = ref_rope.rotary_angles(pos, hidden // heads)
     shapes = {"norm1.weight": (hidden,), "norm2.weight": (hidden,), "attn.qkv.weight": (3 * hidden, hidden),
               "attn.qkv.bias": (3 * hidden,), "attn.proj.weight": (hidden, hidden), "attn.proj.bias": (hidden,),
               "mlp.gate_proj.weight": (inter, hidden), "mlp.gate_proj.bias": (inter,), "mlp.up_proj.weight":
@@ -146,13 +150,14 @@ def block_inputs(side: int, hidden: int, heads: int, inter: int, seed: int = 0):
               "mlp.down_proj.bias": (hidden,)}
     params = {k: (1.0 if k.startswith("norm") else 0.0) + rng.standard_normal(s) / np.sqrt(s[-1] if len(s) > 1 else 50)
               for k, s in shapes.items()}
-    return rng.standard_normal((side * side, hidden)), params, cu, cos, sin
+    return rng.standard_normal((side * side, hidden)), params, cu, angles
 
 
-def dense_mask_block(x, params, cu, cos, sin, heads):
+def dense_mask_block(x, params, cu, angles, heads):
     """Planted memory bug: the same block with attention over all tokens under an N x N segment mask."""
     import torch
     import torch.nn.functional as F
+    cos, sin = as_form(angles, "cos_sin")
     t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in params.items()}
     x, cos, sin = (torch.as_tensor(a, dtype=torch.float32) for a in (x, cos, sin))
     N, D = x.shape
@@ -179,15 +184,15 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
     """Run one window block in this process; peak memory it adds, seconds, and the normalized error of `check`
     windows (first, middle, last) against the float64 reference block on those windows alone."""
     from vitspec.spec.protocol import load_target
-    x, params, cu, cos, sin = block_inputs(side, hidden, heads, inter)
+    x, params, cu, angles = block_inputs(side, hidden, heads, inter)
     if spec == "dense":
-        block = dense_mask_block
+        block, form = dense_mask_block, (lambda a: a)
     else:
         target = load_target(spec)
         target = target.with_options(dtype=dtype) if dtype else target
-        block = target.vision_block
-    warm = block_inputs(8, hidden, heads, inter, seed=1)
-    block(*warm, heads)  # library pages and thread pools are loaded on first use: keep them out of the figure
+        block, form = target.vision_block, (lambda a: rotary_for(target, a))
+    wx, wparams, wcu, wangles = block_inputs(8, hidden, heads, inter, seed=1)
+    block(wx, wparams, wcu, form(wangles), heads)  # library pages and thread pools are loaded on first use: keep them out of the figure
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current RSS
@@ -196,13 +201,14 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
         method = "VmHWM since start (clear_refs not writable)"
     base = _rss()["VmRSS"]
     start = time.perf_counter()
-    out = to_numpy(block(x, params, cu, cos, sin, heads))
+    out = to_numpy(block(x, params, cu, form(angles), heads))
     seconds = time.perf_counter() - start
     peak = _rss()["VmHWM"]
     worst, K = 0.0, max(hidden, inter, int(np.max(np.diff(cu))))
+    ref_rotary = rotary_for(reference.TARGET, angles)
     for w in sorted({0, (len(cu) - 1) // 2, len(cu) - 2})[:check]:
         a, b = int(cu[w]), int(cu[w + 1])
-        ref = reference.TARGET.vision_block(x[a:b], params, np.array([0, b - a]), cos[a:b], sin[a:b], heads)
+        ref = reference.TARGET.vision_block(x[a:b], params, np.array([0, b - a]), rotary_rows(ref_rotary, a, b), heads)
         worst = max(worst, float(tolerance.normalized_error(out[a:b], ref, K, tolerance.row_rms(ref), "float32").max()))
     return {"patches": side * side, "extra_bytes": peak - base, "base_bytes": base, "seconds": seconds,
             "max_error": worst, "allowed": tolerance.allowed("vision_block", "float32", K=K), "method": method}
