@@ -61,16 +61,41 @@ def load_vision_module(model: str = "qwen2_5_vl") -> types.ModuleType:
     name = f"mlx_vlm.models.{model}.vision"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.find_spec("mlx_vlm") if "mlx_vlm" not in sys.modules else sys.modules["mlx_vlm"].__spec__
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("mlx-vlm is not installed (pip install 'vitspec[mlx]')")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = _root()
     if not (root / "models" / model / "vision.py").is_file():
         raise ImportError(f"mlx-vlm {version()} has no models/{model}/vision.py")
     for pkg, path in (("mlx_vlm", root), ("mlx_vlm.models", root / "models"),
                       (f"mlx_vlm.models.{model}", root / "models" / model)):
         if pkg not in sys.modules:
             _stub_package(pkg, path)
+    return importlib.import_module(name)
+
+
+PROCESSOR = "qwen3_vl/processing_qwen3_vl.py"  # the torch-free processors that serve Qwen2.5-VL in later releases
+
+
+def _root() -> Path:
+    spec = importlib.util.find_spec("mlx_vlm") if "mlx_vlm" not in sys.modules else sys.modules["mlx_vlm"].__spec__
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("mlx-vlm is not installed (pip install 'vitspec[mlx]')")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def has_processor() -> bool:
+    """Whether this release ships its own torch-free Qwen-VL processors (older ones use HF's)."""
+    try:
+        return (_root() / "models" / PROCESSOR).is_file()
+    except ImportError:
+        return False
+
+
+def load_processor_module() -> types.ModuleType:
+    """``mlx_vlm.models.qwen3_vl.processing_qwen3_vl`` through the same stub parents (it needs transformers)."""
+    name = "mlx_vlm.models.qwen3_vl.processing_qwen3_vl"
+    if name not in sys.modules:
+        load_vision_module("qwen2_5_vl")
+        if "mlx_vlm.models.qwen3_vl" not in sys.modules:
+            _stub_package("mlx_vlm.models.qwen3_vl", _root() / "models" / "qwen3_vl")
     return importlib.import_module(name)
 
 
@@ -223,6 +248,42 @@ class Qwen25VL(_Port):
         return _np(model(self._in(pixel_values), _ints(np.asarray(grid_thw).reshape(-1, 3))))
 
 
+class _Processing:
+    """smart_resize and preprocess from the release's own processors (Qwen3VLImageProcessor, Qwen3VLVideoProcessor),
+    configured as the Qwen2.5-VL checkpoints configure them (patch 14, CLIP mean and std, the given budgets)."""
+
+    def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
+        if variant != "hf":
+            raise ValueError(f"mlx-vlm has only HF's smart_resize rule (variant 'hf'), got variant={variant!r}")
+        module = load_processor_module()
+        return tuple(module._smart_resize_image(height, width, factor=factor, min_pixels=min_pixels,
+                                                max_pixels=max_pixels))
+
+    def preprocess(self, media, image_min_pixels=3136, image_max_pixels=12845056, video_min_pixels=3136,
+                   video_max_pixels=12845056):
+        from PIL import Image
+
+        from vitspec.spec.configs import PREPROCESSOR
+        module = load_processor_module()
+        common = dict(patch_size=PREPROCESSOR["patch_size"], temporal_patch_size=PREPROCESSOR["temporal_patch_size"],
+                      merge_size=PREPROCESSOR["merge_size"], image_mean=list(PREPROCESSOR["image_mean"]),
+                      image_std=list(PREPROCESSOR["image_std"]))
+        images = module.Qwen3VLImageProcessor(min_pixels=image_min_pixels, max_pixels=image_max_pixels, **common)
+        videos = module.Qwen3VLVideoProcessor(min_pixels=video_min_pixels, max_pixels=video_max_pixels, **common)
+        values, grids = [], []
+        for item in media:  # in order; images as PIL images, as mlx-vlm's loaders hand them over
+            item = np.asarray(item)
+            if item.ndim == 4:
+                out = videos(videos=[item])
+                values.append(out["pixel_values_videos"])
+                grids.append(out["video_grid_thw"])
+            else:
+                out = images(images=[Image.fromarray(item)])
+                values.append(out["pixel_values"])
+                grids.append(out["image_grid_thw"])
+        return np.concatenate(values).astype(np.float64), np.concatenate(grids).astype(np.int64)
+
+
 class Qwen2VL(_Port):
     """mlx-vlm's Qwen2-VL vision module on the stages it shares with Qwen2.5-VL (its MLP, norms and merger are
     Qwen2-VL's own: LayerNorm and quick-GELU, another model; it has no windows)."""
@@ -240,5 +301,14 @@ class Qwen2VL(_Port):
         return super()._config(**fields)
 
 
-TARGET = Qwen25VL  # classes: load_target instantiates them
+class Qwen25VLWithProcessor(_Processing, Qwen25VL):
+    """A release with its own processors: smart_resize and preprocess are its too."""
+
+
+def _qwen25() -> Qwen25VL:
+    """The Qwen2.5-VL target of the installed release (with its processor stages where it has them)."""
+    return (Qwen25VLWithProcessor if has_processor() else Qwen25VL)()
+
+
+TARGET = _qwen25  # factories and classes: load_target calls them
 QWEN2_VL = Qwen2VL
