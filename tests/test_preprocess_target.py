@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 import vitspec.reference.pixels as rpx
 import vitspec.reference.resize as rr
 from vitspec.reference.patchify import patchify as ref_patchify
-from vitspec.tests.checks import assert_index_equal, to_numpy
+from vitspec.spec.protocol import Capabilities
+from vitspec.tests.capability import declared, require_geometry, require_media, require_variant
+from vitspec.tests.checks import assert_index_equal, record_difference, to_numpy
 from vitspec.tests.images import ATOL, check_close
 
 F = 28
@@ -61,7 +63,8 @@ def check_smart_resize(smart_resize, h, w, min_pixels, max_pixels) -> None:
 @example((3584, 3584, 3136, 12845056))
 @example((11400, 57, 3136, 1003520))
 @example((20, 30, 3136, 12845056))
-def test_smart_resize_invariants(stage, args):
+def test_smart_resize_invariants(stage, target, args):
+    require_variant(target, "hf")  # called without a variant: the default, HF's
     check_smart_resize(stage("smart_resize"), *args)
 
 
@@ -69,10 +72,23 @@ def test_smart_resize_invariants(stage, args):
 @given(sizes_and_budgets())
 @example((70, 70, 3136, 12845056))
 @example((98, 1000, 3136, 12845056))
-def test_smart_resize_matches_reference(stage, args):
+def test_smart_resize_matches_reference(stage, target, args):
+    require_variant(target, "hf")  # called without a variant: the default, HF's
     h, w, lo, hi = args
     got = tuple(int(v) for v in stage("smart_resize")(h, w, F, lo, hi))
     assert got == rr.smart_resize(h, w, F, lo, hi), f"smart_resize{args}: {got} != reference"
+
+
+@pytest.mark.stage("smart_resize")
+@given(sizes_and_budgets())
+@example((1, 200, 3136, 12845056))
+@example((10, 2000, 3136, 40000))
+def test_smart_resize_qvu_matches_reference(stage, target, args):
+    """variant='qvu' (qwen-vl-utils' clamps) against the reference, for targets that declare it."""
+    require_variant(target, "qvu")
+    h, w, lo, hi = args
+    got = tuple(int(v) for v in stage("smart_resize")(h, w, F, lo, hi, "qvu"))
+    assert got == rr.smart_resize(h, w, F, lo, hi, "qvu"), f"smart_resize{args}, qvu: {got} != reference"
 
 
 def multiples_of_14(h, w, factor, lo, hi):
@@ -120,23 +136,125 @@ def test_resize_equals_reference(stage, h, w, oh, ow, seed):
     assert_index_equal("resize", got, rr.resize(image, oh, ow), image=(h, w), out=(oh, ow), seed=seed)
 
 
+def check_preprocess(preprocess, caps, media, **context) -> None:
+    """preprocess(media) equals the reference's preprocess under the target's video_rule (capabilities): the grid
+    exactly, pixel_values within the float32 tolerance. A video rule other than per_frame is a recorded difference
+    (spec/differences.py VIDEO-RESIZE)."""
+    values, grid = preprocess(media)
+    ref_values, ref_grid = rpx.preprocess(media, video_rule=caps.video_rule)
+    assert_index_equal("preprocess", grid, ref_grid, video_rule=caps.video_rule, **context)
+    check_close(to_numpy(values), ref_values, ATOL["float32"], f"preprocess {context}")
+    if caps.video_rule != "per_frame" and any(np.ndim(m) == 4 for m in media):
+        record_difference("preprocess", f"video_rule {caps.video_rule}", "videos sized with the frames counted in "
+                                                                          "the pixel budget (VIDEO-RESIZE)")
+
+
 @pytest.mark.stage("preprocess")
 @given(st.lists(st.tuples(st.integers(1, 3), st.integers(10, 120), st.integers(10, 120)), min_size=1, max_size=3),
        st.integers(0, 2 ** 16))
-def test_preprocess_equals_reference(stage, items, seed):
+def test_preprocess_equals_reference(stage, target, items, seed):
+    """Images and videos (F > 1 frames) mixed; a target without 'video' in its media gets images only here
+    (its video checks below are NOT COVERED), one without 'image' videos only."""
+    caps = declared(target)
+    if "video" not in caps.media:
+        items = [(1, h, w) for _, h, w in items]
+    if "image" not in caps.media:
+        items = [(max(f, 2), h, w) for f, h, w in items]
     rng = np.random.default_rng(seed)
-    images = [rng.integers(0, 256, (h, w, 3) if f == 1 else (f, h, w, 3), dtype=np.uint8) for f, h, w in items]
+    media = [rng.integers(0, 256, (h, w, 3) if f == 1 else (f, h, w, 3), dtype=np.uint8) for f, h, w in items]
     event("video" if any(f > 1 for f, _, _ in items) else "images only")
-    values, grid = stage("preprocess")(images)
-    ref_values, ref_grid = rpx.preprocess(images)
-    assert_index_equal("preprocess", grid, ref_grid, items=items, seed=seed)
-    got = to_numpy(values)
-    check_close(got, ref_values, ATOL["float32"], f"preprocess {items} seed {seed}")
+    check_preprocess(stage("preprocess"), caps, media, items=items, seed=seed)
+
+
+@pytest.mark.stage("preprocess")
+@pytest.mark.parametrize("frames,size", [(3, 28), (4, 20), (5, 300), (2, 1000)])
+def test_preprocess_video_sizes(stage, target, frames, size):
+    """Videos whose size the two video rules decide differently (3x28x28: grid [2, 4, 4] per frame, [2, 2, 2]
+    with the frames in the budget), checked under the rule the target declares."""
+    require_media(target, "video")
+    video = np.random.default_rng(frames).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+    check_preprocess(stage("preprocess"), declared(target), [video], frames=frames, size=size)
+
+
+@pytest.mark.stage("preprocess")
+def test_preprocess_image_and_video_budgets_apart(stage, target):
+    """The image budget sizes images and the video budget sizes videos (per_frame rule: like an image of its own
+    budget): a 200x300 image and a 2x200x300 video with different budgets get different sizes."""
+    require_media(target, "image")
+    require_media(target, "video")
+    image = np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    video = np.stack([image, image[::-1]])
+    caps = declared(target)
+    _, grid = stage("preprocess")([image, video], 3136, 28 * 28 * 20, 28 * 28 * 80, 12845056)
+    _, ref_grid = rpx.preprocess([image, video], 3136, 28 * 28 * 20, 28 * 28 * 80, 12845056, video_rule=caps.video_rule)
+    assert_index_equal("preprocess", grid, ref_grid, budgets="image max 15680, video min 62720")
+    assert ref_grid[0, 1] * ref_grid[0, 2] * 196 <= 28 * 28 * 20 < ref_grid[1, 1] * ref_grid[1, 2] * 196
+
+
+@pytest.mark.conformance
+@pytest.mark.stage("preprocess")
+def test_reference_video_rules_worked_example():
+    """SPEC-NOTES "Ports": a 3x28x28 video gives grid [2, 4, 4] in HF's per-frame rule and [2, 2, 2] when the
+    frames count in the budget (mlx-vlm); a still image is sized the same under both rules."""
+    video = np.zeros((3, 28, 28, 3), dtype=np.uint8)
+    assert rpx.preprocess([video])[1].tolist() == [[2, 4, 4]]
+    assert rpx.preprocess([video], video_rule="frames_budget")[1].tolist() == [[2, 2, 2]]
+    assert rpx.video_size(3, 28, 28, video_rule="frames_budget") == (28, 28)
+    assert rpx.video_size(3, 28, 28) == rr.smart_resize(28, 28) == (56, 56)
+    image = np.zeros((28, 28, 3), dtype=np.uint8)
+    assert rpx.preprocess([image], video_rule="frames_budget")[1].tolist() == [[1, 4, 4]]
+    with pytest.raises(ValueError, match="temporal_patch_size"):
+        rpx.video_size(1, 28, 28, video_rule="frames_budget")
+    with pytest.raises(ValueError, match="video_rule"):
+        rpx.video_size(3, 28, 28, video_rule="per_video")
+
+
+class FramesBudgetReference:
+    """The reference preprocess under the frames_budget video rule, declared (as an mlx-vlm-like port would)."""
+    name = "reference with frames_budget"
+    capabilities = {"video_rule": "frames_budget"}
+
+    def preprocess(self, media, *budgets):
+        return rpx.preprocess(media, *budgets, video_rule="frames_budget")
+
+
+@pytest.mark.conformance
+@pytest.mark.stage("preprocess")
+def test_declared_video_rule_is_checked_and_recorded(request):
+    """A target declaring frames_budget passes against that rule, fails against per_frame, and the run records
+    the difference."""
+    target = FramesBudgetReference()
+    video = np.random.default_rng(1).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
+    check_preprocess(target.preprocess, declared(target), [video])
+    recorded = [v for k, v in request.node.user_properties if k == "vitspec_difference"]
+    assert recorded == ["preprocess: video_rule frames_budget: videos sized with the frames counted in the pixel "
+                        "budget (VIDEO-RESIZE)"], recorded
+    with pytest.raises(AssertionError, match="differ from the reference|shape"):
+        check_preprocess(target.preprocess, Capabilities(), [video])
+
+
+@pytest.mark.modules
+@pytest.mark.stage("preprocess")
+@pytest.mark.parametrize("rule", ["per_frame", "frames_budget"])
+@given(st.integers(2, 5), st.integers(1, 3000), st.integers(1, 3000), st.sampled_from([3136, 100352]),
+       st.sampled_from([602112, 12845056]))
+def test_impl_video_size_equals_reference(rule, frames, h, w, lo, hi):
+    """impl's own video_size formula against the reference's, both rules (ratio > 200 raises in both)."""
+    import vitspec.impl.resize as ir
+    try:
+        expected = rpx.video_size(frames, h, w, 28, lo, hi, 2, rule)
+    except ValueError as e:
+        with pytest.raises(ValueError, match="aspect ratio"):
+            ir.video_size(frames, h, w, 28, lo, hi, 2, rule)
+        assert "aspect ratio" in str(e)
+        return
+    assert ir.video_size(frames, h, w, 28, lo, hi, 2, rule) == expected, (frames, h, w, lo, hi, rule)
 
 
 @pytest.mark.stage("patchify")
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4))
-def test_patchify_equals_reference_on_arange(stage, t, bh, bw):
+def test_patchify_equals_reference_on_arange(stage, target, t, bh, bw):
+    require_geometry(target, temporal_patch_size=2, merge_size=2)
     frames = np.arange(2 * t * 3 * 28 * bh * 28 * bw, dtype=np.float64).reshape(2 * t, 3, 28 * bh, 28 * bw)
     values, grid = stage("patchify")(frames)
     ref_values, ref_grid = ref_patchify(frames)
