@@ -220,7 +220,7 @@ class Capabilities:
 
 
 CAPABILITY_KEYS: tuple[str, ...] = tuple(Capabilities.__dataclass_fields__)
-_ALLOWED = {"rotary": f"one of {list(ROTARY_FORMS)}",
+CAPABILITY_VALUES = {"rotary": f"one of {list(ROTARY_FORMS)}",
             "smart_resize_variants": f"a non-empty subset of {list(SMART_RESIZE_VARIANTS)}",
             "media": f"a non-empty subset of {list(MEDIA)}",
             "video_rule": f"one of {list(VIDEO_RULES)}",
@@ -233,7 +233,7 @@ _ALLOWED = {"rotary": f"one of {list(ROTARY_FORMS)}",
 def _subset(key: str, value, allowed: tuple) -> tuple:
     if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)) or not value \
             or any(v not in allowed for v in value):
-        raise ValueError(f"capabilities[{key!r}] must be {_ALLOWED[key]}, got {value!r}")
+        raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
     return tuple(v for v in allowed if v in value)
 
 
@@ -243,7 +243,7 @@ def _sizes(key: str, value):
     ok = isinstance(value, (list, tuple)) and value and all(
         isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     if not ok:
-        raise ValueError(f"capabilities[{key!r}] must be {_ALLOWED[key]}, got {value!r}")
+        raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
     return tuple(value)
 
 
@@ -266,7 +266,7 @@ def capabilities(target) -> Capabilities:
         if key == "rotary" or key == "video_rule":
             allowed = ROTARY_FORMS if key == "rotary" else VIDEO_RULES
             if not isinstance(value, str) or value not in allowed:
-                raise ValueError(f"capabilities[{key!r}] must be {_ALLOWED[key]}, got {value!r}")
+                raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
             out[key] = value
         elif key in ("smart_resize_variants", "media"):
             out[key] = _subset(key, value, SMART_RESIZE_VARIANTS if key == "smart_resize_variants" else MEDIA)
@@ -274,12 +274,12 @@ def capabilities(target) -> Capabilities:
             out[key] = _sizes(key, value)
         elif key == "validates_inputs":
             if not isinstance(value, bool):
-                raise ValueError(f"capabilities[{key!r}] must be {_ALLOWED[key]}, got {value!r}")
+                raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
             out[key] = value
         else:  # inline
             if not isinstance(value, dict) or any(k not in STAGE_NAMES or not isinstance(r, str)
                                                   for k, r in value.items()):
-                raise ValueError(f"capabilities[{key!r}] must be {_ALLOWED[key]}, got {value!r}")
+                raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
             out[key] = tuple(sorted(value.items()))
     return Capabilities(**out)
 

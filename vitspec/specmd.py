@@ -55,8 +55,33 @@ def section_stages() -> list[str]:
         if not stages:
             out += ["No protocol method; this module serves the stages above.", ""]
         for s in stages:
-            out += [f"- `{s.name}`: {s.rule}.", "", f"  `{s.signature}`", ""]
+            out += [f"- `{s.name}`{' (optional)' if s.optional else ''}: {s.rule}.", "", f"  `{s.signature}`", ""]
+            facts = [f"reference `{s.reference}`", f"tolerance row {s.tolerance or 'none (exact)'}",
+                     f"bad-input table {s.bad_inputs or 'none'}", f"{len(s.mutants)} mutants"]
+            if s.capabilities:
+                facts.append("capabilities " + ", ".join(f"`{c}`" for c in s.capabilities))
+            if s.forms:
+                facts.append("equivalent forms " + ", ".join(f"\"{f}\"" for f in s.forms))
+            out += ["  " + "; ".join(facts) + ".", ""]
+    out += section_capabilities()
     return out
+
+
+def section_capabilities() -> list[str]:
+    """What a target may declare (spec/protocol.py Capabilities) and the equivalent forms (spec/differences.py)."""
+    from vitspec.spec.differences import EQUIVALENT_FORMS
+    from vitspec.spec.protocol import CAPABILITY_VALUES, Capabilities
+    default = Capabilities()
+    out = ["### Capabilities a target declares", "",
+           "A target's `capabilities` dict; a missing key takes the default. A check outside the declaration is "
+           "NOT COVERED, naming the capability.", ""]
+    out += table(["key", "values", "default"],
+                 [[f"`{k}`", v, f"`{dict(default.inline) if k == 'inline' else getattr(default, k)!r}`"]
+                  for k, v in CAPABILITY_VALUES.items()])
+    out += ["", "### Equivalent forms", "",
+            "The checks compare the canonical form and record the representation a target gives.", ""]
+    out += [f"- `{f.stage}`, \"{f.name}\": {f.description}" for f in EQUIVALENT_FORMS]
+    return out + [""]
 
 
 def section_toy() -> list[str]:
