@@ -34,7 +34,9 @@ BAD = [
     ("vitspec", ["explain", "224x224", "--frames", "0"], "--frames"),
     ("vitspec", ["explain", "224x224", "--variant", "xyz"], "--variant"),
     ("vitspec", ["explain", "224x224", "--unknown-option"], "unrecognized"),
-    ("vitspec", ["explain", "224x224", "--image", "picture.png"], "--plot"),  # --image needs --plot
+    ("vitspec", ["explain", "224x224", "--image", "no-such-picture.png"], "--image"),
+    ("vitspec", ["explain", "--image", "no-such-picture.png"], "--image"),  # the size would come from the file
+    ("vitspec", ["explain", "224x224", "--plot", NO_DIR.replace(".json", ".png")], "--plot"),
     ("vitspec", ["explain", "224x224", "--output", NO_DIR], "--output"),
     # configs
     ("vitspec", ["configs", "--bogus"], "unrecognized"),

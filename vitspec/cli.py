@@ -179,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     e = sub.add_parser("explain", help="the pipeline's counts for an image size",
                        description="Resized size, grid_thw, patches, windows, segments and tokens for an image of HxW.")
-    e.add_argument("size", help="HEIGHTxWIDTH of the input image, e.g. 1080x1920")
+    e.add_argument("size", nargs="?", help="HEIGHTxWIDTH of the input image, e.g. 1080x1920 (with --image: "
+                                           "read from the picture when not given)")
     e.add_argument("--min-pixels", type=int, default=PREPROCESSOR["min_pixels"],
                    help=f"pixel budget floor (default {PREPROCESSOR['min_pixels']}, released preprocessor config)")
     e.add_argument("--max-pixels", type=int, default=PREPROCESSOR["max_pixels"],
@@ -191,11 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", metavar="FILE", help="also write the JSON object to FILE")
     e.add_argument("--plot", metavar="FILE.png",
                    help="draw the resized image's patches (14 px), 2x2 merge groups (28 px) and numbered 112-px "
-                        "windows to a PNG: a 40-px title band, then s PNG px per image px (s = the largest integer "
-                        "<= 8 keeping the longest side <= 2000 px; larger images are shrunk to 2000 px)")
+                        "windows with their patch counts to a PNG, with axes in pixels and patches and a legend: "
+                        "s PNG px per image px (s = the largest integer <= 8 keeping the longest side <= 2000 px; "
+                        "larger images are shrunk to 2000 px)")
     e.add_argument("--image", metavar="PATH",
-                   help="with --plot: draw over this picture (HEIGHTxWIDTH as given), converted to RGB and "
-                        "resized with the reference bicubic as the model would")
+                   help="draw over this picture (its size is the input size unless HEIGHTxWIDTH is given, which must "
+                        "match), converted to RGB and resized with the reference bicubic as the model would; "
+                        "without --plot the PNG is written to ./<picture name>.vitspec.png")
     c = sub.add_parser("configs", help="the document's configuration table beside the released config.json values")
     c.add_argument("--json", action="store_true", help="print JSON rows to stdout instead of a table")
     c.add_argument("--output", metavar="FILE", help="also write the JSON rows to FILE")
@@ -208,19 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _explain(args) -> int:
-    h, w = parse_size(args.size)
+    if args.size is None and not args.image:
+        raise UsageError("give the image size HEIGHTxWIDTH (e.g. 1080x1920), or a picture with --image")
+    if args.size is None:
+        from vitspec.plot import picture_size
+        h, w = picture_size(args.image)
+    else:
+        h, w = parse_size(args.size)
     if args.image and not args.plot:
-        raise UsageError("--image draws under the plot: give --plot FILE.png as well")
+        from pathlib import Path
+        args.plot = Path(args.image).stem + ".vitspec.png"
     for name in ("min_pixels", "max_pixels", "frames"):
         if getattr(args, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     d = explain(h, w, args.min_pixels, args.max_pixels, args.frames, args.variant)
     if args.plot:
         from vitspec.plot import plot_explain
-        plot_explain(d, args.plot, image_path=args.image)
-        d["plot"] = args.plot
+        geo = plot_explain(d, args.plot, image_path=args.image)
+        from pathlib import Path
+        d["plot"] = str(Path(args.plot).resolve())
+        d["plot_size"] = [geo["png_height"], geo["png_width"]]
     if not args.json:
-        print(format_explain(d) + (f"\nplot             {args.plot}" if args.plot else ""))
+        print(format_explain(d) + (f"\nplot             wrote {d['plot']} ({d['plot_size'][1]}×{d['plot_size'][0]} px "
+                                   "PNG)" if args.plot else ""))
     write_json(d, args.output, args.json)
     return 0
 
