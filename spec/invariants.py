@@ -55,6 +55,9 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("WIN-INVERSE", "vision_tower",
               "The tower puts its window-order output back in raster order with the inverse of window_index."),
     Invariant("SEG-FRAMES", "cu_seqlens", "Full-attention segments are one per (image, frame)."),
+    Invariant("RMSNORM-STATS", "rms_norm",
+              "RMSNorm statistics (mean of squares, rsqrt) are float32 or wider: no row carries a common scale error "
+              "beyond the same-dtype baseline's."),
     Invariant("MERGE-LOCAL", "merger", "Each output token depends exactly on the 4 patches of its 2×2 block."),
     Invariant("ISOLATION", "vision_tower", "Perturbing one image or frame leaves every other output unchanged."),
     Invariant("BATCH", "vision_tower", "A batch equals its images run separately."),

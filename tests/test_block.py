@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+import torch
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import block as ref_block
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import block as ref_block, windows as ref_windows
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline
-from vitspec.tests import strategies as S
-from vitspec.tests import tolerance as T
-from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
+from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
 from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
 
 EPS = 1e-6
@@ -181,3 +178,69 @@ def test_impl_vision_block_in_both_forms(form, config, grid_thw, window, seed):
                                                                               heads, EPS)
     assert_close("vision_block", got, ref, K=K_block(config, cu), magnitude=T.row_rms(ref), dtype="float32",
                  form=form, grid_thw=grid_thw, seed=seed)
+
+
+def row_scale_bias(out, ref) -> np.ndarray:
+    """Per row: |least-squares scale of out against ref - 1|, the row's common relative error."""
+    out, ref = to_numpy(out), np.asarray(ref, dtype=np.float64)
+    return np.abs(np.sum(out * ref, axis=-1) / np.maximum(np.sum(ref * ref, axis=-1), np.finfo(float).tiny) - 1.0)
+
+
+def check_rms_norm_row_scale(rms_norm, x, w, dtype: str, **context) -> None:
+    """RMSNORM-STATS: the statistics (mean of squares, rsqrt) of RMSNorm are float32 or wider (SPEC-NOTES §3).
+    Statistics in bf16 scale a whole row by one wrong factor (up to ~1.5 bf16 roundings): per element that is
+    within the output rounding, but averaged over the row's K elements it stands out. Judged by tolerance row
+    "rms_norm_row_scale": the row bias, in units of eps(dtype)/sqrt(K), at most c x sqrt(K) (float32: the float32
+    statistics' own accumulation error) or factor x max(the same-dtype baseline's, 1) (bf16, fp16). Rows large
+    and away from powers of two (large_rows)."""
+    K = x.shape[1]
+    unit = T.EPS[dtype] / np.sqrt(K)
+    ref = ref_block.rms_norm(x, w, EPS)
+    got = float(np.max(row_scale_bias(rms_norm(x, w, EPS), ref))) / unit
+    tol = T.TABLE["rms_norm_row_scale"]
+    base = None
+    if dtype in T.LOW_PRECISION:
+        base = float(np.max(row_scale_bias(baseline.rms_norm(x, w, EPS, dtype), ref))) / unit
+        limit = tol.factor * max(base, 1.0)
+    else:  # float32 statistics are the spec: allow their own accumulation error, ~eps*sqrt(K) of the row's scale
+        limit = tol.c * np.sqrt(K)
+    if not got <= limit:
+        fail("rms_norm", f"the rows' common scale is off by {got:.3g} x eps/sqrt(K), allowed {limit:.3g}"
+                         + (f" ({tol.factor} x max(baseline {base:.3g}, 1))" if base is not None else f" (c x sqrt(K), c = {tol.c})")
+                         + ": RMSNorm statistics computed below float32?", {**context, "dtype": dtype})
+
+
+def large_rows(seed: int, rows: int, hidden: int) -> np.ndarray:
+    """Rows of N(0, 1) values scaled to rms 2^k * (1.2..1.7), k = 1..8: large, and away from powers of two (at
+    rms ~2^k the normalized row is the rounded input over 2^k, which rounds back onto the input's grid and biases
+    every bf16 implementation by up to one rounding)."""
+    generator = S.rng(seed)
+    scale = 2.0 ** generator.integers(1, 9, (rows, 1)) * generator.uniform(1.2, 1.7, (rows, 1))
+    return generator.standard_normal((rows, hidden)) * scale
+
+
+@pytest.mark.stage("rms_norm")
+@given(st.sampled_from([640, 1280]), S.seeds)
+@example(1280, 0)
+def test_rms_norm_statistics_row_scale(stage, target, hidden, seed):
+    x, w = large_rows(seed, 64, hidden), 1.0 + 0.1 * S.normal(seed + 1, hidden)
+    check_rms_norm_row_scale(stage("rms_norm"), x, w, target_dtype(target), hidden=hidden, seed=seed)
+
+
+def rms_norm_statistics_in(dtype: str):
+    """Planted: RMSNorm whose mean of squares and rsqrt run in the model dtype."""
+    def planted(x, w, eps):
+        xt, wt = baseline.cast(x, dtype), baseline.cast(w, dtype)
+        return baseline.out(xt * torch.rsqrt(xt.pow(2).mean(-1, keepdim=True) + eps) * wt)
+    return planted
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("rms_norm")
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rms_norm_statistics_check_rejects_low_precision_statistics(dtype, seed):
+    x, w = large_rows(seed, 64, 1280), 1.0 + 0.1 * S.normal(seed + 1, 1280)
+    check_rms_norm_row_scale(lambda *a: baseline.rms_norm(*a, dtype), x, w, dtype)
+    with pytest.raises(AssertionError, match="common scale"):
+        check_rms_norm_row_scale(rms_norm_statistics_in(dtype), x, w, dtype)

@@ -33,6 +33,10 @@ MUTANTS = (
     Mutant("rms_norm_float16_statistics", NORMS, "RMSNorm squares computed in fp16",
            "a float16 model computes mean(x^2) in float16: squares overflow above 256 and lose precision",
            (Swap("vitspec.impl.block.norm", half_precision_norm),), dtype="float16"),
+    Mutant("rms_norm_bfloat16_statistics", NORMS, "RMSNorm statistics computed in bf16",
+           "a bfloat16 model computes mean(x^2) and rsqrt in bfloat16 (norms in half precision, as ports have "
+           "shipped): every row scaled by one wrong factor of up to ~1.5 bf16 roundings",
+           (Swap("vitspec.impl.block.norm", half_precision_norm),), dtype="bfloat16"),
     Mutant("mlp_gate_up_swapped", MLP, "fused weights split in the wrong order",
            "the fused gate/up GEMM is split as (up, gate): silu(up) * gate",
            (Swap("vitspec.impl.fused.eager_swiglu", gate_up_swapped),)),
