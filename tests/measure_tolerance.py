@@ -20,9 +20,11 @@ from vitspec.tests import tolerance as T
 
 TESTS = {  # stage -> (module, differential test)
     "patch_embed": ("test_embed", "test_patch_embed_matches_reference"),
+    "rotary_angles": ("test_rope", "test_rotary_angles_match_reference"),
     "rotary_cos_sin": ("test_rope", "test_rotary_cos_sin_matches_reference"),
     "apply_rotary": ("test_rope", "test_apply_rotary_matches_reference"),
     "attention": ("test_attention", "test_attention_matches_reference"),
+    "attention_module": ("test_attention", "test_attention_module_matches_reference"),
     "rms_norm": ("test_block", "test_rms_norm_matches_reference"),
     "mlp": ("test_block", "test_mlp_matches_reference"),
     "vision_block": ("test_block", "test_vision_block_matches_reference"),
@@ -77,6 +79,10 @@ def planted_bugs():
 
     return [
         ("patch_embed", "pixel_values rounded to bf16", Planted(patch_embed=lambda x, w: embed.patch_embed(bf16(x), w))),
+        ("rotary_angles", "inv_freq rounded to bf16", Planted(rotary_angles=lambda pos, head_dim, theta=10000.0:
+                                                             np.concatenate([pos[:, :1], pos[:, 1:]], axis=1).repeat(
+                                                                 head_dim // 4, axis=1)
+                                                             * np.tile(bf16(rope.inv_freq(head_dim, theta)), 2))),
         ("rotary_cos_sin", "inv_freq rounded to bf16", Planted(rotary_cos_sin=cos_sin_bf16_freq)),
         ("attention", "scale rounded to bf16", Planted(attention=lambda q, k, v, cu: attention.attention(
             q * bf16(1 / np.sqrt(q.shape[-1])) * np.sqrt(q.shape[-1]), k, v, cu))),

@@ -50,8 +50,9 @@ TABLE: dict[str, Tolerance] = {t.stage: t for t in (
               noise="float32 0.43 (impl CPU), 0.38 (impl CUDA), 1.36 (HF modules); bf16/fp16 target/baseline <= 1.03",
               catches="pixel_values rounded to bf16 in a float32 target: >= 769"),
     Tolerance("rotary_angles", "K = 1", "angle: 1 + |position * inv_freq|, the angle term at float32 precision",
-              c=4.0, factor=2.0, noise="measured in tests/test_rope.py: see RESULTS of this row (float32 angles <= 0.5)",
-              catches="inv_freq rounded to bf16: >= 7 (float32)"),
+              c=4.0, factor=2.0, noise="float32 0.48 (impl CPU, 150 draws); bf16 target/baseline <= 0.004 (angles "
+                                       "kept in float32, 60 draws)",
+              catches="inv_freq rounded to bf16: >= 239, median 7.8e3 (float32, 30 draws)"),
     Tolerance("rotary_cos_sin", "K = 1", "angle: 1 + |position * inv_freq|, the angle term at float32 precision",
               c=4.0, factor=2.0, noise="float32 0.25 (impl, float64 angles), 2.0 (HF, float32 angles); bf16 "
                                        "target/baseline <= 0.008 (cos/sin kept in float32)",
@@ -66,8 +67,10 @@ TABLE: dict[str, Tolerance] = {t.stage: t for t in (
               noise="float32 1.11 (impl CPU), 0.90 (CUDA), 1.24 (HF); bf16/fp16 target/baseline <= 1.0",
               catches="scale 1/sqrt(head_dim) rounded to bf16: median 47 (exact, so invisible, for head_dim 16); "
                       "a missing scale or mask: > 1e4"),
-    Tolerance("attention_module", "K = max(hidden, longest segment)", "rms of the reference output row", c=3.0,
-              factor=3.0, noise="see the measurement below", catches="attention scale missing: > 1e4"),
+    Tolerance("attention_module", "K = max(hidden, longest segment)", "rms of the reference output row", c=4.0,
+              factor=3.0, noise="float32 2.93 (impl CPU, 150 draws: three chained reductions, qkv, attention, proj); "
+                                "bf16 target/baseline <= 1.34 (impl CPU, 60 draws)",
+              catches="attention scale missing: >= 2.4e6 (40 draws)"),
     Tolerance("rms_norm", "K = hidden", "|reference| (the norm is multiplicative)", c=2.0, factor=2.0,
               noise="float32 0.53 (impl), 0.41 (HF); bf16/fp16 target/baseline <= 1.44 (impl CUDA fp16)",
               catches="eps 1e-5 instead of 1e-6: median 4e4 (rows of rms 0.01); statistics in fp16: overflow, "
