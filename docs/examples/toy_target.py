@@ -35,6 +35,9 @@ def rmsnorm_fp32(x, gamma, eps):  # statistics in float32, as a kernel would do 
 # validating with vitspec's shared rules (spec/validate.py) before calling the kernels.
 class ToyTarget:
     name = "toy"
+    # What the suite may expect (spec/protocol.py Capabilities): it rejects bad input as the protocol prescribes,
+    # so the bad-input checks count for it; undeclared keys take their defaults.
+    capabilities = {"validates_inputs": True}
     dtype = "float32"  # the suite judges float results with the float32 row of its tolerance table
     device = "cpu"
 
