@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from vitspec.reference.patchify import patch_row_origin
-from vitspec.spec.validate import grid_rows, require_ndim, rotary_head_dim
+from vitspec.spec.validate import grid_rows, rotary_head_dim
 
 
 def rotary_position_ids(grid_thw, merge_size: int = 2):
@@ -26,10 +26,7 @@ def inv_freq(head_dim: int, theta: float = 10000.0):
 
 def rotary_angles(position_ids, head_dim: int, theta: float = 10000.0):
     """The head_dim/2 angles [row*inv_freq, col*inv_freq] of each token (the rotary_pos_emb table ports carry)."""
-    require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
     pos = np.asarray(position_ids)
-    if pos.shape[1] != 2:
-        raise ValueError(f"position_ids must have shape (num_tokens, 2) of (row, col), got {pos.shape}")
     freqs = inv_freq(head_dim, theta)
     return np.concatenate([pos[:, :1] * freqs, pos[:, 1:] * freqs], axis=1)  # (N, head_dim/2)
 
@@ -61,10 +58,6 @@ def apply_rotary(x, rotary):
     """x' = x*cos + rotate_half(x)*sin, cos/sin (N, head_dim) broadcast over the heads of x (N, heads, head_dim).
 
     rotary: the angles (N, head_dim/2), duplicated to head_dim, or the pair (cos, sin) itself."""
-    require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
     x = np.asarray(x, dtype=np.float64)
     cos, sin = cos_sin_of(rotary)
-    if cos.shape != (x.shape[0], x.shape[2]) or sin.shape != cos.shape:
-        raise ValueError(f"rotary must give cos and sin of shape {(x.shape[0], x.shape[2])} (num_tokens, head_dim), "
-                         f"got {cos.shape} and {sin.shape}")
     return x * cos[:, None, :] + rotate_half(x) * sin[:, None, :]

@@ -1,12 +1,14 @@
-"""The reference as a target: each protocol stage delegates to its module."""
+"""The reference as a target: each protocol stage applies its input rules (spec/validate.py), once, then calls the
+math in its module (reference/<module>.py holds the formulas only, as JAX's lax_reference does)."""
 from __future__ import annotations
 
 from vitspec.reference import attention as _attention, block as _block, embed as _embed, merger as _merger
 from vitspec.reference import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
 from vitspec.reference import patchify as _patchify
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
-from vitspec.spec.validate import (attention_module_inputs, positive_float, positive_int, require_cu_seqlens,
-                                   require_ndim, rotary_input)
+from vitspec.spec.validate import (apply_rotary_inputs, attention_inputs, attention_module_inputs, merger_inputs,
+                                   mlp_inputs, patch_embed_inputs, rms_norm_inputs, rotary_angles_inputs,
+                                   vision_block_inputs, vision_tower_inputs)
 
 
 class ReferenceTarget:
@@ -37,15 +39,23 @@ class ReferenceTarget:
                           video_rule="per_frame")
 
     patchify = staticmethod(_patchify.patchify)
-    patch_embed = staticmethod(_embed.patch_embed)
+    def patch_embed(self, pixel_values, weight):
+        patch_embed_inputs(pixel_values, weight)
+        return _embed.patch_embed(pixel_values, weight)
+
     rotary_position_ids = staticmethod(_rope.rotary_position_ids)
-    rotary_angles = staticmethod(_rope.rotary_angles)
-    rotary_cos_sin = staticmethod(_rope.rotary_cos_sin)
+
+    def rotary_angles(self, position_ids, head_dim, theta=10000.0):
+        rotary_angles_inputs(position_ids, head_dim, theta)
+        return _rope.rotary_angles(position_ids, head_dim, theta)
+
+    def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
+        rotary_angles_inputs(position_ids, head_dim, theta)
+        return _rope.rotary_cos_sin(position_ids, head_dim, theta)
 
     def apply_rotary(self, x, rotary):
         """RoPE on x (N, heads, head_dim) with the angles (N, head_dim/2) this target declares."""
-        require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
-        rotary_input(rotary, int(x.shape[0]), int(x.shape[2]), self.capabilities["rotary"])
+        apply_rotary_inputs(x, rotary, self.capabilities["rotary"])
         return _rope.apply_rotary(x, rotary)
 
     def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
@@ -55,22 +65,31 @@ class ReferenceTarget:
 
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
         """One pre-norm block; rotary is the angles (N, head_dim/2) this target declares."""
-        require_ndim("x", x, 2, "(num_tokens, hidden)")
-        N, D = (int(s) for s in x.shape)
-        H = positive_int("num_heads", num_heads)
-        positive_float("eps", eps)
-        if D % H:
-            raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
-        _block.check_block_params(params, D)
-        require_cu_seqlens(cu_seqlens, N)
-        rotary_input(rotary, N, D // H, self.capabilities["rotary"])
+        vision_block_inputs(x, params, cu_seqlens, rotary, num_heads, eps, self.capabilities["rotary"])
         return _block.vision_block(x, params, cu_seqlens, rotary, num_heads, eps)
 
     window_index = staticmethod(_windows.window_index)
     cu_seqlens = staticmethod(_windows.cu_seqlens)
-    attention = staticmethod(_attention.attention)
-    rms_norm = staticmethod(_block.rms_norm)
-    mlp = staticmethod(_block.mlp)
-    merger = staticmethod(_merger.merger)
-    vision_tower = staticmethod(_tower.vision_tower)
+
+    def attention(self, q, k, v, cu_seqlens):
+        attention_inputs(q, k, v, cu_seqlens)
+        return _attention.attention(q, k, v, cu_seqlens)
+
+    def rms_norm(self, x, weight, eps=1e-6):
+        rms_norm_inputs(x, weight, eps)
+        return _block.rms_norm(x, weight, eps)
+
+    def mlp(self, x, params):
+        mlp_inputs(x, params)
+        return _block.mlp(x, params)
+
+    def merger(self, x, params, merge_size=2, eps=1e-6):
+        merger_inputs(x, params, merge_size, eps)
+        return _merger.merger(x, params, merge_size, eps)
+
+
+    def vision_tower(self, pixel_values, grid_thw, weights, config):
+        vision_tower_inputs(pixel_values, grid_thw, weights, config)
+        return _tower.vision_tower(pixel_values, grid_thw, weights, config)
+
     num_image_tokens = staticmethod(_tokens.num_image_tokens)

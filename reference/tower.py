@@ -8,25 +8,17 @@ from vitspec.reference.rope import rotary_angles, rotary_position_ids
 from vitspec.reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
 from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
 from vitspec.spec.protocol import subdict
-from vitspec.spec.validate import (  # noqa: F401
-    CONFIG_FIELDS,
-    check_config,
-    check_weights,
-    grid_rows,
-    require_ndim,
-    require_rows_match_grid,
-)
+from vitspec.spec.validate import CONFIG_FIELDS, grid_rows  # noqa: F401  (the config fields, for readers)
 
 
 def vision_tower(pixel_values, grid_thw, weights, config):
     """Embed, move to window order, run the blocks (full segments at fullatt_block_indexes, windows elsewhere),
-    merge 2×2 blocks, and restore raster order with the inverse of window_index."""
-    cfg = check_config(config)
+    merge 2×2 blocks, and restore raster order with the inverse of window_index.
+
+    The math only: the input rules (spec/validate.py vision_tower_inputs) are applied by reference.TARGET."""
+    cfg = config
     m = cfg["spatial_merge_size"]
-    rows = grid_rows(grid_thw, m)
-    require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
-    require_rows_match_grid("pixel_values", pixel_values, rows)
-    check_weights(weights, cfg)
+    rows = grid_rows(grid_thw, m)  # grid_thw as (t, h, w) rows
     head_dim = cfg["hidden_size"] // cfg["num_heads"]
 
     x = patch_embed(pixel_values, weights["patch_embed.proj.weight"])

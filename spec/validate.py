@@ -316,3 +316,97 @@ def check_weights(weights: Any, config: dict) -> None:
     """Every expected key of the tower's weights is present with its expected shape."""
     shapes = expected_shapes(config)
     require_keys("weights", weights, list(shapes), shapes)
+
+
+# ---- stage input rules ---------------------------------------------------------------------------------------------
+# One function per protocol stage whose reference function is pure math: reference.TARGET (reference/target.py)
+# applies it where the stage is called, so reference/<module>.py holds the formulas only.
+
+
+def patch_embed_inputs(pixel_values: Any, weight: Any) -> None:
+    """pixel_values (N, C·T·P·P) real; weight (D, C, T, P, P) float with a square patch kernel, C·T·P·P columns."""
+    require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
+    require_ndim("weight", weight, 5, "(hidden, channels, temporal, patch, patch)")
+    require_float("weight", weight)
+    D, C, T, P, P2 = shape_of(weight)
+    if P != P2:
+        raise ValueError(f"weight must have a square patch kernel, got shape {shape_of(weight)}")
+    if shape_of(pixel_values)[1] != C * T * P * P:
+        raise ValueError(f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
+                         f"for weight shape {shape_of(weight)}, got {shape_of(pixel_values)[1]}")
+
+
+def rms_norm_inputs(x: Any, weight: Any, eps: Any) -> None:
+    """x (N, D) real; weight (D,) float; eps a finite float > 0."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    require_ndim("weight", weight, 1, "(hidden,)")
+    require_float("weight", weight)
+    positive_float("eps", eps)
+    if shape_of(weight)[0] != shape_of(x)[1]:
+        raise ValueError(f"weight must have shape ({shape_of(x)[1]},) to match x, got {shape_of(weight)}")
+
+
+def mlp_inputs(x: Any, params: Any) -> None:
+    """x (N, D) real; params the blocks.i.mlp sub-dict with shapes for D."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    check_mlp_params(params, shape_of(x)[1])
+
+
+def vision_block_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, num_heads: Any, eps: Any,
+                        form: str) -> None:
+    """x (N, D) real; num_heads a positive integer dividing D; eps > 0; params the blocks.i sub-dict for D;
+    cu_seqlens and rotary (in `form`) for N tokens."""
+    require_ndim("x", x, 2, "(num_tokens, hidden)")
+    N, D = shape_of(x)
+    H = positive_int("num_heads", num_heads)
+    positive_float("eps", eps)
+    if D % H:
+        raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
+    check_block_params(params, D)
+    require_cu_seqlens(cu_seqlens, N)
+    rotary_input(rotary, N, D // H, form)
+
+
+def attention_inputs(q: Any, k: Any, v: Any, cu_seqlens: Any) -> None:
+    """q, k, v real (N, heads, head_dim), one shape; cu_seqlens for N tokens."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_ndim(name, a, 3, "(num_tokens, heads, head_dim)")
+    if shape_of(k) != shape_of(q) or shape_of(v) != shape_of(q):
+        raise ValueError(f"q, k and v must have the same shape, got {shape_of(q)}, {shape_of(k)}, {shape_of(v)}")
+    require_cu_seqlens(cu_seqlens, shape_of(q)[0])
+
+
+def apply_rotary_inputs(x: Any, rotary: Any, form: str) -> None:
+    """x real (N, heads, head_dim); rotary in `form` for N tokens of head_dim."""
+    require_ndim("x", x, 3, "(num_tokens, heads, head_dim)")
+    rotary_input(rotary, shape_of(x)[0], shape_of(x)[2], form)
+
+
+def rotary_angles_inputs(position_ids: Any, head_dim: Any, theta: Any) -> None:
+    """position_ids (N, 2) of (row, col); head_dim a positive multiple of 4; theta finite > 0."""
+    require_ndim("position_ids", position_ids, 2, "(num_tokens, 2)")
+    if shape_of(position_ids)[1] != 2:
+        raise ValueError(f"position_ids must have shape (num_tokens, 2) of (row, col), got {shape_of(position_ids)}")
+    rotary_head_dim(head_dim, theta)
+
+
+def merger_inputs(x: Any, params: Any, merge_size: Any, eps: Any) -> None:
+    """x (N, D) real with N a multiple of merge_size²; eps > 0; params the merger dict for D."""
+    require_ndim("x", x, 2, "(num_patches, hidden)")
+    unit = positive_int("merge_size", merge_size) ** 2
+    positive_float("eps", eps)
+    N, D = shape_of(x)
+    if N % unit:
+        raise ValueError(f"x must have a multiple of merge_size**2 = {unit} rows, got {N}")
+    check_merger_params(params, D, unit)
+
+
+def vision_tower_inputs(pixel_values: Any, grid_thw: Any, weights: Any, config: Any) -> None:
+    """config a vision config (check_config); grid_thw rows for its merge size; pixel_values (N, C·T·P·P) with one
+    row per patch of the grid; weights every tower weight with its shape for the config."""
+    cfg = check_config(config)
+    rows = grid_rows(grid_thw, cfg["spatial_merge_size"])
+    require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
+    require_rows_match_grid("pixel_values", pixel_values, rows)
+    check_weights(weights, cfg)
+    patch_embed_inputs(pixel_values, weights["patch_embed.proj.weight"])
