@@ -61,7 +61,7 @@ def reference_preprocess(images, **kwargs):
 
 
 def check_equals_hf(preprocess, images, min_pixels, max_pixels, atol) -> None:
-    values, grid = preprocess(images, min_pixels=min_pixels, max_pixels=max_pixels)
+    values, grid = preprocess(images, image_min_pixels=min_pixels, image_max_pixels=max_pixels)
     hf_values, hf_grid = hf_preprocess(images, min_pixels, max_pixels)
     assert to_numpy(grid).tolist() == hf_grid.tolist(), f"grid_thw {to_numpy(grid).tolist()} != HF's {hf_grid.tolist()}"
     check_close(values, hf_values, atol, "pixel_values vs HF")
@@ -323,9 +323,9 @@ def test_impl_preprocess_full_hd_and_float64_output():
     ([np.zeros((0, 28, 28, 3), np.uint8)], {}, ValueError),  # a video without frames
     ([], {}, ValueError),
     (np.zeros((28, 28, 3), np.uint8), {}, TypeError),  # an array, not a list of them
-    ([np.zeros((28, 28, 3), np.uint8)], {"min_pixels": 3136.0}, TypeError),
+    ([np.zeros((28, 28, 3), np.uint8)], {"image_min_pixels": 3136.0}, TypeError),
     ([np.zeros((28, 28, 3), np.uint8)], {"patch_size": "14"}, TypeError),
-    ([np.zeros((10, 2000, 3), np.uint8)], {"max_pixels": 40000, "variant": "qvu"}, ValueError),  # QVU side of 0
+    ([np.zeros((10, 2000, 3), np.uint8)], {"image_max_pixels": 40000, "variant": "qvu"}, ValueError),  # QVU side of 0
 ])
 def test_preprocess_errors(preprocess, images, kwargs, error):
     with pytest.raises(error):
