@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from vitspec.reference.toy import patchify2d
-from vitspec.spec.validate import (grid_rows, patch_geometry, positive_int, require_finite, require_frames_fit,
-                           require_ndim)
+from vitspec.spec.validate import grid_rows, patch_geometry, positive_int, require_ndim
 
 
 def patch_row_origin(r: int, grid_h: int, grid_w: int, merge_size: int = 2) -> tuple[int, int, int]:
@@ -29,14 +28,12 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
     """Frames (F, C, H, W) -> pixel_values (N, C*T*P*P) in merge-block row order and (C, T, P, P) column order.
 
     F must be a multiple of temporal_patch_size and H, W multiples of patch_size*merge_size (§1.3).
-    Returns (pixel_values float64, grid_thw int64 [F/T, H/P, W/P]).
+    Returns (pixel_values float64, grid_thw int64 [F/T, H/P, W/P]). The math only: the input rules
+    (spec/validate.py patchify_inputs) are applied by reference.TARGET.
     """
-    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
-    require_ndim("frames", frames, 4, "(frames, channels, height, width)")
+    P, T, m = int(patch_size), int(temporal_patch_size), int(merge_size)
     frames = np.asarray(frames, dtype=np.float64)
-    require_finite("frames", bool(np.isfinite(frames).all()))
     F, C, H, W = frames.shape
-    require_frames_fit(F, H, W, P, T, m)
     gt, gh, gw = F // T, H // P, W // P
     rows = np.empty((gt * gh * gw, C * T * P * P), dtype=np.float64)
     for r in range(rows.shape[0]):

@@ -8,7 +8,7 @@ from vitspec.reference import patchify as _patchify
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
 from vitspec.spec.validate import (apply_rotary_inputs, attention_inputs, attention_module_inputs, merger_inputs,
                                    mlp_inputs, patch_embed_inputs, rms_norm_inputs, rotary_angles_inputs,
-                                   vision_block_inputs, vision_tower_inputs)
+                                   patchify_inputs, vision_block_inputs, vision_tower_inputs)
 
 
 class ReferenceTarget:
@@ -38,7 +38,10 @@ class ReferenceTarget:
         return preprocess(media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels,
                           video_rule="per_frame")
 
-    patchify = staticmethod(_patchify.patchify)
+    def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
+        patchify_inputs(frames, patch_size, temporal_patch_size, merge_size)
+        return _patchify.patchify(frames, patch_size, temporal_patch_size, merge_size)
+
     def patch_embed(self, pixel_values, weight):
         patch_embed_inputs(pixel_values, weight)
         return _embed.patch_embed(pixel_values, weight)

@@ -410,3 +410,14 @@ def vision_tower_inputs(pixel_values: Any, grid_thw: Any, weights: Any, config: 
     require_rows_match_grid("pixel_values", pixel_values, rows)
     check_weights(weights, cfg)
     patch_embed_inputs(pixel_values, weights["patch_embed.proj.weight"])
+
+
+def patchify_inputs(frames: Any, patch_size: Any, temporal_patch_size: Any, merge_size: Any) -> None:
+    """(P, T, m) positive integers; frames (F, C, H, W) finite real with F a positive multiple of T and H, W
+    positive multiples of P·m."""
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
+    require_ndim("frames", frames, 4, "(frames, channels, height, width)")
+    values = np.asarray(frames.detach().cpu() if hasattr(frames, "detach") else frames, dtype=np.float64)
+    require_finite("frames", bool(np.isfinite(values).all()))
+    F, C, H, W = values.shape
+    require_frames_fit(F, H, W, P, T, m)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vitspec.reference import patchify as ref_patchify, resize as ref_resize, rope as ref_rope, tokens as ref_tokens
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import TARGET as REFERENCE, windows as ref_windows
 from vitspec.spec.configs import IMAGE_PAD_ID
 
 
@@ -86,7 +86,7 @@ def test_expand_image_pads_gives_each_image_its_own_count():
 def test_reference_patchify_refuses_sides_by_its_rule(shape):
     """§1.3: a side that is not a positive multiple of 28 is refused by the geometry check itself."""
     with pytest.raises(ValueError, match="multiples of patch_size"):
-        ref_patchify.patchify(np.zeros(shape))
+        REFERENCE.patchify(np.zeros(shape))  # the reference as a target: its input rules applied
 
 
 @pytest.mark.conformance

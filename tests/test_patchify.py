@@ -10,6 +10,7 @@ from hypothesis import event, example, given, settings, strategies as st
 
 import vitspec.impl.patchify as ip
 import vitspec.reference.patchify as rp
+from vitspec.reference import TARGET as REFERENCE
 from vitspec.tests.checks import to_numpy
 
 P, T, M, C = 14, 2, 2, 3
@@ -82,7 +83,8 @@ def check_document_columns(patchify, height: int, width: int) -> None:
 
 # --- the reference and the impl, on the spec's closed forms --------------------------------------------------
 
-IMPLEMENTATIONS = {"reference": (rp.patchify, rp.unpatchify), "impl": (ip.patchify, ip.unpatchify)}
+# the reference's patchify as a target calls it: its input rules applied (reference/patchify.py is the math only)
+IMPLEMENTATIONS = {"reference": (REFERENCE.patchify, rp.unpatchify), "impl": (ip.patchify, ip.unpatchify)}
 
 
 @pytest.mark.parametrize("which", IMPLEMENTATIONS)
