@@ -27,7 +27,8 @@ ALLOWED = {"spec": {"spec"}, "reference": {"spec", "reference"}, "impl": {"spec"
            "suite": {"spec", "reference", "impl", "suite"}, "tool": set(LAYERS)}
 # the suite's files that test the tool, and so may import it
 TOOL_TESTS = {"test_cli", "test_mutants", "test_specmd", "test_plot", "test_ports", "test_adapter_tour",
-              "test_upstream_hf", "test_invariants_catalogue", "test_verify"}
+              "test_upstream_hf", "test_invariants_catalogue", "test_verify", "test_adapter_hf", "test_adapter_mlx_vlm",
+              "test_adapter_vllm", "test_adapter_llama_cpp"}
 
 
 def source_folders() -> dict[str, Path]:
