@@ -5,12 +5,19 @@
 Every test is marked with the protocol stage(s) it checks (``@pytest.mark.stage("window_index")``). A test
 about a stage the target lacks is skipped as "NOT COVERED: ..." before it runs; an upstream-oracle test that
 cannot run is skipped as "UPSTREAM ORACLE MISSING: ...". Both kinds are counted loudly at the end.
+
+--checks target|self|all (default all) selects the target checks (marked with stages, and none of conformance,
+negative_control, modules) or the suite's own checks (everything else); the other kind is deselected. The target
+is wrapped in a call recorder (``Recorder``): each test's call report carries, in user_properties, the stages whose
+method it called (vitspec_exercised) and the stage a failed check named (vitspec_failed_stage, from
+checks.StageMismatch), which ``vitspec verify`` turns into its per-stage rows.
 """
 from __future__ import annotations
 
 import functools
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -313,10 +320,19 @@ def pytest_terminal_summary(terminalreporter):
         return
     tr = terminalreporter
     tr.section("vitspec: checks that did not run", sep="=", yellow=True, bold=True)
-    if not_covered:
-        stages = sorted({r.split("lacks stage", 1)[-1].strip() for r in not_covered})
-        tr.line(f"NOT COVERED: {len(not_covered)} checks, target lacks stages: {', '.join(stages)}",
+    lacking = [r for r in not_covered if "lacks stage" in r]
+    if lacking:
+        stages = sorted({s.strip() for r in lacking for s in r.split("lacks stage", 1)[1].split(",")})
+        tr.line(f"NOT COVERED: {len(lacking)} checks, target lacks stages: {', '.join(stages)}",
                 yellow=True, bold=True)
+        declared = getattr(unwrap(terminalreporter.config._vitspec_target), "capabilities", None)
+        inline = declared.get("inline", {}) if isinstance(declared, dict) else {}
+        for stage_name in stages:
+            if isinstance(inline, dict) and stage_name in inline:
+                tr.line(f"  {stage_name}: {inline[stage_name]}", yellow=True)
+    for why, n in sorted(Counter(r.removeprefix(NOT_COVERED).strip() for r in not_covered
+                                 if "lacks stage" not in r).items()):
+        tr.line(f"NOT COVERED: {n} checks, {why}", yellow=True, bold=True)
     if missing:
         why = sorted(set(missing))[0].removeprefix(ORACLE_MISSING).strip()
         tr.line(f"{ORACLE_MISSING} {len(missing)} checks ({why})", yellow=True, bold=True)
