@@ -55,6 +55,9 @@ INVARIANTS: tuple[Invariant, ...] = (
     Invariant("WIN-INVERSE", "vision_tower",
               "The tower puts its window-order output back in raster order with the inverse of window_index."),
     Invariant("SEG-FRAMES", "cu_seqlens", "Full-attention segments are one per (image, frame)."),
+    Invariant("ROPE-FAR", "vision_tower",
+              "RoPE angles carry float32 error at every position the pixel budget allows (columns up to 399 checked), "
+              "whatever the model dtype."),
     Invariant("RMSNORM-STATS", "rms_norm",
               "RMSNorm statistics (mean of squares, rsqrt) are float32 or wider: no row carries a common scale error "
               "beyond the same-dtype baseline's."),

@@ -3,12 +3,21 @@ isolated; a batch equal to its images run alone. Planted towers with the bug cla
 check rejects them."""
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
-from hypothesis import example, given
+import torch
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import block as ref_block, embed as ref_embed, rope as ref_rope, windows as ref_windows
-from vitspec.reference import merger as ref_merger, tower as ref_tower
+from vitspec.reference import (
+    block as ref_block,
+    embed as ref_embed,
+    merger as ref_merger,
+    rope as ref_rope,
+    tower as ref_tower,
+    windows as ref_windows,
+)
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
@@ -189,3 +198,63 @@ def test_impl_weight_cache_checks_weights_against_each_config(field):
     with pytest.raises(ValueError, match="weights"):
         target.vision_tower(px, grid, weights, other)
     assert np.array_equal(to_numpy(target.vision_tower(px, grid, weights, config)), first)
+
+
+@st.composite
+def far_position_grids(draw):
+    """One long image, 2 or 4 patches high and 300..400 wide (legal: aspect ratio <= 200): column positions up to
+    399, where RoPE angles computed in bf16 are off by up to ~0.8 rad while the first ~40 positions of the other
+    tower draws hide it."""
+    return [(1, draw(st.sampled_from([2, 4])), 2 * draw(st.integers(150, 200)))]
+
+
+FAR_CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
+                          fullatt_block_indexes=(1,))
+
+
+@pytest.mark.stage("vision_tower")
+@S.heavy(0.2)
+@given(far_position_grids(), S.seeds)
+@example([(1, 4, 320)], 0)
+def test_vision_tower_far_positions(stage, target, grid_thw, seed):
+    """ROPE-FAR: RoPE angles at positions up to 399 carry no more than float32 error (the spec computes them in
+    float32 or wider, whatever the model dtype)."""
+    check_tower_matches(stage("vision_tower"), FAR_CONFIG, grid_thw, seed, target_dtype(target))
+
+
+def tower_with_bf16_angles(dtype: str):
+    """Planted: the same-dtype baseline tower whose RoPE angles are computed in bfloat16, as a model cast with
+    model.to(bfloat16) does (positions and its inv_freq buffer in bf16, their products rounded to bf16)."""
+    from vitspec.reference import rope
+
+    def cos_sin(position_ids, head_dim, theta=10000.0):
+        pos = torch.as_tensor(np.asarray(position_ids)).to(torch.bfloat16)
+        freqs = torch.as_tensor(rope.inv_freq(head_dim, theta)).to(torch.bfloat16)
+        half = torch.cat([pos[:, :1] * freqs, pos[:, 1:] * freqs], dim=1).double().numpy()
+        angles = np.concatenate([half, half], axis=1)
+        return np.cos(angles), np.sin(angles)
+
+    def tower(pixel_values, grid_thw, weights, config):
+        rows = [tuple(int(v) for v in r) for r in np.asarray(grid_thw)]
+        with mock.patch.object(rope, "rotary_cos_sin", cos_sin):
+            return baseline.vision_tower(pixel_values, rows, weights, config, dtype)
+    return tower
+
+
+def baseline_tower(dtype: str):
+    """The same-dtype baseline as a tower target."""
+    def tower(pixel_values, grid_thw, weights, config):
+        return baseline.vision_tower(pixel_values, [tuple(int(v) for v in r) for r in np.asarray(grid_thw)], weights,
+                                     config, dtype)
+    return tower
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_far_position_check_rejects_bf16_angles(dtype):
+    """ROPE-FAR: a tower whose RoPE angles are computed in bf16 fails the far-position check."""
+    grid = [(1, 4, 320)]
+    check_tower_matches(baseline_tower(dtype), FAR_CONFIG, grid, 0, dtype)
+    with pytest.raises(AssertionError, match="exceeds the tolerance"):
+        check_tower_matches(tower_with_bf16_angles(dtype), FAR_CONFIG, grid, 0, dtype)

@@ -119,6 +119,10 @@ MUTANTS = (
            "a bfloat16 model computes the RoPE angles in bfloat16 (its inv_freq buffer cast with the model): "
            "bf16 positions times bf16 frequencies instead of float32",
            (Swap("vitspec.impl.rope.half_angles", angles_in_bfloat16),), dtype="bfloat16"),
+    Mutant("tower_rope_angles_bfloat16", ("vision_tower",), "inv_freq or positions rounded to bf16",
+           "a bfloat16 tower whose rotary embedding was cast with the model (HF's model.to(bfloat16)): positions and "
+           "the inv_freq buffer in bf16, their products rounded to bf16; the phase error grows with position",
+           (Swap("vitspec.impl.rope.half_angles", angles_in_bfloat16),), dtype="bfloat16"),
     Mutant("window_side_5_cells", WINDOWS, "off-by-one windows",
            "windows of 5×5 merged cells (window_size // 14 // 2 + 1) instead of 4×4",
            (Swap("vitspec.impl.windows.window_cells", lambda cells: lambda *a: cells(*a) + 1),)),
