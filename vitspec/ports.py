@@ -56,7 +56,8 @@ Results file (``"format": 1``), one JSON object::
      "status": "ran",            # "ran" | "install failed" | "load failed" | "timed out"
      "reason": "",               # why it did not run (the error's last lines), "" when it ran
      "exit_code": 0,             # vitspec verify's exit status (0 pass, 1 a check failed), null when not run
-     "profile": "ci", "date": "2026-11-28T21:30:00Z", "vitspec_commit": "3b347e8",
+     "profile": "ci", "max_examples": null,    # --max-examples of the run (null: the profile's own)
+     "date": "2026-11-28T21:30:00Z", "vitspec_commit": "3b347e8",
      "machine": "Linux x86_64, 2 CPUs", "python": "3.11.7",
      "installed": {"mlx-vlm": "0.3.9", "mlx": "0.32.4"},     # the versions the venv really holds
      "install_seconds": 41.2, "verify_seconds": 95.0,
@@ -219,7 +220,7 @@ def results_from_record(record: dict) -> tuple[dict, dict]:
 
 
 def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profile: str, cache: Path,
-           log) -> dict:
+           log, max_examples: int | None = None) -> dict:
     """Run vitspec verify in the venv on one target × dtype and return its results object."""
     logs = cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -228,6 +229,8 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
     record_path.unlink(missing_ok=True)
     cmd = [str(venv_python(venv)), "-m", "vitspec.cli", "verify", "--target", target["target"], "--dtype", dtype,
            "--profile", profile, "--junitxml", str(junit)]
+    if max_examples is not None:
+        cmd += ["--max-examples", str(max_examples)]
     log(f"  $ {' '.join(cmd)}")
     env = {**os.environ, "PYTEST_PLUGINS": "vitspec.port_record", "VITSPEC_PORT_RECORD": str(record_path)}
     start = time.monotonic()
@@ -257,11 +260,11 @@ def result_path(name: str, version: str, dtype: str) -> Path:
 
 
 def write_result(port: dict, target: dict, version: str, dtype: str, profile: str, body: dict,
-                 installed: dict, install_seconds) -> Path:
+                 installed: dict, install_seconds, max_examples: int | None = None) -> Path:
     result = {"format": RESULTS_FORMAT, "port": port["port"], "title": port["title"], "name": target["name"],
               "model": target.get("model", ""), "target": target["target"], "version": version, "dtype": dtype,
               "status": body["status"], "reason": body.get("reason", ""), "exit_code": body.get("exit_code"),
-              "profile": profile, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "profile": profile, "max_examples": max_examples, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "vitspec_commit": _commit(), "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
               "python": platform.python_version(), "installed": installed, "install_seconds": install_seconds,
               "verify_seconds": body.get("verify_seconds"), "totals": body.get("totals", {}),
@@ -272,20 +275,23 @@ def write_result(port: dict, target: dict, version: str, dtype: str, profile: st
     return path
 
 
-def run_port(port: dict, versions, dtypes, cache: Path, profile: str, log) -> list[Path]:
+def run_port(port: dict, versions, dtypes, cache: Path, profile: str, log, max_examples: int | None = None,
+             names=None) -> list[Path]:
     written = []
     for version in versions:
         log(f"{port['title']} {version}: installing")
         venv, seconds, failure = install(port, version, cache, log)
         installed = installed_versions(venv) if venv else {}
         for target in port["target"]:
+            if names and target["name"] not in names:
+                continue
             for dtype in dtypes:
                 if venv is None:
                     body = {"status": "install failed", "reason": failure}
                 else:
                     log(f"{port['title']} {version} {target['name']} {dtype}: verify")
-                    body = verify(port, target, version, dtype, venv, profile, cache, log)
-                path = write_result(port, target, version, dtype, profile, body, installed, seconds)
+                    body = verify(port, target, version, dtype, venv, profile, cache, log, max_examples)
+                path = write_result(port, target, version, dtype, profile, body, installed, seconds, max_examples)
                 log(f"  -> {path.relative_to(ROOT)}: {body['status']}"
                     + (f", {body['totals'].get('failed', 0)} failed, {body['verify_seconds']} s"
                        if body["status"] == "ran" else ""))
@@ -364,6 +370,8 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
             counts = (f"{tot.get('checks', 0)} ({tot.get('passed', 0)} / {tot.get('failed', 0)} / "
                       f"{tot.get('not covered', 0)})" if r["status"] == "ran" else "—")
             vs = f"{r['verify_seconds']:.0f} s" if r.get("verify_seconds") else "—"
+            if r.get("max_examples"):
+                vs += f" ({r['max_examples']} examples)"
             ins = f"{r['install_seconds']:.0f} s" if r.get("install_seconds") else "—"
             lines.append(f"| {port['title']} | {t.get('model', '')} | {r['version']} | {r['dtype']} | {_verdict(r)} | "
                          f"{counts} | {vs} | {ins} |")
@@ -455,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                    help=f"where the venvs and run logs go (default {DEFAULT_CACHE}, or $VITSPEC_PORTS_CACHE)")
     p.add_argument("--profile", default="ci", help="Hypothesis profile of each verify run (default ci)")
+    p.add_argument("--max-examples", type=int, default=None,
+                   help="examples per property in each verify run (default: the profile's); recorded in the results")
+    p.add_argument("--name", action="append", default=None, help="only this target of the port ([[target]] name)")
     p.add_argument("--render", action="store_true", help="only regenerate docs/PORTS.md from the results files")
     p.add_argument("--list", action="store_true", help="list the ports, versions and dtypes that would run")
     return p
@@ -490,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         for port in selected.values():
             versions = [v for v in port["versions"] if not args.version or v in args.version]
             dtypes = [d for d in port["dtypes"] if not args.dtype or d in args.dtype]
-            run_port(port, versions, dtypes, args.cache.expanduser(), args.profile, log)
+            run_port(port, versions, dtypes, args.cache.expanduser(), args.profile, log, args.max_examples, args.name)
     path = write_ports_md(ports, load_results())
     print(f"wrote {path}")
     return 0
