@@ -59,8 +59,7 @@ def require_validation(target) -> None:
     """The bad-input checks count only for a target that declares validates_inputs=True."""
     caps = declared(target)
     if not caps.validates_inputs:
-        not_covered(target, "validates_inputs", False, "a target that validates its inputs (target does not "
-                                                       "validate its inputs)")
+        not_covered(target, "validates_inputs", False, "validates_inputs=True (target does not validate its inputs)")
 
 
 def require_rotary(target, form: str) -> None:

@@ -14,8 +14,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 
 from vitspec import reference
 from vitspec.cli import main as cli_main
@@ -92,12 +91,17 @@ def in_target_form(target, stage_name: str, args) -> tuple:
     return args[:i] + ((np.cos(full), np.sin(full)),) + args[i + 1:]
 
 
+@pytest.fixture(scope="module")
+def validating(target):
+    """The bad-input checks count only for a target that declares validates_inputs=True."""
+    require_validation(target)
+
+
 @pytest.mark.parametrize("stage_name,kind", CASES)
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the failure names its breakage: no shrinking
 @given(data=st.data())
-def test_bad_input_rejected_like_the_reference(target, stage_name, kind, data):
-    """Counts only for a target that declares validates_inputs=True (else NOT COVERED)."""
-    require_validation(target)
+def test_bad_input_rejected_like_the_reference(target, validating, stage_name, kind, data):
+    """Counts only for a target that declares validates_inputs=True (else NOT COVERED, by the fixture)."""
     call = data.draw(B.bad_call(stage_name, kind))
     ref = outcome(getattr(reference.TARGET, stage_name), call.args)
     got = outcome(getattr(target, stage_name), in_target_form(target, stage_name, call.args))

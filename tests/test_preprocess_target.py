@@ -10,8 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, example, given
-from hypothesis import strategies as st
+from hypothesis import event, example, given, strategies as st
 
 import vitspec.reference.pixels as rpx
 import vitspec.reference.resize as rr
@@ -22,6 +21,24 @@ from vitspec.tests.checks import assert_index_equal, record_difference, to_numpy
 from vitspec.tests.images import ATOL, check_close
 
 F = 28
+
+
+# Capability requirements as fixtures: a check outside the declaration is skipped (NOT COVERED) before Hypothesis
+# draws anything.
+@pytest.fixture(scope="module")
+def hf_variant(target):
+    """Checks that call smart_resize without a variant get the default, HF's."""
+    require_variant(target, "hf")
+
+
+@pytest.fixture(scope="module")
+def qvu_variant(target):
+    require_variant(target, "qvu")
+
+
+@pytest.fixture(scope="module")
+def default_geometry(target):
+    require_geometry(target, temporal_patch_size=2, merge_size=2)
 
 
 @st.composite
@@ -63,8 +80,7 @@ def check_smart_resize(smart_resize, h, w, min_pixels, max_pixels) -> None:
 @example((3584, 3584, 3136, 12845056))
 @example((11400, 57, 3136, 1003520))
 @example((20, 30, 3136, 12845056))
-def test_smart_resize_invariants(stage, target, args):
-    require_variant(target, "hf")  # called without a variant: the default, HF's
+def test_smart_resize_invariants(stage, hf_variant, args):
     check_smart_resize(stage("smart_resize"), *args)
 
 
@@ -72,8 +88,7 @@ def test_smart_resize_invariants(stage, target, args):
 @given(sizes_and_budgets())
 @example((70, 70, 3136, 12845056))
 @example((98, 1000, 3136, 12845056))
-def test_smart_resize_matches_reference(stage, target, args):
-    require_variant(target, "hf")  # called without a variant: the default, HF's
+def test_smart_resize_matches_reference(stage, hf_variant, args):
     h, w, lo, hi = args
     got = tuple(int(v) for v in stage("smart_resize")(h, w, F, lo, hi))
     assert got == rr.smart_resize(h, w, F, lo, hi), f"smart_resize{args}: {got} != reference"
@@ -83,9 +98,8 @@ def test_smart_resize_matches_reference(stage, target, args):
 @given(sizes_and_budgets())
 @example((1, 200, 3136, 12845056))
 @example((10, 2000, 3136, 40000))
-def test_smart_resize_qvu_matches_reference(stage, target, args):
+def test_smart_resize_qvu_matches_reference(stage, qvu_variant, args):
     """variant='qvu' (qwen-vl-utils' clamps) against the reference, for targets that declare it."""
-    require_variant(target, "qvu")
     h, w, lo, hi = args
     got = tuple(int(v) for v in stage("smart_resize")(h, w, F, lo, hi, "qvu"))
     assert got == rr.smart_resize(h, w, F, lo, hi, "qvu"), f"smart_resize{args}, qvu: {got} != reference"
@@ -253,8 +267,7 @@ def test_impl_video_size_equals_reference(rule, frames, h, w, lo, hi):
 
 @pytest.mark.stage("patchify")
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4))
-def test_patchify_equals_reference_on_arange(stage, target, t, bh, bw):
-    require_geometry(target, temporal_patch_size=2, merge_size=2)
+def test_patchify_equals_reference_on_arange(stage, default_geometry, t, bh, bw):
     frames = np.arange(2 * t * 3 * 28 * bh * 28 * bw, dtype=np.float64).reshape(2 * t, 3, 28 * bh, 28 * bw)
     values, grid = stage("patchify")(frames)
     ref_values, ref_grid = ref_patchify(frames)
