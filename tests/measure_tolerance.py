@@ -15,8 +15,7 @@ from collections import defaultdict
 import numpy as np
 from hypothesis import settings
 
-from vitspec.tests import checks
-from vitspec.tests import tolerance as T
+from vitspec.tests import checks, tolerance as T
 
 TESTS = {  # stage -> (module, differential test)
     "patch_embed": ("test_embed", "test_patch_embed_matches_reference"),
@@ -48,10 +47,8 @@ def recorder(records):
 
 def planted_bugs():
     """(stage, name, target) triples: the reference with one small bug in one stage."""
-    from vitspec.reference import TARGET as ref
-    from vitspec.reference import attention, block, embed, rope
-    from vitspec.tests.test_merger import tanh_gelu_merger
-    from vitspec.tests.test_tower import planted_tower
+    from vitspec.reference import TARGET as ref, attention, block, embed, rope
+    from vitspec.tests.problems import planted_tower, tanh_gelu_merger
 
     def bf16(x):
         import torch

@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import attention as ref_attention
-from vitspec.reference import rope as ref_rope
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import attention as ref_attention, rope as ref_rope, windows as ref_windows
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline
-from vitspec.tests import strategies as S
-from vitspec.tests import tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance as T
 from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
+from vitspec.tests.problems import K_attention
 from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
-
-
-def K_attention(q, cu) -> int:
-    return int(max(q.shape[-1], np.max(np.diff(cu))))
 
 
 @pytest.mark.stage("attention")

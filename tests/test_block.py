@@ -7,13 +7,14 @@ import pytest
 import torch
 from hypothesis import example, given, strategies as st
 
-from vitspec.reference import block as ref_block, windows as ref_windows
+from vitspec.reference import block as ref_block
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline, strategies as S, tolerance as T
 from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
-from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
+from vitspec.tests.problems import K_block, block_problem
+from vitspec.tests.rotary_inputs import as_form, rotary_for
 
 EPS = 1e-6
 
@@ -34,15 +35,6 @@ def test_rms_norm_matches_reference(stage, target, rows, hidden, seed):
                  baseline=lambda: baseline.rms_norm(x, w, EPS, dtype), rows=rows, hidden=hidden, seed=seed)
 
 
-def block_problem(config, seed, grid_thw, window: bool):
-    """x, block weights, segments and window-ordered reference angles for one block of `config` on `grid_thw`."""
-    _, cu_window = ref_windows.window_index(grid_thw)
-    angles = grid_angles(grid_thw, config["hidden_size"] // config["num_heads"], config["spatial_merge_size"])
-    x = S.normal(seed, (S.num_patches(grid_thw), config["hidden_size"]))
-    params = subdict(random_weights(config, seed), "blocks.0")
-    return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), angles
-
-
 @pytest.mark.stage("mlp")
 @given(S.configs(max_depth=2), st.integers(1, 40), S.seeds)
 def test_mlp_matches_reference(stage, target, config, rows, seed):
@@ -53,10 +45,6 @@ def test_mlp_matches_reference(stage, target, config, rows, seed):
     assert_close("mlp", stage("mlp")(x, params), ref, K=max(config["hidden_size"], config["intermediate_size"]),
                  magnitude=T.row_rms(ref), dtype=dtype, baseline=lambda: baseline.mlp(x, params, dtype),
                  rows=rows, hidden=config["hidden_size"], seed=seed)
-
-
-def K_block(config, cu) -> int:
-    return int(max(config["hidden_size"], config["intermediate_size"], np.max(np.diff(cu))))
 
 
 @pytest.mark.stage("vision_block")

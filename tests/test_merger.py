@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from vitspec.reference import block as ref_block, merger as ref_merger
-from vitspec.reference.weights import random_weights
+from vitspec.reference import merger as ref_merger
 from vitspec.spec.configs import small_config
-from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline, strategies as S, tolerance as T
 from vitspec.tests.checks import assert_close, fail, target_dtype, to_numpy
+from vitspec.tests.problems import merger_problem, tanh_gelu_merger
 
 EPS = 1e-6
-
-
-def merger_problem(config, seed: int, cells: int, scale: float = 1.0):
-    x = S.normal(seed, (4 * cells, config["hidden_size"]), scale)
-    return x, subdict(random_weights(config, seed), "merger")
 
 
 def check_merger_matches(merger, x, params, dtype: str, **context) -> None:
@@ -33,14 +27,6 @@ def test_merger_matches_reference(stage, target, config, cells, seed, scale):
     x, params = merger_problem(config, seed, cells, scale)
     check_merger_matches(stage("merger"), x, params, target_dtype(target), cells=cells, seed=seed, scale=scale,
                          hidden=config["hidden_size"])
-
-
-def tanh_gelu_merger(x, params, merge_size=2, eps=1e-6):
-    """The merger with the tanh approximation of GELU instead of erf."""
-    h = ref_block.rms_norm(x, params["ln_q.weight"], eps).reshape(-1, 4 * x.shape[1])
-    h = ref_block.linear(h, params["mlp.0.weight"], params["mlp.0.bias"])
-    h = 0.5 * h * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (h + 0.044715 * h ** 3)))
-    return ref_block.linear(h, params["mlp.2.weight"], params["mlp.2.bias"])
 
 
 @pytest.mark.negative_control

@@ -10,38 +10,14 @@ import pytest
 import torch
 from hypothesis import example, given, strategies as st
 
-from vitspec.reference import (
-    block as ref_block,
-    embed as ref_embed,
-    merger as ref_merger,
-    rope as ref_rope,
-    tower as ref_tower,
-    windows as ref_windows,
-)
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
-from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline, strategies as S, tolerance as T
-from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
-from vitspec.tests.test_merger import tanh_gelu_merger
+from vitspec.tests.checks import assert_unchanged, target_dtype, to_numpy
+from vitspec.tests.problems import K_tower, check_tower_matches, planted_tower
 
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
 tower_grids = S.grid_lists(max_images=3, max_cells=12, max_patches=700)
-
-
-def K_tower(config, grid_thw) -> int:
-    longest = max(h * w for _, h, w in grid_thw)
-    return config["depth"] * max(1176, 4 * config["hidden_size"], config["intermediate_size"], longest)
-
-
-def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
-    weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
-    g = np.array(grid_thw, dtype=np.int64)
-    ref = ref_tower.vision_tower(px, g, weights, config)
-    assert_close("vision_tower", tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
-                 magnitude=T.row_rms(ref), dtype=dtype,
-                 baseline=lambda: baseline.vision_tower(px, grid_thw, weights, config, dtype),
-                 grid_thw=grid_thw, config=config, seed=seed)
 
 
 @pytest.mark.stage("vision_tower")
@@ -53,37 +29,6 @@ def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
 @example(CONFIG, [(1, 12, 18), (2, 4, 6), (1, 16, 2)], 3)  # a mixed batch
 def test_vision_tower_matches_reference(stage, target, config, grid_thw, seed):
     check_tower_matches(stage("vision_tower"), config, grid_thw, seed, target_dtype(target))
-
-
-def planted_tower(bug: str):
-    """The reference tower with one bug class of SPEC-NOTES §7 planted."""
-    def tower(pixel_values, grid_thw, weights, config):
-        grid = [tuple(int(v) for v in row) for row in np.asarray(grid_thw)]
-        heads, eps = config["num_heads"], 1e-5 if bug == "rms_eps_1e-5" else 1e-6
-        x = ref_embed.patch_embed(pixel_values, weights["patch_embed.proj.weight"])
-        cos, sin = ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid), config["hidden_size"] // heads)
-        index, cu_window = ref_windows.window_index(grid)
-        cu_full = ref_windows.cu_seqlens(grid)
-        if bug == "per_image_full_segments":
-            cu_full = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid])])
-        if bug == "batch_as_one_segment":
-            cu_full = np.array([0, len(x)])
-        x, cos, sin = (ref_windows.permute_groups(a, index) for a in (x, cos, sin))
-        full = {str(i) if bug == "full_blocks_never_selected" else i for i in config["fullatt_block_indexes"]}
-        for layer in range(config["depth"]):
-            is_full = (layer in full) != (bug == "window_and_full_swapped")
-            params = subdict(weights, f"blocks.{layer}")
-            if bug == "attention_scale_missing":  # q scaled by sqrt(head_dim) cancels the 1/sqrt(head_dim)
-                D, s = config["hidden_size"], np.sqrt(config["hidden_size"] // heads)
-                params = {**params, "attn.qkv.weight": np.concatenate([params["attn.qkv.weight"][:D] * s,
-                                                                       params["attn.qkv.weight"][D:]]),
-                          "attn.qkv.bias": np.concatenate([params["attn.qkv.bias"][:D] * s, params["attn.qkv.bias"][D:]])}
-            x = ref_block.vision_block(x, params, cu_full if is_full else cu_window, (cos, sin), heads, eps)
-        merger = tanh_gelu_merger if bug == "tanh_gelu" else ref_merger.merger
-        merged = merger(x, subdict(weights, "merger"), 2, eps)
-        return merged[index] if bug == "window_index_as_inverse" else merged[np.argsort(index)]
-    tower.__name__ = bug
-    return tower
 
 
 DIFFERENTIAL_BUGS = {"window_index_as_inverse": [(1, 24, 24)], "full_blocks_never_selected": [(1, 20, 12)],

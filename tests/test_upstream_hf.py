@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import attention as ref_attention
-from vitspec.reference import block as ref_block
-from vitspec.reference import embed as ref_embed
-from vitspec.reference import merger as ref_merger
-from vitspec.reference import rope as ref_rope
-from vitspec.reference import tower as ref_tower
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import (
+    attention as ref_attention,
+    block as ref_block,
+    embed as ref_embed,
+    merger as ref_merger,
+    rope as ref_rope,
+    tower as ref_tower,
+    windows as ref_windows,
+)
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import strategies as S
-from vitspec.tests import tolerance as T
+from vitspec.tests import strategies as S, tolerance as T
 from vitspec.tests.checks import assert_close, assert_index_equal
 
 pytestmark = pytest.mark.conformance(oracle="HF transformers")
