@@ -418,7 +418,7 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
                 for s, entry in r["stages"].items():
                     if entry["status"] == "fail":
                         e = explanation(port, t["name"], v, s, d)
-                        msg = entry["failures"][0]["message"].splitlines()[0] if entry["failures"] else ""
+                        msg = entry["failures"][0]["message"].strip().splitlines()[0] if entry["failures"] else ""
                         notes.append((v, d, s, "fail", msg, e))
         if notes:
             lines += ["", "Failures and runs that did not run (∅):", ""]

@@ -82,10 +82,12 @@ def _root() -> Path:
 
 
 def has_processor() -> bool:
-    """Whether this release ships its own torch-free Qwen-VL processors (older ones use HF's)."""
+    """Whether this release ships its own torch-free Qwen-VL processors (0.5.0 on; older ones use HF's)."""
     try:
-        return (_root() / "models" / PROCESSOR).is_file()
-    except ImportError:
+        path = _root() / "models" / PROCESSOR
+        return path.is_file() and "class Qwen3VLVideoProcessor" in path.read_text() \
+            and "def _smart_resize_image" in path.read_text()
+    except (ImportError, OSError):
         return False
 
 
