@@ -246,10 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cache_dir() -> Path:
-    """pytest's cache (for --lf, --ff, --sw after --) in the user's cache folder, never the working directory."""
+def cache_dir(target: str = "") -> Path:
+    """pytest's cache (for --lf, --ff, --sw after --) in the user's cache folder, never the working directory; one
+    per target, so --lf reruns what failed on this target."""
     import os
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitspec" / "pytest"
+    import re
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", target) or "default"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitspec" / "pytest" / name
 
 
 def uses_workers(extra: list[str]) -> bool:
@@ -300,7 +303,7 @@ def pytest_args(args) -> list[str]:
     """pytest's arguments; options after -- are appended as given, and then pytest's own terminal output is kept
     (-v, -x, --hypothesis-show-statistics print through it)."""
     extra = list(getattr(args, "pytest_extra", []))
-    argv = [str(TESTS), "--rootdir", str(ROOT), "-o", "addopts=", "-o", f"cache_dir={cache_dir()}",
+    argv = [str(TESTS), "--rootdir", str(ROOT), "-o", "addopts=", "-o", f"cache_dir={cache_dir(args.target)}",
             "--target", args.target, "--profile", args.profile,
             "--checks", "all" if getattr(args, "self_checks", False) else "target"]
     if not extra:
