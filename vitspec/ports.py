@@ -60,7 +60,8 @@ Results file (``"format": 1``), one JSON object::
      "date": "2026-11-28T21:30:00Z", "vitspec_commit": "3b347e8",
      "machine": "Linux x86_64, 2 CPUs", "python": "3.11.7",
      "installed": {"mlx-vlm": "0.3.9", "mlx": "0.32.4"},     # the versions the venv really holds
-     "install_seconds": 41.2, "verify_seconds": 95.0,
+     "install_seconds": 41.2, "verify_seconds": 95.0,  # wall time
+     "verify_cpu_seconds": 80.1,                        # user + system CPU time of the verify process
      "totals": {"checks": 120, "passed": 80, "failed": 2, "not covered": 38, "skipped": 0},
      "stages": {"window_index": {"status": "recorded difference",  # "pass" | "fail" | "not covered" |
                                                                     # "recorded difference" (passed, with a difference)
@@ -233,7 +234,7 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
         cmd += ["--max-examples", str(max_examples)]
     log(f"  $ {' '.join(cmd)}")
     env = {**os.environ, "PYTEST_PLUGINS": "vitspec.port_record", "VITSPEC_PORT_RECORD": str(record_path)}
-    start = time.monotonic()
+    start, cpu = time.monotonic(), _children_cpu()
     status, reason, code = "ran", "", None
     with tempfile.TemporaryDirectory() as where:  # run from elsewhere, as a user would
         try:
@@ -243,7 +244,7 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
             (logs / f"{stem}.out").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
         except subprocess.TimeoutExpired as e:
             status, reason = "timed out", f"verify ran past {e.timeout} s"
-    seconds = round(time.monotonic() - start, 1)
+    seconds, cpu = round(time.monotonic() - start, 1), round(_children_cpu() - cpu, 1)
     record = {}
     if status == "ran":
         if code == 2 or not record_path.exists():
@@ -251,8 +252,15 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
         else:
             record = json.loads(record_path.read_text())
     stages, totals = results_from_record(record)
-    return {"status": status, "reason": reason, "exit_code": code, "verify_seconds": seconds, "totals": totals,
+    return {"status": status, "reason": reason, "exit_code": code, "verify_seconds": seconds,
+            "verify_cpu_seconds": cpu, "totals": totals,
             "stages": stages, "target_name": record.get("name")}
+
+
+def _children_cpu() -> float:
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def result_path(name: str, version: str, dtype: str) -> Path:
@@ -267,7 +275,8 @@ def write_result(port: dict, target: dict, version: str, dtype: str, profile: st
               "profile": profile, "max_examples": max_examples, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "vitspec_commit": _commit(), "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
               "python": platform.python_version(), "installed": installed, "install_seconds": install_seconds,
-              "verify_seconds": body.get("verify_seconds"), "totals": body.get("totals", {}),
+              "verify_seconds": body.get("verify_seconds"), "verify_cpu_seconds": body.get("verify_cpu_seconds"),
+              "totals": body.get("totals", {}),
               "stages": body.get("stages", {})}
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = result_path(target["name"], version, dtype)
@@ -358,7 +367,7 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
              "low-precision dtype. Every failure is explained below: an upstream bug with the release that fixed it, "
              "a bug of a current release with a reproduction under docs/repro/, or a reason the port cannot run here.",
              "", "## Summary", "",
-             "| port | model | version | dtype | verdict | checks (passed / failed / not covered) | verify | install |",
+             "| port | model | version | dtype | verdict | checks (passed / failed / not covered) | verify (wall, CPU) | install |",
              "|---|---|---|---|---|---|---|---|"]
     order = []
     for port in ports.values():
@@ -370,6 +379,8 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
             counts = (f"{tot.get('checks', 0)} ({tot.get('passed', 0)} / {tot.get('failed', 0)} / "
                       f"{tot.get('not covered', 0)})" if r["status"] == "ran" else "—")
             vs = f"{r['verify_seconds']:.0f} s" if r.get("verify_seconds") else "—"
+            if r.get("verify_cpu_seconds"):
+                vs += f" ({r['verify_cpu_seconds']:.0f} s CPU)"
             if r.get("max_examples"):
                 vs += f" ({r['max_examples']} examples)"
             ins = f"{r['install_seconds']:.0f} s" if r.get("install_seconds") else "—"
