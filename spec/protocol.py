@@ -221,13 +221,13 @@ class Capabilities:
 
 CAPABILITY_KEYS: tuple[str, ...] = tuple(Capabilities.__dataclass_fields__)
 CAPABILITY_VALUES = {"rotary": f"one of {list(ROTARY_FORMS)}",
-            "smart_resize_variants": f"a non-empty subset of {list(SMART_RESIZE_VARIANTS)}",
-            "media": f"a non-empty subset of {list(MEDIA)}",
-            "video_rule": f"one of {list(VIDEO_RULES)}",
-            "temporal_patch_sizes": "None or a non-empty tuple of positive integers",
-            "merge_sizes": "None or a non-empty tuple of positive integers",
-            "validates_inputs": "True or False",
-            "inline": f"a dict {{stage: reason}} with stage names from {list(STAGE_NAMES)}"}
+                     "smart_resize_variants": f"a non-empty subset of {list(SMART_RESIZE_VARIANTS)}",
+                     "media": f"a non-empty subset of {list(MEDIA)}",
+                     "video_rule": f"one of {list(VIDEO_RULES)}",
+                     "temporal_patch_sizes": "None or a non-empty tuple of positive integers",
+                     "merge_sizes": "None or a non-empty tuple of positive integers",
+                     "validates_inputs": "True or False",
+                     "inline": f"a dict {{stage: reason}} with stage names from {list(STAGE_NAMES)}"}
 
 
 def _subset(key: str, value, allowed: tuple) -> tuple:

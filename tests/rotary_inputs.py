@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitspec.reference import rope as ref_rope
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import rope as ref_rope, windows as ref_windows
 from vitspec.tests.capability import declared
 
 
