@@ -26,7 +26,7 @@ SUBPACKAGES = {"spec": "spec", "reference": "reference", "impl": "impl", "tests"
 ALLOWED = {"spec": {"spec"}, "reference": {"spec", "reference"}, "impl": {"spec", "impl"},
            "suite": {"spec", "reference", "impl", "suite"}, "tool": set(LAYERS)}
 # the suite's files that test the tool, and so may import it
-TOOL_TESTS = {"test_cli", "test_mutants", "test_specmd", "test_plot", "test_ports", "test_adapter_tour",
+TOOL_TESTS = {"test_cli", "test_cli_arguments", "test_mutants", "test_specmd", "test_plot", "test_ports", "test_adapter_tour",
               "test_upstream_hf", "test_invariants_catalogue", "test_verify", "test_adapter_hf", "test_adapter_mlx_vlm",
               "test_adapter_vllm", "test_adapter_llama_cpp"}
 
