@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import torch
 
-from vitspec.impl import attention as _attention, block as _block, embed as _embed, merger as _merger
-from vitspec.impl import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
+from vitspec.impl import (
+    attention as _attention,
+    block as _block,
+    embed as _embed,
+    merger as _merger,
+    rope as _rope,
+    tokens as _tokens,
+    tower as _tower,
+    windows as _windows,
+)
 from vitspec.impl.weights import IdentityCache, dtype_name, torch_dtype
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
 from vitspec.spec.protocol import ROTARY_FORMS

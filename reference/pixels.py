@@ -9,8 +9,14 @@ import numpy as np
 from vitspec.reference.patchify import patchify
 from vitspec.reference.resize import MAX_ASPECT_RATIO, resize, smart_resize
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
-from vitspec.spec.validate import (patch_geometry, positive_float, positive_int, require_finite, require_image_list,
-                           require_ndim)
+from vitspec.spec.validate import (
+    patch_geometry,
+    positive_float,
+    positive_int,
+    require_finite,
+    require_image_list,
+    require_ndim,
+)
 
 ALPHA_POLICIES = ("drop", "white")
 

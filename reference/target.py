@@ -2,13 +2,31 @@
 math in its module (reference/<module>.py holds the formulas only, as JAX's lax_reference does)."""
 from __future__ import annotations
 
-from vitspec.reference import attention as _attention, block as _block, embed as _embed, merger as _merger
-from vitspec.reference import rope as _rope, tokens as _tokens, tower as _tower, windows as _windows
-from vitspec.reference import patchify as _patchify
+from vitspec.reference import (
+    attention as _attention,
+    block as _block,
+    embed as _embed,
+    merger as _merger,
+    patchify as _patchify,
+    rope as _rope,
+    tokens as _tokens,
+    tower as _tower,
+    windows as _windows,
+)
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
-from vitspec.spec.validate import (apply_rotary_inputs, attention_inputs, attention_module_inputs, merger_inputs,
-                                   mlp_inputs, patch_embed_inputs, rms_norm_inputs, rotary_angles_inputs,
-                                   patchify_inputs, vision_block_inputs, vision_tower_inputs)
+from vitspec.spec.validate import (
+    apply_rotary_inputs,
+    attention_inputs,
+    attention_module_inputs,
+    merger_inputs,
+    mlp_inputs,
+    patch_embed_inputs,
+    patchify_inputs,
+    rms_norm_inputs,
+    rotary_angles_inputs,
+    vision_block_inputs,
+    vision_tower_inputs,
+)
 
 
 class ReferenceTarget:

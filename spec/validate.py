@@ -6,7 +6,8 @@ reinterpreted. Errors are TypeError for a wrong kind of value and ValueError for
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

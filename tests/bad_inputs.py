@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
-from hypothesis import event
-from hypothesis import strategies as st
+from hypothesis import event, strategies as st
 
 from vitspec.reference.rope import rotary_angles
 from vitspec.reference.weights import random_weights

@@ -9,8 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import event, example, given, settings
-from hypothesis import strategies as st
+from hypothesis import event, example, given, settings, strategies as st
 
 import vitspec.impl.pixels as ipx
 import vitspec.impl.resize as ir

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import patchify as ref_patchify
-from vitspec.reference import rope as ref_rope
-from vitspec.tests import baseline
-from vitspec.tests import strategies as S
-from vitspec.tests import tolerance as T
+from vitspec.reference import patchify as ref_patchify, rope as ref_rope
+from vitspec.tests import baseline, strategies as S, tolerance as T
 from vitspec.tests.capability import declared
 from vitspec.tests.checks import assert_close, assert_index_equal, fail, target_dtype, to_numpy
 from vitspec.tests.rotary_inputs import as_form, rotary_for

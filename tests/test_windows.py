@@ -6,17 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
+from hypothesis import example, given, strategies as st
 
-from vitspec.reference import tower as ref_tower
-from vitspec.reference import windows as ref_windows
+from vitspec.reference import tower as ref_tower, windows as ref_windows
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.examples import WINDOW_EXAMPLES
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline
-from vitspec.tests import strategies as S
+from vitspec.tests import baseline, strategies as S
 from vitspec.tests.checks import assert_index_equal, fail, record_difference, target_dtype, to_numpy
 
 KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],

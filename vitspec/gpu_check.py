@@ -36,8 +36,17 @@ except ImportError:  # a bare machine: the few scipy functions the reference nee
 import torch  # noqa: E402
 
 from vitspec import reference  # noqa: E402
-from vitspec.bench import bench_towers, hf_merged, hf_tower, log, pixel_columns, rel_err, table, tower_config  # noqa: E402
-from vitspec.bench import random_weights as torch_random_weights  # noqa: E402
+from vitspec.bench import (  # noqa: E402
+    bench_towers,
+    hf_merged,
+    hf_tower,
+    log,
+    pixel_columns,
+    random_weights as torch_random_weights,  # noqa: E402
+    rel_err,
+    table,
+    tower_config,
+)
 from vitspec.impl import TorchTarget  # noqa: E402
 from vitspec.reference.block import vision_block as reference_block  # noqa: E402
 from vitspec.reference.weights import random_weights  # noqa: E402

@@ -145,8 +145,7 @@ def video_padding_lines(frames: int, height: int, width: int) -> list[str]:
 def section_examples() -> list[str]:
     """Worked examples computed by the reference: seed §1 and §3, SPEC-NOTES §1.1, §3 and §4."""
     from vitspec.cli import explain
-    from vitspec.reference import patchify as rp
-    from vitspec.reference import rope, windows
+    from vitspec.reference import patchify as rp, rope, windows
     from vitspec.reference.resize import smart_resize
     from vitspec.spec import examples as ex
     from vitspec.spec.configs import HF_DEFAULT_PIXELS, PREPROCESSOR
