@@ -28,6 +28,7 @@ Limits (ValueError, from what llama.cpp can represent): temporal_patch_size 2, s
 window_size 112 (llama.cpp's Qwen2.5-VL path does not read a window size), fullatt_block_indexes periodic
 (``n_wa_pattern`` = first full block + 1; llama.cpp makes block i full when (i + 1) % n_wa_pattern == 0).
 
+Flash attention is on, as llama.cpp's default (auto) resolves it on the CPU (K, V and the window mask in F16).
 Measured on the CPU (SPEC-NOTES): ggml_conv_2d's im2col is F16 whatever the kernel's type, so the patch embedding sees
 f16-rounded pixels and weights; the merger's GELU is the tanh approximation from an f16 table. The whole tower
 differs from the float64 spec by ~1e-3 at values ~1.6: the float32 tower checks fail on that, by design of the
@@ -370,19 +371,20 @@ class LlamaCppTarget:
                              "merger")},
     }
 
-    def __init__(self, dtype: str = "float32", n_threads: int | None = None):
+    def __init__(self, dtype: str = "float32", n_threads: int | None = None, flash_attn: bool = True):
         if dtype not in FTYPES:
             raise ValueError(f"the llama.cpp adapter runs float32 (an f32 mmproj) or float16 (an f16 mmproj), "
                              f"got {dtype!r}")
         self.dtype = dtype
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
+        self.flash_attn = flash_attn
         self.rt = runtime()
         self.name = f"llama.cpp (llama-cpp-python {self.rt.version}, mtmd, {dtype} mmproj)"
 
     def with_options(self, device: str = "cpu", dtype: str | None = None):
         if device != "cpu":
             raise ValueError(f"the llama.cpp adapter runs on device='cpu' only, got {device!r}")
-        return LlamaCppTarget(dtype or self.dtype, self.n_threads)
+        return LlamaCppTarget(dtype or self.dtype, self.n_threads, self.flash_attn)
 
     def _context(self, weights, config):
         rt = self.rt
@@ -392,7 +394,10 @@ class LlamaCppTarget:
         params = rt.mtmd.mtmd_context_params_default()
         params.use_gpu = False
         params.n_threads = self.n_threads
-        params.warmup = False
+        params.warmup = False  # its dummy image is 1288x1288; the flash-attention choice it makes is set below
+        # llama.cpp's default (auto) enables flash attention in the warmup when the backend supports it, as the CPU
+        # does: K, V and the window mask then go through F16 (clip_graph::build_attn). The same choice, made directly.
+        params.flash_attn_type = 1 if self.flash_attn else 0  # LLAMA_FLASH_ATTN_TYPE_ENABLED / _DISABLED
         params.print_timings = False
         params.image_min_tokens = 1
         params.image_max_tokens = 1 << 20
