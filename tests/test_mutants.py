@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vitspec.mutants import gate
 from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
 from vitspec.reference import rope as ref_rope
 from vitspec.reference.weights import random_weights
@@ -171,12 +172,14 @@ def test_planting_a_vanished_site_is_an_error():
 @pytest.mark.skipif(RUN["target"] != "vitspec.impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
                     reason="the mutant gate measures the suite, once, with vitspec.impl:TARGET")
 def test_every_mutant_is_killed(tmp_path):
-    """`vitspec mutants` with the mutation profile: the controls pass and no mutant survives."""
+    """`vitspec mutants` with the mutation profile at float32 and bfloat16 (VITSPEC_MUTANT_DTYPES=all adds the
+    float16 sweep): the controls pass and no mutant survives at any dtype."""
     report = tmp_path / "mutants.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    dtypes = os.environ.get("VITSPEC_MUTANT_DTYPES", "float32,bfloat16")
     done = subprocess.run([sys.executable, "-m", "vitspec.cli", "mutants", "--profile", "mutation", "--output", str(report),
-                           "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+                           "--dtype", dtypes, "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=3600)
     assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(report.read_text())
     failed_controls = [f"{c['name']}: {c['failed_tests'][:3]}" for c in result["controls"] if not c["passed"]]
@@ -186,6 +189,27 @@ def test_every_mutant_is_killed(tmp_path):
     assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
     last = done.stdout.strip().splitlines()[-1]
     assert done.returncode == 0 and last == f"killed {result['total']}/{result['total']}", (done.returncode, last)
+    ran = {m["dtype"] for m in result["mutants"]}
+    assert ran == set(gate.parse_dtypes(dtypes)), f"mutants ran at {sorted(ran)}, asked for {dtypes}"
+
+
+def test_gate_runs_every_mutant_at_float32_and_bfloat16_and_float_stages_at_float16():
+    """The plan: each mutant at float32 and bfloat16, at float16 when a stage of it does float arithmetic; a mutant
+    with its own dtype at that dtype only; --dtype selects."""
+    jobs = gate.plan(CATALOGUE, gate.DTYPES)
+    for m in CATALOGUE:
+        ran = sorted(j.dtype for j in jobs if j.mutant == m.name)
+        assert ran, f"{m.name} never runs"
+        if m.dtype:
+            assert ran == [m.dtype], (m.name, ran)
+        else:
+            assert {"float32", "bfloat16"} <= set(ran), (m.name, ran)
+    assert any(j.dtype == "float16" for j in jobs) and not any(
+        j.dtype == "float16" and BY_NAME[j.mutant].dtype is None and set(BY_NAME[j.mutant].stages) <= {"window_index",
+        "cu_seqlens", "smart_resize", "num_image_tokens", "rotary_position_ids"} for j in jobs)
+    assert {j.dtype for j in gate.plan(CATALOGUE, gate.parse_dtypes("bfloat16"))} == {"bfloat16"}
+    with pytest.raises(gate.UsageError):
+        gate.parse_dtypes("float8")
 
 
 def test_protocol_records_name_the_catalogue_mutants():

@@ -10,10 +10,11 @@ import pytest
 import torch
 from hypothesis import example, given, strategies as st
 
+from vitspec.reference import tower as ref_tower
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.tests import baseline, strategies as S, tolerance as T
-from vitspec.tests.checks import assert_unchanged, target_dtype, to_numpy
+from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
 from vitspec.tests.problems import K_tower, check_tower_matches, planted_tower
 
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
@@ -203,3 +204,55 @@ def test_far_position_check_rejects_bf16_angles(dtype):
     check_tower_matches(baseline_tower(dtype), FAR_CONFIG, grid, 0, dtype)
     with pytest.raises(AssertionError, match="exceeds the tolerance"):
         check_tower_matches(tower_with_bf16_angles(dtype), FAR_CONFIG, grid, 0, dtype)
+
+
+GRAPH_GRID = [(1, 20, 12), (2, 4, 6)]
+
+
+def check_replayed_tower(tower, dtype: str) -> None:
+    """The tower called again and again on one grid and one weights dict (a captured CUDA graph replays) matches
+    the reference for each new pixel_values, not just the first."""
+    weights = random_weights(CONFIG, 0)
+    g = np.array(GRAPH_GRID, dtype=np.int64)
+    for seed in (1, 2, 3):
+        px = S.pixel_values(seed, GRAPH_GRID)
+        ref = ref_tower.vision_tower(px, g, weights, CONFIG)
+        assert_close("vision_tower", tower(px, g, weights, CONFIG), ref, K=K_tower(CONFIG, GRAPH_GRID),
+                     magnitude=T.row_rms(ref), dtype=dtype,
+                     baseline=lambda px=px: baseline.vision_tower(px, GRAPH_GRID, weights, CONFIG, dtype),
+                     grid_thw=GRAPH_GRID, seed=seed, path="fixed grid (CUDA graph)")
+
+
+@pytest.mark.modules
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_cuda_graph_tower_matches_reference(dtype):
+    """impl's CUDA-graph tower (vision_tower(..., cuda_graph=True)), checked whenever CUDA is present."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine: the CUDA-graph tower is checked where CUDA is present")
+    from vitspec.impl.target import TorchTarget
+    target = TorchTarget(device="cuda", dtype=dtype)
+    check_replayed_tower(lambda px, g, w, c: target.vision_tower(px, g, w, c, cuda_graph=True), dtype)
+
+
+def stale_replay_tower(dtype: str):
+    """Planted: a fixed-grid tower that replays its first output (inputs not copied into the captured buffer)."""
+    from vitspec.impl.target import TorchTarget
+    target, first = TorchTarget(dtype=dtype), {}
+
+    def tower(pixel_values, grid_thw, weights, config):
+        if "out" not in first:
+            first["out"] = target.vision_tower(pixel_values, grid_thw, weights, config, cuda_graph=True)
+        return first["out"]
+    return tower
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_replay_check_rejects_stale_replay(dtype):
+    from vitspec.impl.target import TorchTarget
+    target = TorchTarget(dtype=dtype)  # on the CPU the fixed-grid path runs eagerly
+    check_replayed_tower(lambda px, g, w, c: target.vision_tower(px, g, w, c, cuda_graph=True), dtype)
+    with pytest.raises(AssertionError, match="exceeds the tolerance"):
+        check_replayed_tower(stale_replay_tower(dtype), dtype)

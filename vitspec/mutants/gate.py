@@ -1,6 +1,11 @@
 """`vitspec mutants`: run the property suite against every planted-bug mutant and gate on the kill rate.
 
-    vitspec mutants [--profile mutation] [--json] [--output FILE] [--only NAME,...] [-j N] [--junitxml FILE]
+    vitspec mutants [--dtype D[,D...]|all] [--profile mutation] [--json] [--output FILE] [--only NAME,...] [-j N]
+                    [--junitxml FILE]
+
+Every mutant runs at float32 and bfloat16, and at float16 when one of its stages does float arithmetic (a stage
+with a tolerance row); a mutant that fixes its own dtype (a low-precision bug) runs at that dtype only. --dtype
+selects the dtypes (default all); the gate passes only at 100% kills in each dtype run.
 
 Each mutant (vitspec/mutants/catalogue.py) is checked in its own pytest process, ``--target
 vitspec.mutants.catalogue:<name>``, on the tests of the stages its bug changes (--all-tests: every target test,
@@ -45,6 +50,9 @@ def parse_args(argv):
     """The options of `vitspec mutants` (UsageError for a bad one)."""
     p = _Parser(prog="vitspec mutants", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dtype", default="all", metavar="D[,D...]|all",
+                   help="compute dtypes to run the catalogue at: float32, bfloat16, float16, comma-separated, or all "
+                        "(default)")
     p.add_argument("--profile", default="mutation", choices=["dev", "ci", "nightly", "mutation"],
                    help="Hypothesis profile of every run (default mutation: few derandomized examples)")
     p.add_argument("--json", action="store_true",
@@ -59,12 +67,35 @@ def parse_args(argv):
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest process (default 600)")
     p.add_argument("--list", action="store_true", help="print the catalogue and exit")
     args = p.parse_args(argv)
+    args.dtypes = parse_dtypes(args.dtype)
     if args.jobs < 1 or args.maxfail < 1 or args.timeout <= 0:
         raise UsageError("-j, --maxfail and --timeout must be positive")
     for flag, path in (("--output", args.output), ("--junitxml", args.junitxml)):
         if path and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"{flag} {path!r}: the folder does not exist")
     return args
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def parse_dtypes(text: str) -> tuple[str, ...]:
+    """--dtype: 'all' or a comma-separated subset of DTYPES, in DTYPES order."""
+    names = list(DTYPES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in DTYPES]
+    if unknown or not names:
+        raise UsageError(f"--dtype must be 'all' or a comma-separated subset of {list(DTYPES)}, got {text!r}")
+    return tuple(d for d in DTYPES if d in names)
+
+
+def dtypes_of(mutant, selected) -> list[str]:
+    """The dtypes a mutant runs at: its own fixed dtype; else float32 and bfloat16, and float16 when one of its
+    stages does float arithmetic (has a tolerance row); only those among `selected`."""
+    from vitspec.spec.protocol import STAGES
+    if mutant.dtype:
+        return [mutant.dtype] if mutant.dtype in selected else []
+    float_stage = any(s.tolerance is not None for s in STAGES if s.name in mutant.stages)
+    return [d for d in selected if d != "float16" or float_stage]
 
 
 def select(only):
@@ -79,9 +110,21 @@ def select(only):
     return [BY_NAME[n] for n in names]
 
 
-def plan(mutants) -> list[Job]:
-    """One pytest run per mutant, --target vitspec.mutants.catalogue:<name>, on the stages its bug changes."""
-    return [Job(m.name, f"vitspec.mutants.catalogue:{m.name}", m.stages, m.dtype) for m in mutants]
+def plan(mutants, dtypes=("float32",)) -> list[Job]:
+    """One pytest run per mutant and dtype, --target vitspec.mutants.catalogue:<name> --dtype <dtype>, on the stages
+    its bug changes."""
+    return [Job(f"{m.name}@{d}", f"vitspec.mutants.catalogue:{m.name}", m.stages, d, mutant=m.name)
+            for m in mutants for d in dtypes_of(m, dtypes)]
+
+
+def kill_table(jobs) -> list[str]:
+    """One line per dtype: killed K/N at that dtype."""
+    lines = []
+    for d in DTYPES:
+        runs = [j for j in jobs if (j.dtype or "float32") == d]
+        if runs:
+            lines.append(f"{d:9} killed {sum(j.status == 'killed' for j in runs)}/{len(runs)}")
+    return lines
 
 
 def main(argv=None) -> int:
@@ -95,9 +138,9 @@ def main(argv=None) -> int:
         return 2
     if args.list:
         for m in mutants:
-            print(f"{m.name:40} {','.join(m.stages):50} {m.dtype or 'float32':9} {m.bug_class}")
+            print(f"{m.name:40} {','.join(m.stages):50} {','.join(dtypes_of(m, DTYPES)):24} {m.bug_class}")
         return 0
-    mutant_jobs = plan(mutants)
+    mutant_jobs = plan(mutants, args.dtypes)
     start = time.monotonic()
     run_all(mutant_jobs, args)
     controls = verify_kills(mutant_jobs, args)
@@ -115,6 +158,8 @@ def main(argv=None) -> int:
     if survivors:
         print(f"not killed: {', '.join(survivors)}", file=out)
     print(f"{len(jobs)} pytest runs in {seconds:.0f} s with -j {args.jobs}", file=out)
+    for line in kill_table(mutant_jobs):
+        print(line, file=out)
     print(f"killed {killed}/{len(mutant_jobs)}", file=out)
     if args.json or args.output:
         text = json.dumps(as_json(jobs, seconds), indent=1)

@@ -15,8 +15,9 @@ import importlib
 import inspect
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 from vitspec.spec.protocol import STAGE_NAMES
@@ -168,7 +169,7 @@ class MutantTarget:
         """The mutant's name and the target it was planted in."""
         return f"MutantTarget({self.mutant.name!r}, {self.base!r})"
 
-    def with_options(self, device=None, dtype=None, compile=None) -> "MutantTarget":
+    def with_options(self, device=None, dtype=None, compile=None) -> MutantTarget:
         """A copy on another device; a mutant with a fixed dtype keeps it."""
         return MutantTarget(self.mutant, self.base.with_options(device=device, dtype=self.mutant.dtype or dtype,
                                                                 compile=compile))

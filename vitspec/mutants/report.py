@@ -34,8 +34,9 @@ def as_json(jobs, seconds: float) -> dict:
                           "seconds": round(j.seconds, 1),
                           "failed_tests": j.killing_tests} for j in jobs if j.control],
             "mutants": [{"name": j.name, "killed": j.status == "killed", "status": j.status,
-                         "stages": list(j.stages), "bug_class": BY_NAME[j.name].bug_class,
-                         "description": BY_NAME[j.name].description, "dtype": j.dtype or "float32",
+                         "mutant": j.mutant or j.name, "stages": list(j.stages),
+                         "bug_class": BY_NAME[j.mutant or j.name].bug_class,
+                         "description": BY_NAME[j.mutant or j.name].description, "dtype": j.dtype or "float32",
                          "killing_tests": j.killing_tests, "failed_stages": j.failed_stages,
                          "detail": j.detail, "seconds": round(j.seconds, 1)} for j in mutants]}
 

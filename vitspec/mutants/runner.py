@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import vitspec.tests as _suite
-
 from vitspec.mutants.report import MODULE_OF
 from vitspec.spec.protocol import STAGES
 
@@ -34,6 +33,7 @@ class Job:
     seconds: float = 0.0
     deselect: list = field(default_factory=list)  # tests that fail on impl unmutated (from the control)
     nodeids: list = field(default_factory=list)  # a control runs exactly these tests
+    mutant: str = ""  # the catalogue name (name may carry the dtype)
 
 
 def native_threads() -> int:
@@ -45,7 +45,7 @@ def native_threads() -> int:
         return -1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def warm_start(profile: str) -> bool:
     """Collect the suite once in this process (imports torch, vitspec.tests.plugin and every test module, assertions
     rewritten) so that each run forked from here starts warm. False (runs are spawned) where fork is
@@ -76,7 +76,7 @@ def pytest_args(job: Job, args, report: str) -> list[str]:
                                          "--mutant-report", report]
     if not job.control:  # a control runs all its tests: each one that fails on impl is a kill that does not count
         argv += ["--maxfail", str(args.maxfail)]
-    if job.dtype and job.control:
+    if job.dtype:  # a mutant that fixes its own dtype keeps it (MutantTarget.with_options)
         argv += ["--dtype", job.dtype]
     stages = list(job.stages)
     if args.all_tests and stages:  # every target test, the bug's own stages first
