@@ -34,6 +34,14 @@ BAD = [
     ("vitspec", ["explain", "224x224", "--frames", "0"], "--frames"),
     ("vitspec", ["explain", "224x224", "--variant", "xyz"], "--variant"),
     ("vitspec", ["explain", "224x224", "--unknown-option"], "unrecognized"),
+    ("vitspec", ["explain", "201x1"], "200"),  # aspect ratio > 200 with the long side first
+    ("vitspec", ["explain", "5x0"], "positive"),
+    ("vitspec", ["explain", "1.5x3"], "HEIGHTxWIDTH"),
+    ("vitspec", ["explain", "-3x5"], "-3x5"),
+    ("vitspec", ["explain", "224x224", "--max-pixels", "1e6"], "--max-pixels"),
+    ("vitspec", ["explain", "224x224", "--variant", "qvu", "--min-pixels", "5000", "--max-pixels", "4000"],
+     "max_pixels"),
+    ("vitspec", ["explain", "1x200", "--variant", "qvu", "--max-pixels", "3136"], "side of 0"),  # qvu floors a side
     ("vitspec", ["explain", "224x224", "--image", "no-such-picture.png"], "--image"),
     ("vitspec", ["explain", "--image", "no-such-picture.png"], "--image"),  # the size would come from the file
     ("vitspec", ["explain", "224x224", "--plot", NO_DIR.replace(".json", ".png")], "--plot"),

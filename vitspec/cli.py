@@ -91,6 +91,9 @@ def explain(height: int, width: int, min_pixels: int, max_pixels: int, frames: i
     from vitspec.reference import tokens, windows
     from vitspec.reference.resize import smart_resize
     rh, rw = smart_resize(height, width, 28, min_pixels, max_pixels, variant)
+    if rh == 0 or rw == 0:
+        raise UsageError(f"smart_resize (variant {variant}) gives {rh}x{rw} for {height}x{width} with max_pixels "
+                         f"{max_pixels}: a side of 0 (qwen-vl-utils floors it), so no patch; raise --max-pixels")
     T, P = PREPROCESSOR["temporal_patch_size"], PREPROCESSOR["patch_size"]
     grid = [-(-frames // T), rh // P, rw // P]
     _, cu_window = windows.window_index([grid])
