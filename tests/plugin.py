@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, MultiplexedDatabase
 
-from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target, provided_stages
+from vitspec.spec.protocol import DTYPES, STAGE_NAMES, capabilities, configured_target, default_target, provided_stages
 from vitspec.tests import checks
 from vitspec.tests.shared_db import configuration_name, shared_database
 
@@ -219,6 +219,10 @@ def pytest_configure(config):
         profile = f"{profile}-shared"
     settings.load_profile(profile)
     spec, target = _configured_target(config)
+    try:  # a bad capabilities declaration is a usage error before anything runs
+        capabilities(target)
+    except ValueError as e:
+        raise pytest.UsageError(f"target {spec!r}: {e}") from e
     config._vitspec_target = Recorder(target)
     checks.RUN.update(target=spec, device=config.getoption("device"), dtype=config.getoption("dtype"),
                       profile=config.getoption("profile"), max_examples=n,

@@ -12,13 +12,11 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import event, given
-from hypothesis import strategies as st
+from hypothesis import event, given, strategies as st
 
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
-from vitspec.tests import strategies as S
-from vitspec.tests import subproc, tolerance
+from vitspec.tests import strategies as S, subproc, tolerance
 from vitspec.tests.checks import RUN, assert_unchanged, exercised, fail, target_dtype, to_numpy
 
 FIXED_CONFIG = small_config(4, 64, 4, 96, 48, (1, 3))
