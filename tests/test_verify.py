@@ -262,3 +262,13 @@ def test_default_runs_leave_no_files_in_the_users_directory(tmp_path):
                                       "-k", "test_tokens", "--checks", "target"), cwd_=tmp_path, env_=env, timeout=600)
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
     assert user_files(tmp_path) == set(), user_files(tmp_path)
+
+
+def test_bad_capabilities_declaration_is_one_usage_line(tmp_path, monkeypatch, capsys):
+    from vitspec.verify import main
+    (tmp_path / "badcaps.py").write_text('class T:\n    capabilities = {"rotary": "quaternion"}\n\n'
+                                         '    def cu_seqlens(self, grid_thw):\n        return grid_thw\n\n\nTARGET = T()\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["--target", "badcaps:TARGET"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and "rotary" in err and "cos_sin" in err, err

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import vitspec.tests as _suite
-from vitspec.spec.protocol import DTYPES, STAGE_NAMES, configured_target, default_target, provided_stages
+from vitspec.spec.protocol import DTYPES, STAGE_NAMES, capabilities, configured_target, default_target, provided_stages
 from vitspec.tests.plugin import DIFFERENCE, EXERCISED, FAILED_STAGE, PROFILES
 
 ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"install vitspec from a checkout with pip install -e")
         check_pytest_options(args)
         target = configured_target(args.target, args.device, args.dtype)
+        capabilities(target)  # a bad declaration: one usage line before the run
     except SystemExit as e:  # --help
         return int(e.code or 0)
     except (UsageError, ValueError, TypeError) as e:
