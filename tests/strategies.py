@@ -78,6 +78,14 @@ def grid_lists(draw, max_images: int = 3, max_cells: int = 12, max_t: int = 3, m
     return rows
 
 
+# Two small batches that together reach every grid and batch class of tests/test_strategy_coverage.py (merged
+# 1×n and n×1, every side residue mod 4, one window and several, square and not, t = 1 and t > 1, a video beside a
+# still image, different sizes, a grid larger than one window in a batch), each within the smallest budget of the
+# tests that draw grid batches (2 images, 600 patches). Those tests carry them as explicit examples, which every
+# Hypothesis profile runs, so CI reaches every class whatever its draws.
+BOUNDARY_BATCHES = ([(1, 2, 40), (2, 14, 2)], [(1, 12, 12), (1, 8, 6)])
+
+
 def num_patches(grid_thw) -> int:
     return int(sum(t * h * w for t, h, w in grid_thw))
 

@@ -51,6 +51,8 @@ def test_mlp_matches_reference(stage, target, config, rows, seed):
 @given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=10, max_patches=600), st.booleans(), S.seeds)
 @example(small_config(depth=2, fullatt_block_indexes=(1,)), [(1, 20, 12)], True, 0)
 @example(small_config(depth=2, fullatt_block_indexes=(1,)), [(3, 4, 6), (1, 2, 8)], False, 1)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), S.BOUNDARY_BATCHES[0], True, 2)
+@example(small_config(depth=2, fullatt_block_indexes=(1,)), S.BOUNDARY_BATCHES[1], False, 3)
 def test_vision_block_matches_reference(stage, target, config, grid_thw, window, seed):
     dtype = target_dtype(target)
     x, params, cu, angles = block_problem(config, seed, grid_thw, window)

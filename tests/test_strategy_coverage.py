@@ -10,7 +10,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
 
 from vitspec.tests import strategies as S
 
@@ -166,3 +166,66 @@ def test_coverage_check_rejects_a_collapsed_strategy(collapsed):
     """Negative control: a strategy collapsed to a few square still grids fails the coverage check."""
     with pytest.raises(AssertionError, match="fewer than"):
         assert_reaches(draw_many(collapsed, 50), lambda g: grid_classes(*g), GRID_CLASSES, "collapsed")
+
+
+# The target tests that draw grid batches, with the name of their grid argument: under the ci profile (25
+# derandomized draws, 7 for a heavy tower test) a 2 % class is missed more often than not, so each carries
+# S.BOUNDARY_BATCHES as explicit examples.
+BOUNDARY_TESTS = {"test_tower.py::test_vision_tower_matches_reference": "grid_thw",
+                  "test_windows.py::test_window_index_matches_reference": "grid_thw",
+                  "test_windows.py::test_window_invariants": "grid_thw",
+                  "test_block.py::test_vision_block_matches_reference": "grid_thw"}
+
+
+def explicit_grids(test, argname: str) -> list:
+    """The grid batches of a Hypothesis test's explicit @example()s (positional or by name)."""
+    import inspect
+    params = [p for p in inspect.signature(test.hypothesis.inner_test).parameters
+              if p not in ("stage", "target")]
+    grids = []
+    for ex in getattr(test, "hypothesis_explicit_examples", []):
+        if argname in ex.kwargs:
+            grids.append(ex.kwargs[argname])
+        elif params.index(argname) < len(ex.args):
+            grids.append(ex.args[params.index(argname)])
+    return grids
+
+
+def check_explicit_examples_reach_every_class(test, argname: str, what: str) -> None:
+    """Every grid and batch class is reached by the test's explicit examples alone, and the ci profile runs them."""
+    from hypothesis import settings as hsettings
+    assert Phase.explicit in hsettings.get_profile("ci").phases, "the ci profile skips explicit examples"
+    reached = set().union(*(batch_classes(g) for g in explicit_grids(test, argname))) if explicit_grids(
+        test, argname) else set()
+    missing = sorted(BATCH_CLASSES - reached)
+    assert not missing, f"{what}: classes no explicit example reaches (a ci run may miss them): {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDARY_TESTS))
+def test_boundary_classes_reached_under_the_ci_profile(name):
+    """Each grid-drawing target test reaches every boundary class in every ci run: its explicit examples (which
+    the ci profile runs before its 25 derandomized draws) cover all of them within its budget."""
+    import importlib
+
+    from vitspec.tests.plugin import _register_profiles
+    _register_profiles()
+    module, func = name.split("::")
+    test = getattr(importlib.import_module(f"vitspec.tests.{module.removesuffix('.py')}"), func)
+    check_explicit_examples_reach_every_class(test, BOUNDARY_TESTS[name], name)
+
+
+def test_boundary_batches_fit_every_budget():
+    """S.BOUNDARY_BATCHES stay within the smallest grid budget of the tests that carry them (2 images, 600 patches)."""
+    for rows in S.BOUNDARY_BATCHES:
+        assert len(rows) <= 2 and S.num_patches(rows) <= 600, rows
+    assert BATCH_CLASSES <= set().union(*(batch_classes(g) for g in S.BOUNDARY_BATCHES))
+
+
+@pytest.mark.negative_control
+def test_explicit_example_check_rejects_a_test_without_boundary_examples():
+    @given(S.grid_lists())
+    @example([(1, 8, 8)])
+    def square_only(grid_thw):
+        pass
+    with pytest.raises(AssertionError, match="no explicit example reaches"):
+        check_explicit_examples_reach_every_class(square_only, "grid_thw", "square_only")

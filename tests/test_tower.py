@@ -28,6 +28,8 @@ tower_grids = S.grid_lists(max_images=3, max_cells=12, max_patches=700)
 @example(CONFIG, [(1, 2, 40)], 1)  # merged 1×20
 @example(CONFIG, [(3, 10, 22)], 2)  # a video of 3 frame pairs
 @example(CONFIG, [(1, 12, 18), (2, 4, 6), (1, 16, 2)], 3)  # a mixed batch
+@example(CONFIG, S.BOUNDARY_BATCHES[0], 4)
+@example(CONFIG, S.BOUNDARY_BATCHES[1], 5)
 def test_vision_tower_matches_reference(stage, target, config, grid_thw, seed):
     check_tower_matches(stage("vision_tower"), config, grid_thw, seed, target_dtype(target))
 

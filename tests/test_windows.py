@@ -128,6 +128,8 @@ def rejected_somewhere(check, planted) -> bool:
 @example([(1, 2, 40)])
 @example([(3, 10, 22)])
 @example([(1, 16, 16), (2, 8, 10)])
+@example(S.BOUNDARY_BATCHES[0])
+@example(S.BOUNDARY_BATCHES[1])
 def test_window_index_matches_reference(stage, grid_thw):
     check_window_index(stage("window_index"), grid_thw)
 
@@ -204,6 +206,8 @@ def test_window_index_worked_values(stage, grid):
 @example([(1, 24, 24)])
 @example([(2, 10, 6)])
 @example([(1, 4, 6), (2, 6, 4)])
+@example(S.BOUNDARY_BATCHES[0])
+@example(S.BOUNDARY_BATCHES[1])
 def test_window_invariants(stage, grid_thw):
     index, cu = stage("window_index")(np.array(grid_thw, dtype=np.int64))
     check_windows(grid_thw, index, canonical_windows(grid_thw, cu))
