@@ -298,6 +298,7 @@ class _Runtime:
         self._quiet = llama_cpp.llama_log_callback(lambda level, text, user: None)
         if not os.environ.get("VITSPEC_LLAMA_CPP_LOG"):
             llama_cpp.llama_log_set(self._quiet, None)
+            mtmd.mtmd_log_set(self._quiet, None)
         self._dir = tempfile.mkdtemp(prefix="vitspec-llama-cpp-")
         self._vocabs: dict[int, int] = {}
 
@@ -336,6 +337,13 @@ class _Injector:
         self.callback = rt.llama.ggml_backend_sched_eval_callback(self._call)
 
     def _call(self, ptr, ask, user_data):
+        try:
+            return self._inject(ptr, ask)
+        except Exception as e:  # an exception cannot cross the C callback: keep it for _encode to raise
+            self.error = f"eval callback: {e!r}"
+            return True
+
+    def _inject(self, ptr, ask) -> bool:
         if not ask:
             return True
         t = _tensor(ptr)
