@@ -390,7 +390,9 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
     for port, t in order:
         rs = by_name.get(t["name"], [])
         if not rs:
-            lines += ["", f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)", "", "No results yet."]
+            lines += ["", f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)", "",
+                      f"No results yet (versions {', '.join(port['versions'])} listed in ports/{port['port']}.toml, "
+                      "not run)."]
             continue
         versions = sorted({r["version"] for r in rs}, key=_vkey)
         dtypes = [d for d in port["dtypes"] if any(r["dtype"] == d for r in rs)]
@@ -416,6 +418,11 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
             row.append(" / ".join(f"{cell[(v, d)]['verify_seconds']:.0f} s" if (v, d) in cell and
                                   cell[(v, d)].get("verify_seconds") else "—" for d in dtypes))
             lines.append("| " + " | ".join(row) + " |")
+        missing = [f"{v} ({', '.join(d for d in port['dtypes'] if (v, d) not in cell)})" for v in port["versions"]
+                   if any((v, d) not in cell for d in port["dtypes"])]
+        if missing:
+            lines += ["", "No results yet (listed in ports/" + port["port"] + ".toml, not run): " + "; ".join(missing)
+                      + "."]
         notes = []
         for v in versions:
             for d in dtypes:
