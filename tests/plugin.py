@@ -14,8 +14,10 @@ checks.StageMismatch), which ``vitspec verify`` turns into its per-stage rows.
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -99,6 +101,13 @@ def _is_vitspec_session(config) -> bool:
     return _collects_suite(config.getoption("target"), config.args, config.rootpath, config.invocation_params.dir)
 
 
+def _scratch(prefix: str) -> str:
+    """A temporary folder, removed when this process exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _in_checkout(path) -> bool:
     path = Path(path).resolve()
     return CHECKOUT is not None and (path == CHECKOUT or CHECKOUT in path.parents)
@@ -120,7 +129,7 @@ def pytest_load_initial_conftests(early_config, parser, args):
     if not _in_checkout(here) and getattr(ns, "profile", "ci") != "nightly" \
             and "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
         from hypothesis.configuration import set_hypothesis_home_dir
-        set_hypothesis_home_dir(tempfile.mkdtemp(prefix="vitspec-hypothesis-"))
+        set_hypothesis_home_dir(_scratch("vitspec-hypothesis-"))
 
 
 def _quiet_elsewhere(config) -> None:
@@ -129,7 +138,7 @@ def _quiet_elsewhere(config) -> None:
     if _in_checkout(config.invocation_params.dir):
         return
     if getattr(config.option, "benchmark_storage", None) == "file://./.benchmarks":
-        config.option.benchmark_storage = "file://" + tempfile.mkdtemp(prefix="vitspec-benchmarks-")
+        config.option.benchmark_storage = "file://" + _scratch("vitspec-benchmarks-")
 
 
 def is_target_check(item) -> bool:
