@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from vitspec.spec.validate import positive_int, require_dim, require_ndim
+from vitspec.spec.validate import positive_int
 
 MAX_ASPECT_RATIO = 200
 VARIANTS = ("hf", "qvu")
@@ -120,16 +120,11 @@ def resize(image, height, width, *, pass_order="pillow13"):
     """§1.2: Pillow Image.resize((width, height), BICUBIC) of a uint8 (H, W, 3) image, bit for bit.
 
     Two passes, each clipped to uint8 before the next; the order follows vertical_pass_first, and a
-    pass whose size does not change is skipped (Pillow's need_horizontal / need_vertical).
+    pass whose size does not change is skipped (Pillow's need_horizontal / need_vertical). The math only: the
+    input rules (spec/validate.py resize_inputs) are applied by reference.TARGET.
     """
-    require_ndim("image", image, 3, "(height, width, 3)", "uint8 pixels")
-    require_dim("image", image, 2, 3, "channels (RGB)")
     image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise TypeError(f"image must be uint8, got dtype {image.dtype}")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"image must have positive height and width, got shape {image.shape}")
-    out_h, out_w = positive_int("height", height), positive_int("width", width)
+    out_h, out_w = int(height), int(width)
     in_h, in_w = image.shape[:2]
 
     def horizontal(x):

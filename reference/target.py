@@ -22,6 +22,7 @@ from vitspec.spec.validate import (
     mlp_inputs,
     patch_embed_inputs,
     patchify_inputs,
+    resize_inputs,
     rms_norm_inputs,
     rotary_angles_inputs,
     vision_block_inputs,
@@ -48,6 +49,7 @@ class ReferenceTarget:
 
     def resize(self, image, height, width):
         from vitspec.reference.resize import resize
+        resize_inputs(image, height, width)
         return resize(image, height, width)
 
     def preprocess(self, media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],

@@ -422,3 +422,15 @@ def patchify_inputs(frames: Any, patch_size: Any, temporal_patch_size: Any, merg
     require_finite("frames", bool(np.isfinite(values).all()))
     F, C, H, W = values.shape
     require_frames_fit(F, H, W, P, T, m)
+
+
+def resize_inputs(image: Any, height: Any, width: Any) -> None:
+    """image a uint8 (H, W, 3) array with H, W > 0; height and width positive integers."""
+    require_ndim("image", image, 3, "(height, width, 3)", "uint8 pixels")
+    require_dim("image", image, 2, 3, "channels (RGB)")
+    pixels = np.asarray(image.detach().cpu() if hasattr(image, "detach") else image)
+    if pixels.dtype != np.uint8:
+        raise TypeError(f"image must be uint8, got dtype {pixels.dtype}")
+    if shape_of(image)[0] == 0 or shape_of(image)[1] == 0:
+        raise ValueError(f"image must have positive height and width, got shape {shape_of(image)}")
+    positive_int("height", height), positive_int("width", width)
