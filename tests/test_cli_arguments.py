@@ -157,3 +157,16 @@ def test_a_reader_that_stops_early_ends_the_output_quietly():
     rc = child.wait(timeout=120)
     assert "BrokenPipeError" not in err and "Traceback" not in err and "Exception ignored" not in err, err
     assert rc == 0, (rc, err)
+
+
+@pytest.mark.parametrize("source, names", [("def f(:\n", ["SyntaxError", ":1"]),
+                                           ("import os\nraise RuntimeError('boom')\n", ["RuntimeError: boom", ":2"])])
+def test_target_whose_module_fails_to_load_is_one_line(tmp_path, monkeypatch, capsys, source, names):
+    """`verify --target broken:TARGET`: the module's own error and where it happened, in one line, exit 2."""
+    module = f"vitspec_broken_{len(source)}"
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc = cli.main(["verify", "--target", f"{module}:TARGET"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "Traceback" not in err[0], err
+    assert all(n in err[0] for n in names) and module in err[0], err

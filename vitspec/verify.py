@@ -333,7 +333,17 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"the test suite is not installed beside the package ({TESTS} is missing); "
                              f"install vitspec from a checkout with pip install -e")
         check_pytest_options(args)
-        target = configured_target(args.target, args.device, args.dtype)
+        try:
+            target = configured_target(args.target, args.device, args.dtype)
+        except (UsageError, ValueError, TypeError):
+            raise
+        except Exception as e:  # the target's own module failed (an import error, a syntax error): where, in one line
+            import traceback
+            last = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+            where = f" at {last.filename}:{last.lineno}" if last else ""
+            if isinstance(e, SyntaxError) and e.filename:
+                where = f" at {e.filename}:{e.lineno}"
+            raise UsageError(f"--target {args.target}: loading it raised {type(e).__name__}: {e}{where}") from None
         capabilities(target)  # a bad declaration: one usage line before the run
     except SystemExit as e:  # --help
         return int(e.code or 0)
