@@ -77,6 +77,7 @@ BAD = [
     ("vitspec", ["bench", "--device", "tpu9"], "--device"),
     ("vitspec", ["bench", "--dtype", "float64"], "--dtype"),
     ("vitspec", ["bench", "--output", NO_DIR], "--output"),
+    ("vitspec", ["bench", "--output", str(Path(__file__).resolve().parent)], "folder"),
     ("vitspec", ["bench", "--json", "rows.json"], "unrecognized"),  # --json prints; --output writes a file
     ("vitspec", ["bench", "--bogus"], "unrecognized"),
     # mutants

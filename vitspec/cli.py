@@ -60,6 +60,8 @@ def check_output(output: str | None, flag: str = "--output") -> None:
     from pathlib import Path
     if output and not Path(output).resolve().parent.is_dir():
         raise UsageError(f"{flag} {output!r}: the folder does not exist")
+    if output and Path(output).is_dir():
+        raise UsageError(f"{flag} {output!r} is a folder: name a file")
 
 
 def write_json(obj, output: str | None, to_stdout: bool) -> None:
