@@ -39,7 +39,7 @@ def hf():
         from vitspec.adapters import hf as hf_target
     except ImportError as e:
         pytest.skip(f"UPSTREAM ORACLE MISSING: {e}")
-    return hf_target.HFTarget("float64")
+    return hf_target.hf_target("float64")
 
 
 def block_problem(config, seed, grid_thw, window: bool):

@@ -7,8 +7,10 @@ Stages and the HF code behind each (transformers 5.x):
 - rotary_position_ids, cu_seqlens, window_index: ``transformers.vision_utils.get_vision_position_ids``,
   ``get_vision_cu_seqlens``, ``get_vision_window_index`` (what ``Qwen2_5_VisionTransformerPretrainedModel``
   calls);
-- rotary_cos_sin: ``Qwen2_5_VLVisionRotaryEmbedding`` (transformers 5.x returns cos and sin, each (N, head_dim),
-  from position ids: ``rotary="cos_sin"``); apply_rotary: ``apply_rotary_pos_emb_vision``;
+- rotary_cos_sin (transformers >= 5.11): ``Qwen2_5_VLVisionRotaryEmbedding``, cos and sin each (N, head_dim) from
+  position ids; rotary_angles (5.9, 5.10): ``Qwen2_5_VisionRotaryEmbedding``, the angles (N, head_dim/2) that
+  ``rot_pos_emb`` returns, turned into cos and sin inline in the model's forward. Either way the blocks take
+  (cos, sin): ``rotary="cos_sin"``; apply_rotary: ``apply_rotary_pos_emb_vision``;
 - patch_embed, attention_module, rms_norm, mlp, vision_block, merger, vision_tower: ``Qwen2_5_VisionPatchEmbed``,
   ``Qwen2_5_VLVisionAttention`` (sdpa per segment), ``Qwen2_5_VLRMSNorm``, ``Qwen2_5_VLMLP``,
   ``Qwen2_5_VLVisionBlock``, ``Qwen2_5_VLPatchMerger`` and ``Qwen2_5_VisionTransformerPretrainedModel``
@@ -71,7 +73,7 @@ class HFTarget:
     def with_options(self, device: str = "cpu", dtype: str | None = None):
         if device != "cpu":
             raise ValueError(f"the HF adapter runs on device='cpu' only, got {device!r}")
-        return HFTarget(dtype or self.dtype)
+        return type(self)(dtype or self.dtype)
 
     def _in(self, x) -> torch.Tensor:
         return to_torch(x, self.torch_dtype)
@@ -111,14 +113,6 @@ class HFTarget:
         D, C, T, P, _ = np.asarray(weight).shape
         embed = self._module(modeling.Qwen2_5_VisionPatchEmbed(P, T, C, D), {"proj.weight": weight})
         return to_numpy(embed(self._in(pixel_values)))
-
-    @torch.no_grad()
-    def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
-        config = hf_config(hidden_size=int(head_dim), num_heads=1,
-                           rope_parameters={"rope_type": "axial", "rope_theta": float(theta)})
-        rope = modeling.Qwen2_5_VLVisionRotaryEmbedding(config)
-        cos, sin = rope(torch.zeros(1, dtype=self.torch_dtype), to_torch(position_ids, torch.int64))
-        return to_numpy(cos), to_numpy(sin)
 
     def _rotary(self, rotary):
         cos, sin = rotary
@@ -171,4 +165,32 @@ class HFTarget:
         return to_numpy(model(self._in(pixel_values), _grid(grid_thw)).pooler_output)
 
 
-TARGET = HFTarget  # a class: load_target instantiates it
+class HFCosSin(HFTarget):
+    """transformers >= 5.11: ``Qwen2_5_VLVisionRotaryEmbedding`` makes cos and sin from position ids."""
+
+    @torch.no_grad()
+    def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
+        config = hf_config(hidden_size=int(head_dim), num_heads=1,
+                           rope_parameters={"rope_type": "axial", "rope_theta": float(theta)})
+        rope = modeling.Qwen2_5_VLVisionRotaryEmbedding(config)
+        cos, sin = rope(torch.zeros(1, dtype=self.torch_dtype), to_torch(position_ids, torch.int64))
+        return to_numpy(cos), to_numpy(sin)
+
+
+class HFAngles(HFTarget):
+    """transformers 5.9 and 5.10: ``Qwen2_5_VisionRotaryEmbedding(dim, theta)(position_ids)`` returns the angles
+    (N, head_dim/2), what ``rot_pos_emb`` returns; the model turns them into cos and sin inline before the blocks,
+    so the blocks still take (cos, sin)."""
+
+    @torch.no_grad()
+    def rotary_angles(self, position_ids, head_dim, theta=10000.0):
+        rope = modeling.Qwen2_5_VisionRotaryEmbedding(int(head_dim) // 2, float(theta))
+        return to_numpy(rope(to_torch(position_ids, torch.int64)))
+
+
+def hf_target(dtype: str = "float32") -> HFTarget:
+    """The HF target of the installed transformers (its rotary stage is the one that release has)."""
+    return (HFCosSin if hasattr(modeling, "Qwen2_5_VLVisionRotaryEmbedding") else HFAngles)(dtype)
+
+
+TARGET = hf_target  # a factory: load_target calls it
