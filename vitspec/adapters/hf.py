@@ -7,8 +7,8 @@ Stages and the HF code behind each (transformers 5.x):
 - rotary_position_ids, cu_seqlens, window_index: ``transformers.vision_utils.get_vision_position_ids``,
   ``get_vision_cu_seqlens``, ``get_vision_window_index`` (what ``Qwen2_5_VisionTransformerPretrainedModel``
   calls);
-- rotary_cos_sin (transformers >= 5.11): ``Qwen2_5_VLVisionRotaryEmbedding``, cos and sin each (N, head_dim) from
-  position ids; rotary_angles (5.9, 5.10): ``Qwen2_5_VisionRotaryEmbedding``, the angles (N, head_dim/2) that
+- rotary_cos_sin (transformers >= 5.17): ``Qwen2_5_VLVisionRotaryEmbedding``, cos and sin each (N, head_dim) from
+  position ids; rotary_angles (5.9 to 5.16): ``Qwen2_5_VisionRotaryEmbedding``, the angles (N, head_dim/2) that
   ``rot_pos_emb`` returns, turned into cos and sin inline in the model's forward. Either way the blocks take
   (cos, sin): ``rotary="cos_sin"``; apply_rotary: ``apply_rotary_pos_emb_vision``;
 - patch_embed, attention_module, rms_norm, mlp, vision_block, merger, vision_tower: ``Qwen2_5_VisionPatchEmbed``,
@@ -166,7 +166,7 @@ class HFTarget:
 
 
 class HFCosSin(HFTarget):
-    """transformers >= 5.11: ``Qwen2_5_VLVisionRotaryEmbedding`` makes cos and sin from position ids."""
+    """transformers >= 5.17: ``Qwen2_5_VLVisionRotaryEmbedding`` makes cos and sin from position ids."""
 
     @torch.no_grad()
     def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
@@ -178,7 +178,7 @@ class HFCosSin(HFTarget):
 
 
 class HFAngles(HFTarget):
-    """transformers 5.9 and 5.10: ``Qwen2_5_VisionRotaryEmbedding(dim, theta)(position_ids)`` returns the angles
+    """transformers 5.9 to 5.16: ``Qwen2_5_VisionRotaryEmbedding(dim, theta)(position_ids)`` returns the angles
     (N, head_dim/2), what ``rot_pos_emb`` returns; the model turns them into cos and sin inline before the blocks,
     so the blocks still take (cos, sin)."""
 
