@@ -83,3 +83,15 @@ def test_checked_in_results_render_to_the_checked_in_matrix():
         assert r["format"] == ports.RESULTS_FORMAT and r["status"] in ports.STATUSES
         assert all(e["status"] in ports.STAGE_STATUSES for e in r["stages"].values())
         json.dumps(r)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--port", "mlx_vlm", "--version", "9.9", "--list"], "--version must be one of"),
+    (["--dtype", "int8", "--list"], "--dtype must be one of"),
+    (["--name", "nobody", "--list"], "--name must be one of"),
+    (["--max-examples", "0", "--list"], "positive integer"),
+])
+def test_bad_selection_is_one_usage_line(argv, words, capsys):
+    assert ports.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0], err

@@ -499,6 +499,14 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 raise UsageError(f"--port must be one of {list(ports)}, got {unknown}")
         selected = {k: v for k, v in ports.items() if not args.port or k in args.port}
+        if args.max_examples is not None and args.max_examples < 1:
+            raise UsageError(f"--max-examples must be a positive integer, got {args.max_examples}")
+        for option, given, known in (("--version", args.version, {v for p in selected.values() for v in p["versions"]}),
+                                     ("--dtype", args.dtype, {d for p in selected.values() for d in p["dtypes"]}),
+                                     ("--name", args.name, {t["name"] for p in selected.values() for t in p["target"]})):
+            unknown = sorted(set(given or ()) - known)
+            if unknown:
+                raise UsageError(f"{option} must be one of {sorted(known)} (from the port files), got {unknown}")
     except SystemExit as e:  # --help
         return int(e.code or 0)
     except UsageError as e:
