@@ -20,11 +20,11 @@ import pytest
 from vitspec import reference
 from vitspec.reference import rope as ref_rope
 from vitspec.reference.patchify import patch_row_origin
-from vitspec.reference.pixels import normalize, rescale
+from vitspec.reference.pixels import normalize, preprocess as reference_preprocess, rescale
 from vitspec.reference.windows import permute_groups
 from vitspec.spec.configs import PREPROCESSOR
 from vitspec.tests import subproc, tolerance
-from vitspec.tests.capability import require_variant
+from vitspec.tests.capability import declared, require_media, require_variant
 from vitspec.tests.checks import RUN, assert_index_equal, exercised, fail, target_dtype, to_numpy
 from vitspec.tests.rotary_inputs import as_form, rotary_for, rows as rotary_rows
 
@@ -42,7 +42,9 @@ def pixel_bound(ref, dtype: str) -> np.ndarray:
 
 def assert_same_preprocessing(target, images, what: str) -> None:
     """Target and reference preprocess `images` to the same grid and the same pixel_values within pixel_bound."""
-    ref_pixels, ref_grid = reference.TARGET.preprocess(images)
+    if any(np.asarray(m).ndim == 4 for m in images):
+        require_media(target, "video")
+    ref_pixels, ref_grid = reference_preprocess(images, video_rule=declared(target).video_rule)  # the declared rule
     got_pixels, got_grid = target.preprocess(images)
     assert_index_equal("preprocess", got_grid, ref_grid, images=what)
     got, dtype = to_numpy(got_pixels), target_dtype(target)

@@ -103,8 +103,11 @@ class HFTarget:
                    video_max_pixels=12845056):
         if any(np.asarray(m).ndim == 4 for m in media):
             raise ValueError("the HF adapter preprocesses images only (HF's video processor needs torchvision)")
+        from PIL import Image
         processor = pil_processing.Qwen2VLImageProcessorPil(min_pixels=image_min_pixels, max_pixels=image_max_pixels)
-        out = processor(images=[np.asarray(m) for m in media], return_tensors="np")
+        # PIL images, as users hand them over: HF guesses the channel axis of a bare array, and a (1, s, 3) or
+        # (s, 1, 3) array is read as channels-first
+        out = processor(images=[Image.fromarray(np.asarray(m)) for m in media], return_tensors="np")
         return np.asarray(out["pixel_values"], dtype=np.float64), np.asarray(out["image_grid_thw"], dtype=np.int64)
 
     # ---- numeric stages: HF's modules -------------------------------------------------------------------
