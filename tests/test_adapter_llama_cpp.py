@@ -133,3 +133,18 @@ def test_vision_tower_runs_llama_cpp():
     assert got.shape == ref.shape
     err = float(np.max(np.abs(got - ref)))
     assert err < 2e-2 * float(np.max(np.abs(ref))), err
+
+
+@pytest.mark.parametrize("bad", ["missing", "shape"])
+def test_weights_that_would_abort_llama_cpp_are_refused(bad):
+    """llama.cpp aborts the process on an mmproj whose tensors disagree with its metadata: refused before writing."""
+    cfg = small_config(depth=2, fullatt_block_indexes=(1,))
+    w = random_weights(cfg)
+    key = "blocks.1.mlp.up_proj.weight"
+    if bad == "missing":
+        del w[key]
+    else:
+        w[key] = w[key][:, :-1]
+    with pytest.raises(ValueError, match="up_proj"):
+        L.check_weights(w, cfg)
+    L.check_weights(random_weights(cfg), cfg)

@@ -90,6 +90,40 @@ def check_config(config: dict) -> None:
     n_wa_pattern(config["fullatt_block_indexes"], int(config["depth"]))
 
 
+def hf_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The HF-named weights an mmproj is written from, with the shapes its clip.* metadata implies."""
+    D, I, out = int(config["hidden_size"]), int(config["intermediate_size"]), int(config["out_hidden_size"])
+    C, T, P, m = (int(config[k]) for k in ("in_channels", "temporal_patch_size", "patch_size", "spatial_merge_size"))
+    shapes = {"patch_embed.proj.weight": (D, C, T, P, P)}
+    for i in range(int(config["depth"])):
+        b = f"blocks.{i}."
+        shapes.update({b + "norm1.weight": (D,), b + "norm2.weight": (D,), b + "attn.qkv.weight": (3 * D, D),
+                       b + "attn.qkv.bias": (3 * D,), b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,),
+                       b + "mlp.gate_proj.weight": (I, D), b + "mlp.gate_proj.bias": (I,),
+                       b + "mlp.up_proj.weight": (I, D), b + "mlp.up_proj.bias": (I,),
+                       b + "mlp.down_proj.weight": (D, I), b + "mlp.down_proj.bias": (D,)})
+    M = D * m * m
+    shapes.update({"merger.ln_q.weight": (D,), "merger.mlp.0.weight": (M, M), "merger.mlp.0.bias": (M,),
+                   "merger.mlp.2.weight": (out, M), "merger.mlp.2.bias": (out,)})
+    return shapes
+
+
+def check_weights(weights: dict, config: dict) -> None:
+    """ValueError for weights that would make a GGUF whose tensors disagree with its metadata.
+
+    llama.cpp does not reject such a file: a missing or mis-shaped tensor ends in a GGML_ASSERT that aborts the whole
+    process (measured: a missing blocks.N.mlp.up_proj.weight). llama.cpp's converter has no such check either (it
+    writes what the checkpoint holds), so this is the adapter keeping the process alive, not llama.cpp validating."""
+    names = {k.removeprefix("visual.") for k in weights}
+    for key, shape in hf_shapes(config).items():
+        if key not in names:
+            raise ValueError(f"weights is missing {key!r} (llama.cpp would abort on the mmproj written without it)")
+        got = tuple(np.shape(weights[key] if key in weights else weights["visual." + key]))
+        if got != shape:
+            raise ValueError(f"weights[{key!r}] has shape {got}, the config implies {shape} (llama.cpp would abort "
+                             f"on the mmproj)")
+
+
 def mmproj_tensors(weights: dict, config: dict, dtype: str = "float32") -> dict[str, np.ndarray]:
     """The mmproj tensors as llama.cpp's converter names and types them, from weights with HF names.
 
@@ -452,6 +486,7 @@ class LlamaCppTarget:
 
     def vision_tower(self, pixel_values, grid_thw, weights, config):
         check_config(config)
+        check_weights(weights, config)
         grid = np.asarray(grid_thw, dtype=np.int64).reshape(-1, 3)
         pixel_values = np.asarray(pixel_values, dtype=np.float64)
         P, C = int(config["patch_size"]), int(config["in_channels"])
