@@ -431,7 +431,8 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
                     continue
                 if r["status"] != "ran":
                     e = explanation(port, t["name"], v, "*", d)
-                    notes.append((v, d, "*", r["status"], r.get("reason", ""), e))
+                    reason = [ln.strip() for ln in r.get("reason", "").splitlines() if ln.strip()]
+                    notes.append((v, d, "*", r["status"], reason[-1] if reason else "", e))  # the error's line
                     continue
                 for s, entry in r["stages"].items():
                     if entry["status"] == "fail":
@@ -444,7 +445,8 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
                 why = f"**{e['kind']}**: {e['text']}" if e else "**UNEXPLAINED**"
                 if e is None:
                     unexplained.append(f"{t['name']} {v} {d} {s}")
-                lines.append(f"- {v} {d} `{s}` {what}: {why}" + (f" (first line: `{msg[:160]}`)" if msg else ""))
+                quoted = msg[:160].replace("`", "'")
+                lines.append(f"- {v} {d} `{s}` {what}: {why}" + (f" (`{quoted}`)" if msg else ""))
         latest = cell.get((versions[-1], dtypes[0]))
         if latest and latest["status"] == "ran":
             nc = [(s, e) for s, e in latest["stages"].items() if e["status"] == "not covered"]
