@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 from hypothesis import settings
 
-from vitspec.tests import checks, tolerance as T
+from vitspec.tests import checks, tolerance
 
 TESTS = {  # stage -> (module, differential test)
     "patch_embed": ("test_embed", "test_patch_embed_matches_reference"),
@@ -36,9 +36,9 @@ def recorder(records):
     """A stand-in for checks.assert_close that records instead of asserting."""
     def record(stage, got, ref, *, K, magnitude, dtype, baseline=None, **context):
         got, ref = checks.to_numpy(got), np.asarray(ref, dtype=np.float64)
-        e = float(np.max(T.normalized_error(got, ref, K, magnitude, dtype)))
-        if dtype in T.LOW_PRECISION:
-            b = float(np.max(T.normalized_error(baseline(), ref, K, magnitude, dtype)))
+        e = float(np.max(tolerance.normalized_error(got, ref, K, magnitude, dtype)))
+        if dtype in tolerance.LOW_PRECISION:
+            b = float(np.max(tolerance.normalized_error(baseline(), ref, K, magnitude, dtype)))
             records[stage].append((e, e / max(b, 1.0 / np.sqrt(K)), b))
         else:
             records[stage].append((e, e, None))
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
             run(target, [stage], max(10, args.examples // 10), records)
             e = np.array([r[0] for r in records[stage]])
             print(f"{stage:16} planted {name:32} normalized error: min {e.min():.3g}  median {np.median(e):.3g}  "
-                  f"max {e.max():.3g}  (tolerance c = {T.TABLE[stage].c})")
+                  f"max {e.max():.3g}  (tolerance c = {tolerance.TABLE[stage].c})")
         return 0
     if args.planted_low:
         for stage, name, target in planted_low_precision(args.planted_low):
@@ -179,7 +179,7 @@ def main(argv=None) -> int:
             run(target, [stage], max(10, args.examples // 10), records)
             r = np.array([row[1] for row in records[stage]])
             print(f"{stage:16} planted {name:32} target / baseline: min {r.min():.3g}  median {np.median(r):.3g}  "
-                  f"max {r.max():.3g}  (factor {T.TABLE[stage].factor})")
+                  f"max {r.max():.3g}  (factor {tolerance.TABLE[stage].factor})")
         return 0
     target = configured_target(args.target, args.device, args.dtype)
     records = defaultdict(list)

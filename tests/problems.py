@@ -14,7 +14,7 @@ from vitspec.reference import (
 )
 from vitspec.reference.weights import random_weights
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close
 from vitspec.tests.rotary_inputs import grid_angles
 
@@ -59,7 +59,7 @@ def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
     g = np.array(grid_thw, dtype=np.int64)
     ref = ref_tower.vision_tower(px, g, weights, config)
     assert_close("vision_tower", tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
-                 magnitude=T.row_rms(ref), dtype=dtype,
+                 magnitude=tolerance.row_rms(ref), dtype=dtype,
                  baseline=lambda: baseline.vision_tower(px, grid_thw, weights, config, dtype),
                  grid_thw=grid_thw, config=config, seed=seed)
 

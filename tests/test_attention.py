@@ -11,7 +11,7 @@ from vitspec.reference import attention as ref_attention, rope as ref_rope, wind
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
 from vitspec.tests.problems import K_attention
 from vitspec.tests.rotary_inputs import as_form, grid_angles, rotary_for
@@ -25,7 +25,7 @@ def test_attention_matches_reference(stage, target, problem):
     ctx = problem
     dtype = target_dtype(target)
     assert_close("attention", stage("attention")(q, k, v, cu), ref_attention.attention(q, k, v, cu),
-                 K=K_attention(q, cu), magnitude=T.attention_scale(q, k, v, cu), dtype=dtype,
+                 K=K_attention(q, cu), magnitude=tolerance.attention_scale(q, k, v, cu), dtype=dtype,
                  baseline=lambda: baseline.attention(q, k, v, cu, dtype), **ctx)
 
 
@@ -46,15 +46,15 @@ def check_window_attention_is_masked_attention(attention, q, k, v, cu, dtype, ct
     factor of the same-dtype baseline's error (segment attention in torch at that dtype, float32 softmax)."""
     got = to_numpy(attention(q, k, v, cu))
     dense = masked_dense_attention(q, k, v, cu)
-    K, magnitude = K_attention(q, cu), T.attention_scale(q, k, v, cu)
-    norm = T.normalized_error(got, dense, K, magnitude, dtype)
+    K, magnitude = K_attention(q, cu), tolerance.attention_scale(q, k, v, cu)
+    norm = tolerance.normalized_error(got, dense, K, magnitude, dtype)
     base_err = None
-    if dtype in T.LOW_PRECISION:
-        base_err = float(np.max(T.normalized_error(baseline.attention(q, k, v, cu, dtype), dense, K, magnitude,
+    if dtype in tolerance.LOW_PRECISION:
+        base_err = float(np.max(tolerance.normalized_error(baseline.attention(q, k, v, cu, dtype), dense, K, magnitude,
                                                    dtype)))
-    limit = T.allowed("attention", dtype, K, base_err)
+    limit = tolerance.allowed("attention", dtype, K, base_err)
     if not np.max(norm) <= limit:
-        rule = "c" if base_err is None else f"{T.TABLE['attention'].factor} x max(baseline {base_err:.3g}, 1/sqrt(K))"
+        rule = "c" if base_err is None else f"{tolerance.TABLE['attention'].factor} x max(baseline {base_err:.3g}, 1/sqrt(K))"
         fail("attention", f"window attention differs from masked dense attention ({np.max(norm):.3g} x "
                           f"eps*sqrt(K)*magnitude, allowed {limit:.3g} = {rule})", ctx)
 
@@ -129,7 +129,7 @@ def check_segments_isolated(attention, q, k, v, cu, segment: int, dtype: str, ct
     after = to_numpy(attention(q2, k2, v2, cu))
     keep = np.ones(q.shape[0], dtype=bool)
     keep[a:b] = False
-    assert_unchanged("attention", after, before, keep, K=K_attention(q, cu), magnitude=T.attention_scale(q, k, v, cu),
+    assert_unchanged("attention", after, before, keep, K=K_attention(q, cu), magnitude=tolerance.attention_scale(q, k, v, cu),
                      dtype=dtype, what=f"perturbing segment {segment} moved another segment", **ctx)
 
 
@@ -178,7 +178,7 @@ def test_attention_module_matches_reference(stage, target, config, grid_thw, win
     ref = ref_attention.attention_module(x, params, cu, angles, heads)
     cos, sin = as_form(angles, "cos_sin")
     assert_close("attention_module", stage("attention_module")(x, params, cu, rotary_for(target, angles), heads), ref,
-                 K=K_module(x, cu), magnitude=T.row_rms(ref), dtype=dtype,
+                 K=K_module(x, cu), magnitude=tolerance.row_rms(ref), dtype=dtype,
                  baseline=lambda: baseline.attention_module(x, params, cu, cos, sin, heads, dtype),
                  grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
 
@@ -193,7 +193,7 @@ def check_module_relative(module, config, seed: int, grid_thw, shift, dtype: str
     before = to_numpy(module(x, params, cu, ref_rope.rotary_angles(pos, head_dim), heads))
     after = module(x, params, cu, ref_rope.rotary_angles(pos + np.asarray(shift), head_dim), heads)
     assert_unchanged("attention_module", after, before, np.ones(len(x), dtype=bool), K=K_module(x, cu),
-                     magnitude=T.row_rms(before), dtype=dtype, what=f"shifting every position by {list(shift)} moved "
+                     magnitude=tolerance.row_rms(before), dtype=dtype, what=f"shifting every position by {list(shift)} moved "
                      "the output", grid_thw=grid_thw, seed=seed)
     a, b = int(cu[1]), int(cu[2]) if len(cu) > 2 else int(cu[1])
     x2 = x.copy()
@@ -201,7 +201,7 @@ def check_module_relative(module, config, seed: int, grid_thw, shift, dtype: str
     keep = np.ones(len(x), dtype=bool)
     keep[a:b] = False
     other = module(x2, params, cu, ref_rope.rotary_angles(pos, head_dim), heads)
-    assert_unchanged("attention_module", other, before, keep, K=K_module(x, cu), magnitude=T.row_rms(before),
+    assert_unchanged("attention_module", other, before, keep, K=K_module(x, cu), magnitude=tolerance.row_rms(before),
                      dtype=dtype, what="perturbing window 1 moved another window", grid_thw=grid_thw, seed=seed)
 
 
@@ -252,5 +252,5 @@ def test_impl_attention_module_in_both_forms(form, config, grid_thw, window, see
     ref = ref_attention.attention_module(x, params, cu, angles, heads)
     got = impl.TARGET.with_options(dtype="float32", rotary=form).attention_module(x, params, cu, as_form(angles, form),
                                                                                   heads)
-    assert_close("attention_module", got, ref, K=K_module(x, cu), magnitude=T.row_rms(ref), dtype="float32",
+    assert_close("attention_module", got, ref, K=K_module(x, cu), magnitude=tolerance.row_rms(ref), dtype="float32",
                  form=form, grid_thw=grid_thw, seed=seed)

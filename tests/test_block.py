@@ -11,7 +11,7 @@ from vitspec.reference import block as ref_block
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close, assert_unchanged, fail, target_dtype, to_numpy
 from vitspec.tests.problems import K_block, block_problem
 from vitspec.tests.rotary_inputs import as_form, rotary_for
@@ -43,7 +43,7 @@ def test_mlp_matches_reference(stage, target, config, rows, seed):
     params = subdict(random_weights(config, seed), "blocks.0.mlp")
     ref = ref_block.mlp(x, params)
     assert_close("mlp", stage("mlp")(x, params), ref, K=max(config["hidden_size"], config["intermediate_size"]),
-                 magnitude=T.row_rms(ref), dtype=dtype, baseline=lambda: baseline.mlp(x, params, dtype),
+                 magnitude=tolerance.row_rms(ref), dtype=dtype, baseline=lambda: baseline.mlp(x, params, dtype),
                  rows=rows, hidden=config["hidden_size"], seed=seed)
 
 
@@ -60,7 +60,7 @@ def test_vision_block_matches_reference(stage, target, config, grid_thw, window,
     cos, sin = as_form(angles, "cos_sin")
     ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
     assert_close("vision_block", stage("vision_block")(x, params, cu, rotary_for(target, angles), heads, EPS), ref,
-                 K=K_block(config, cu), magnitude=T.row_rms(ref), dtype=dtype,
+                 K=K_block(config, cu), magnitude=tolerance.row_rms(ref), dtype=dtype,
                  baseline=lambda: baseline.vision_block(x, params, cu, cos, sin, heads, EPS, dtype),
                  grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
 
@@ -78,7 +78,7 @@ def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: 
     keep = np.ones(len(x), dtype=bool)
     keep[a:b] = False
     kind = "window" if window else "frame"
-    assert_unchanged("vision_block", after, before, keep, K=K_block(config, cu), magnitude=T.row_rms(before),
+    assert_unchanged("vision_block", after, before, keep, K=K_block(config, cu), magnitude=tolerance.row_rms(before),
                      dtype=dtype, what=f"perturbing {kind} {segment} moved another {kind}", grid_thw=grid_thw, seed=seed)
 
 
@@ -124,7 +124,7 @@ def check_batch_equals_separate(block, config, seed, grid_thw, dtype: str) -> No
         start += n
     separate = np.concatenate([to_numpy(p) for p in parts])
     assert_unchanged("vision_block", batch, separate, np.ones(len(x), dtype=bool), K=K_block(config, cu),
-                     magnitude=T.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
+                     magnitude=tolerance.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
                      grid_thw=grid_thw, seed=seed)
 
 
@@ -166,7 +166,7 @@ def test_impl_vision_block_in_both_forms(form, config, grid_thw, window, seed):
     ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
     got = impl.TARGET.with_options(dtype="float32", rotary=form).vision_block(x, params, cu, as_form(angles, form),
                                                                               heads, EPS)
-    assert_close("vision_block", got, ref, K=K_block(config, cu), magnitude=T.row_rms(ref), dtype="float32",
+    assert_close("vision_block", got, ref, K=K_block(config, cu), magnitude=tolerance.row_rms(ref), dtype="float32",
                  form=form, grid_thw=grid_thw, seed=seed)
 
 
@@ -184,12 +184,12 @@ def check_rms_norm_row_scale(rms_norm, x, w, dtype: str, **context) -> None:
     statistics' own accumulation error) or factor x max(the same-dtype baseline's, 1) (bf16, fp16). Rows large
     and away from powers of two (large_rows)."""
     K = x.shape[1]
-    unit = T.EPS[dtype] / np.sqrt(K)
+    unit = tolerance.EPS[dtype] / np.sqrt(K)
     ref = ref_block.rms_norm(x, w, EPS)
     got = float(np.max(row_scale_bias(rms_norm(x, w, EPS), ref))) / unit
-    tol = T.TABLE["rms_norm_row_scale"]
+    tol = tolerance.TABLE["rms_norm_row_scale"]
     base = None
-    if dtype in T.LOW_PRECISION:
+    if dtype in tolerance.LOW_PRECISION:
         base = float(np.max(row_scale_bias(baseline.rms_norm(x, w, EPS, dtype), ref))) / unit
         limit = tol.factor * max(base, 1.0)
     else:  # float32 statistics are the spec: allow their own accumulation error, summed in sequence or pairwise

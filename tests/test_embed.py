@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
 from vitspec.reference import embed as ref_embed, patchify as ref_patchify, rope as ref_rope, toy
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close, fail, target_dtype
 
 
@@ -25,7 +25,7 @@ def test_patch_embed_matches_reference(stage, target, rows, hidden, seed):
     dtype = target_dtype(target)
     x, w = S.pixel_values(seed, [(1, 1, rows)]), embed_weight(seed + 1, hidden)
     assert_close("patch_embed", stage("patch_embed")(x, w), ref_embed.patch_embed(x, w), K=1176,
-                 magnitude=T.terms(x, w.reshape(hidden, -1)), dtype=dtype,
+                 magnitude=tolerance.terms(x, w.reshape(hidden, -1)), dtype=dtype,
                  baseline=lambda: baseline.patch_embed(x, w, dtype), rows=rows, hidden=hidden, seed=seed)
 
 
@@ -95,7 +95,7 @@ def check_still_image_is_2d_conv(patch_embed, seed, h, w, hidden, dtype) -> None
     conv2d = F.conv2d(torch.from_numpy(frame)[None], torch.from_numpy(weight.sum(axis=2)), stride=14)[0].numpy()
     expected = conv2d[:, pos[:, 0], pos[:, 1]].T
     assert_close("patch_embed", patch_embed(rows, weight), expected, K=1176,
-                 magnitude=T.terms(rows, weight.reshape(hidden, -1)), dtype=dtype,
+                 magnitude=tolerance.terms(rows, weight.reshape(hidden, -1)), dtype=dtype,
                  baseline=lambda: baseline.patch_embed(rows, weight, dtype), check="still image = 2-D conv",
                  grid_thw=[(1, h, w)], seed=seed)
 
@@ -128,7 +128,7 @@ def check_document_layout(perm, patch_embed, seed, h, w, dtype) -> None:
     weight = embed_weight(seed + 1, 32)
     projected = doc_for_rows @ ref_patchify.still_image_kernel_as_document(weight).T
     assert_close("patch_embed", patch_embed(rows, weight), projected, K=1176,
-                 magnitude=T.terms(rows, weight.reshape(32, -1)), dtype=dtype,
+                 magnitude=tolerance.terms(rows, weight.reshape(32, -1)), dtype=dtype,
                  baseline=lambda: baseline.patch_embed(rows, weight, dtype), check="588 layout", seed=seed)
 
 

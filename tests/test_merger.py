@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from vitspec.reference import merger as ref_merger
 from vitspec.spec.configs import small_config
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close, fail, target_dtype, to_numpy
 from vitspec.tests.problems import merger_problem, tanh_gelu_merger
 
@@ -17,7 +17,7 @@ EPS = 1e-6
 
 def check_merger_matches(merger, x, params, dtype: str, **context) -> None:
     ref = ref_merger.merger(x, params, 2, EPS)
-    assert_close("merger", merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=T.row_rms(ref), dtype=dtype,
+    assert_close("merger", merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=tolerance.row_rms(ref), dtype=dtype,
                  baseline=lambda: baseline.merger(x, params, 2, EPS, dtype), **context)
 
 
@@ -42,12 +42,12 @@ def test_merger_tolerance_rejects_tanh_gelu():
 def check_merger_locality(merger, x, params, dtype: str) -> None:
     """MERGE-LOCAL: perturbing patch row r changes output token r // 4 and no other one."""
     before = to_numpy(merger(x, params, 2, EPS))
-    noise = 4 * T.EPS[dtype]  # other tokens are computed from unchanged rows: they move by rounding at most
+    noise = 4 * tolerance.EPS[dtype]  # other tokens are computed from unchanged rows: they move by rounding at most
     for r in range(x.shape[0]):
         x2 = x.copy()
         x2[r] = -2.0 * x2[r] + 1.0
         after = to_numpy(merger(x2, params, 2, EPS))
-        moved = np.max(np.abs(after - before), axis=1) > noise * np.maximum(T.row_rms(before)[:, 0], 1e-30)
+        moved = np.max(np.abs(after - before), axis=1) > noise * np.maximum(tolerance.row_rms(before)[:, 0], 1e-30)
         if moved.tolist() != [j == r // 4 for j in range(len(before))]:
             fail("merger", f"perturbing patch row {r} moved output tokens {np.flatnonzero(moved).tolist()}, "
                            f"expected only token {r // 4}", dict(rows=x.shape[0], dtype=dtype))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, strategies as st
 
 from vitspec.reference import patchify as ref_patchify, rope as ref_rope
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.capability import declared
 from vitspec.tests.checks import assert_close, assert_index_equal, fail, target_dtype, to_numpy
 from vitspec.tests.rotary_inputs import as_form, rotary_for
@@ -79,7 +79,7 @@ def test_position_check_rejects(planted):
 def test_rotary_angles_match_reference(stage, target, position_ids, head_dim):
     dtype = target_dtype(target)
     got = stage("rotary_angles")(position_ids, head_dim)
-    mag = T.angle(position_ids, head_dim, dtype)[:, : head_dim // 2]
+    mag = tolerance.angle(position_ids, head_dim, dtype)[:, : head_dim // 2]
     assert_close("rotary_angles", got, ref_rope.rotary_angles(position_ids, head_dim), K=1, magnitude=mag, dtype=dtype,
                  baseline=lambda: baseline.rotary_angles(position_ids, head_dim, dtype),
                  position_ids=position_ids[:6], head_dim=head_dim)
@@ -89,8 +89,8 @@ def check_angle_invariants(angles, pos, other, head_dim: int, dtype: str) -> Non
     """ROPE-ANGLES: the angles are linear in the position (angles(p + q) = angles(p) + angles(q)), the first half
     depends only on the row and the second only on the column, and (0, 0) has angle 0. Judged at float32 precision
     or finer whatever the dtype: the spec computes angles in float32 or wider (SPEC-NOTES §3)."""
-    eps = min(T.EPS[dtype], T.EPS["float32"])
-    c = T.TABLE["rotary_angles"].c
+    eps = min(tolerance.EPS[dtype], tolerance.EPS["float32"])
+    c = tolerance.TABLE["rotary_angles"].c
     half = head_dim // 2
     ctx = dict(position_ids=pos[:4], head_dim=head_dim, dtype=dtype)
     a_p, a_q, a_pq = (to_numpy(angles(p, head_dim)) for p in (pos, other, pos + other))
@@ -160,7 +160,7 @@ def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim)
     cos, sin = stage("rotary_cos_sin")(position_ids, head_dim)
     ref_cos, ref_sin = ref_rope.rotary_cos_sin(position_ids, head_dim)
     base = lambda: baseline.rotary_cos_sin(position_ids, head_dim, dtype)  # noqa: E731
-    mag = T.angle(position_ids, head_dim, dtype)
+    mag = tolerance.angle(position_ids, head_dim, dtype)
     ctx = dict(position_ids=position_ids[:6], head_dim=head_dim)
     assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[0],
                  output="cos", **ctx)
@@ -178,7 +178,7 @@ def test_apply_rotary_matches_reference(stage, target, position_ids, head_dim, h
     got = stage("apply_rotary")(x, rotary_for(target, angles))
     # A target that takes angles computes cos and sin itself, in float32 or wider (SPEC-NOTES §3): the angle's
     # float32 rounding (eps * |angle|) is part of the stage's error budget; given (cos, sin), it is not.
-    mag = T.pair(x) * (T.angle(position_ids, head_dim, dtype)[:, None, :] if declared(target).rotary == "angles" else 1)
+    mag = tolerance.pair(x) * (tolerance.angle(position_ids, head_dim, dtype)[:, None, :] if declared(target).rotary == "angles" else 1)
     assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2,
                  magnitude=mag, dtype=dtype, baseline=lambda: baseline.apply_rotary(x, cos, sin, dtype),
                  position_ids=position_ids[:6], head_dim=head_dim, heads=heads, seed=seed, scale=scale)
@@ -187,7 +187,7 @@ def test_apply_rotary_matches_reference(stage, target, position_ids, head_dim, h
 def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
     """ROPE-NORM, ROPE-RELATIVE, ROPE-ZERO for rope(x (N, H, d), position_ids) -> rotated x."""
     ctx = dict(position_ids=pos[:4], shift=shift, dtype=dtype)
-    c = T.TABLE["apply_rotary"].c * T.EPS[dtype]
+    c = tolerance.TABLE["apply_rotary"].c * tolerance.EPS[dtype]
     half = x.shape[-1] // 2
     rx = to_numpy(rope(x, pos))
     pair_norm = lambda a: a[..., :half] ** 2 + a[..., half:] ** 2  # noqa: E731
@@ -202,7 +202,7 @@ def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
     if not np.max(err) <= 4 * c * np.sqrt(x.shape[-1]):
         fail("apply_rotary", f"q·k changes by {np.max(err):.3e} (relative) when both positions shift by {shift}", ctx)
     r0 = to_numpy(rope(x, np.zeros_like(pos)))
-    err = np.abs(r0 - x) / T.pair(x)
+    err = np.abs(r0 - x) / tolerance.pair(x)
     if not np.max(err) <= 2 * c:
         fail("apply_rotary", f"position (0, 0) does not rotate by zero (error {np.max(err):.3e})", ctx)
 
@@ -230,7 +230,7 @@ def test_impl_apply_rotary_in_both_forms(form, position_ids, head_dim, heads, se
     x = S.normal(seed, (len(position_ids), heads, head_dim))
     angles = ref_rope.rotary_angles(position_ids, head_dim)
     got = impl.TARGET.with_options(dtype="float32", rotary=form).apply_rotary(x, as_form(angles, form))
-    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2, magnitude=T.pair(x), dtype="float32",
+    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2, magnitude=tolerance.pair(x), dtype="float32",
                  form=form, head_dim=head_dim, heads=heads, seed=seed)
 
 

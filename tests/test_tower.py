@@ -13,7 +13,7 @@ from hypothesis import example, given, strategies as st
 from vitspec.reference import tower as ref_tower
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
-from vitspec.tests import baseline, strategies as S, tolerance as T
+from vitspec.tests import baseline, strategies as S, tolerance
 from vitspec.tests.checks import assert_close, assert_unchanged, target_dtype, to_numpy
 from vitspec.tests.problems import K_tower, check_tower_matches, planted_tower
 
@@ -77,7 +77,7 @@ def check_tower_isolation(tower, config, grid_thw, seed, image: int, frame: int 
         if i == image and (frame is None or f == frame):
             keep[lo:hi] = False
     what = f"perturbing image {image}" + ("" if frame is None else f" frame {frame}") + " moved other tokens"
-    assert_unchanged("vision_tower", after, before, keep, K=K_tower(config, grid_thw), magnitude=T.row_rms(before),
+    assert_unchanged("vision_tower", after, before, keep, K=K_tower(config, grid_thw), magnitude=tolerance.row_rms(before),
                      dtype=dtype, what=what, grid_thw=grid_thw, seed=seed)
 
 
@@ -109,7 +109,7 @@ def check_batch_equals_separate(tower, config, grid_thw, seed, dtype: str) -> No
     separate = np.concatenate([to_numpy(tower(px[starts[i]:starts[i + 1]], np.array([g], dtype=np.int64), weights,
                                               config)) for i, g in enumerate(grid_thw)])
     assert_unchanged("vision_tower", batch, separate, np.ones(len(separate), dtype=bool), K=K_tower(config, grid_thw),
-                     magnitude=T.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
+                     magnitude=tolerance.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
                      grid_thw=grid_thw, seed=seed)
 
 
@@ -220,7 +220,7 @@ def check_replayed_tower(tower, dtype: str) -> None:
         px = S.pixel_values(seed, GRAPH_GRID)
         ref = ref_tower.vision_tower(px, g, weights, CONFIG)
         assert_close("vision_tower", tower(px, g, weights, CONFIG), ref, K=K_tower(CONFIG, GRAPH_GRID),
-                     magnitude=T.row_rms(ref), dtype=dtype,
+                     magnitude=tolerance.row_rms(ref), dtype=dtype,
                      baseline=lambda px=px: baseline.vision_tower(px, GRAPH_GRID, weights, CONFIG, dtype),
                      grid_thw=GRAPH_GRID, seed=seed, path="fixed grid (CUDA graph)")
 

@@ -23,13 +23,13 @@ from vitspec.reference import (
 from vitspec.reference.weights import random_weights
 from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import subdict
-from vitspec.tests import strategies as S, tolerance as T
+from vitspec.tests import strategies as S, tolerance
 from vitspec.tests.checks import assert_close, assert_index_equal
 
 pytestmark = pytest.mark.conformance(oracle="HF transformers")
 CONFIG = small_config(depth=3, fullatt_block_indexes=(1,))
 EPS = 1e-6
-ISLANDS = T.HF_FLOAT64  # the dtype whose tolerance HF's float64 modules meet (float32 islands)
+ISLANDS = tolerance.HF_FLOAT64  # the dtype whose tolerance HF's float64 modules meet (float32 islands)
 
 
 @pytest.fixture(scope="session")
@@ -88,7 +88,7 @@ def test_hf_window_index_equals_reference(hf, grid_thw):
 def test_hf_patch_embed_equals_reference(hf, rows, seed):
     x, w = S.pixel_values(seed, [(1, 1, rows)]), S.normal(seed, (32, 3, 2, 14, 14), 1 / np.sqrt(1176))
     assert_close("patch_embed", hf.patch_embed(x, w), ref_embed.patch_embed(x, w), K=1176,
-                 magnitude=T.terms(x, w.reshape(32, -1)), dtype="float64", rows=rows, seed=seed, oracle="hf")
+                 magnitude=tolerance.terms(x, w.reshape(32, -1)), dtype="float64", rows=rows, seed=seed, oracle="hf")
 
 
 @pytest.mark.stage("rotary_cos_sin")
@@ -97,12 +97,12 @@ def test_hf_rope_equals_reference(hf, grid_thw, head_dim, seed):
     pos = ref_rope.rotary_position_ids(grid_thw)
     cos, sin = hf.rotary_cos_sin(pos, head_dim)
     ref_cos, ref_sin = ref_rope.rotary_cos_sin(pos, head_dim)
-    mag = T.angle(pos, head_dim, ISLANDS)
+    mag = tolerance.angle(pos, head_dim, ISLANDS)
     assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=ISLANDS, grid_thw=grid_thw, oracle="hf")
     assert_close("rotary_cos_sin", sin, ref_sin, K=1, magnitude=mag, dtype=ISLANDS, grid_thw=grid_thw, oracle="hf")
     x = S.normal(seed, (len(pos), 2, head_dim))
     assert_close("apply_rotary", hf.apply_rotary(x, (ref_cos, ref_sin)), ref_rope.apply_rotary(x, (ref_cos, ref_sin)),
-                 K=2, magnitude=T.pair(x), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
+                 K=2, magnitude=tolerance.pair(x), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
 
 
 @pytest.mark.stage("attention_module")
@@ -112,7 +112,7 @@ def test_hf_attention_module_equals_reference(hf, config, grid_thw, window, seed
     attn = subdict(params, "attn")
     ref = ref_attention.attention_module(x, attn, cu, rotary, config["num_heads"])
     assert_close("attention_module", hf.attention_module(x, attn, cu, rotary, config["num_heads"]), ref,
-                 K=K_segments(config, cu), magnitude=T.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
+                 K=K_segments(config, cu), magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
                  oracle="hf")
 
 
@@ -128,7 +128,7 @@ def test_hf_rms_norm_and_mlp_equal_reference(hf, rows, hidden, seed, scale):
                  seed=seed, scale=scale, oracle="hf")
     ref = ref_block.mlp(x, mlp)
     assert_close("mlp", hf.mlp(x, mlp), ref, K=max(hidden, config["intermediate_size"]),
-                 magnitude=T.row_rms(ref), dtype="float64", seed=seed, scale=scale, oracle="hf")
+                 magnitude=tolerance.row_rms(ref), dtype="float64", seed=seed, scale=scale, oracle="hf")
 
 
 @pytest.mark.stage("vision_block")
@@ -138,7 +138,7 @@ def test_hf_block_equals_reference(hf, config, grid_thw, window, seed):
     x, params, cu, rotary = block_problem(config, seed, grid_thw, window)
     ref = ref_block.vision_block(x, params, cu, rotary, config["num_heads"], EPS)
     assert_close("vision_block", hf.vision_block(x, params, cu, rotary, config["num_heads"], EPS), ref,
-                 K=K_segments(config, cu), magnitude=T.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
+                 K=K_segments(config, cu), magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
                  oracle="hf")
 
 
@@ -147,7 +147,7 @@ def test_hf_block_equals_reference(hf, config, grid_thw, window, seed):
 def test_hf_merger_equals_reference(hf, config, cells, seed):
     x, params = S.normal(seed, (4 * cells, config["hidden_size"])), subdict(random_weights(config, seed), "merger")
     ref = ref_merger.merger(x, params, 2, EPS)
-    assert_close("merger", hf.merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=T.row_rms(ref),
+    assert_close("merger", hf.merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=tolerance.row_rms(ref),
                  dtype=ISLANDS, seed=seed, oracle="hf")
 
 
@@ -167,7 +167,7 @@ def test_hf_tower_equals_reference(hf, config, grid_thw, seed):
     weights, px, g = random_weights(config, seed), S.pixel_values(seed, grid_thw), np.array(grid_thw)
     ref = ref_tower.vision_tower(px, g, weights, config)
     assert_close("vision_tower", hf.vision_tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
-                 magnitude=T.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
+                 magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
 
 
 @pytest.mark.stage("vision_tower")
@@ -177,6 +177,6 @@ def test_hf_float64_islands_are_real(hf):
     px = S.pixel_values(0, grid)
     out, ref = hf.vision_tower(px, grid, weights, CONFIG), ref_tower.vision_tower(px, grid, weights, CONFIG)
     K = K_tower(CONFIG, [(1, 20, 12)])
-    assert_close("vision_tower", out, ref, K=K, magnitude=T.row_rms(ref), dtype=ISLANDS, oracle="hf")
+    assert_close("vision_tower", out, ref, K=K, magnitude=tolerance.row_rms(ref), dtype=ISLANDS, oracle="hf")
     with pytest.raises(AssertionError, match="exceeds the tolerance"):
-        assert_close("vision_tower", out, ref, K=K, magnitude=T.row_rms(ref), dtype="float64", oracle="hf")
+        assert_close("vision_tower", out, ref, K=K, magnitude=tolerance.row_rms(ref), dtype="float64", oracle="hf")
