@@ -148,3 +148,10 @@ def test_weights_that_would_abort_llama_cpp_are_refused(bad):
     with pytest.raises(ValueError, match="up_proj"):
         L.check_weights(w, cfg)
     L.check_weights(random_weights(cfg), cfg)
+
+
+def test_n_wa_pattern_follows_the_converter():
+    """The converter's rule, not a check against the config: [0] at depth 2 becomes period 1 (both blocks full)."""
+    assert L.n_wa_pattern([0], 2) == 1
+    assert L.n_wa_pattern([1, 3], 4) == 2
+    assert L.n_wa_pattern([7, 15, 23, 31], 32) == 8

@@ -25,8 +25,9 @@ How a call runs:
    checks that images do not see each other therefore say nothing about llama.cpp's batching (it has none).
 
 Limits (ValueError, from what llama.cpp can represent): temporal_patch_size 2, spatial_merge_size 2, 3 channels,
-window_size 112 (llama.cpp's Qwen2.5-VL path does not read a window size), fullatt_block_indexes periodic
-(``n_wa_pattern`` = first full block + 1; llama.cpp makes block i full when (i + 1) % n_wa_pattern == 0).
+window_size 112 (llama.cpp's Qwen2.5-VL path does not read a window size), fullatt_block_indexes evenly spaced
+(the converter's rule; ``n_wa_pattern`` = first full block + 1, and llama.cpp makes block i full when
+(i + 1) % n_wa_pattern == 0, whether or not the config lists it).
 
 Flash attention is on, as llama.cpp's default (auto) resolves it on the CPU (K, V and the window mask in F16).
 Measured on the CPU (SPEC-NOTES): ggml_conv_2d's im2col is F16 whatever the kernel's type, so the patch embedding sees
@@ -64,18 +65,22 @@ MERGER_NAMES = {"ln_q": "v.post_ln", "mlp.0": "mm.0", "mlp.2": "mm.2"}
 
 
 def n_wa_pattern(fullatt_block_indexes, depth: int) -> int:
-    """llama.cpp's window-attention period: first full block + 1, and every full block one period apart.
+    """llama.cpp's window-attention period, as its converter derives it: first full block + 1, the full blocks one
+    period apart (the converter's ValueError otherwise).
 
-    llama.cpp makes block i full when (i + 1) % n_wa_pattern == 0, so the full blocks must be exactly those.
+    llama.cpp then makes block i full when (i + 1) % n_wa_pattern == 0 for every i < depth. The converter does not
+    compare that with the config: fullatt_block_indexes [0] at depth 2 is written as n_wa_pattern 1, and llama.cpp
+    runs both blocks with full attention. The adapter writes what the converter writes, so such a config shows in
+    the tower checks as llama.cpp computes it.
     """
     full = [int(i) for i in fullatt_block_indexes]
     if not full:
-        raise ValueError("llama.cpp's Qwen2.5-VL path needs at least one full-attention block (n_wa_pattern > 0)")
+        raise ValueError("llama.cpp's converter needs fullatt_block_indexes for Qwen2.5-VL (n_wa_pattern > 0)")
     period = full[0] + 1
-    implied = [i for i in range(depth) if (i + 1) % period == 0]
-    if implied != full:
-        raise ValueError(f"llama.cpp can represent only periodic fullatt_block_indexes (blocks i with (i + 1) % "
-                         f"n_wa_pattern == 0); {full} with depth {depth} would run as {implied}")
+    for a, b in zip(full, full[1:]):
+        if b - a != period:
+            raise ValueError(f"Invalid fullatt_block_indexes: {full} (llama.cpp's converter needs the full blocks "
+                             f"n_wa_pattern = {period} apart)")
     return period
 
 
