@@ -47,10 +47,10 @@ marker = "# vitspec ports/vllm.sh: fake registrations only when torchvision's co
 if marker in text:
     print(f"{path}: already patched")
     raise SystemExit(0)
-pattern = re.compile(r"^@register_fake\((\"torchvision::[a-z_0-9]+\")\)$", re.M)
+pattern = re.compile(r"^@(?:torch\.library\.)?register_fake\((\"torchvision::[a-z_0-9]+\")\)$", re.M)
 found = pattern.findall(text)
 if not found:
-    print(f"{path}: no module-level @register_fake(\"torchvision::...\") decorators, nothing to patch")
+    print(f"{path}: no module-level register_fake(\"torchvision::...\") decorators, nothing to patch")
     raise SystemExit(0)
 text = pattern.sub(r"@_vitspec_register_fake(\1)", text)
 helper = f'''
@@ -58,7 +58,7 @@ helper = f'''
 def _vitspec_register_fake(name):
     import torchvision.extension
     if torchvision.extension._has_ops():
-        return register_fake(name)
+        return torch.library.register_fake(name)
     return lambda fn: fn
 '''
 # after the imports: before the first decorated definition

@@ -328,8 +328,26 @@ class VLLMTarget:
         vision_config = Qwen2_5_VLVisionConfig(**fields)
         model = self._build(lambda: self.rt.qwen.Qwen2_5_VisionTransformer(vision_config, norm_eps=1e-6,
                                                                            prefix="visual"))
-        self._load(model, {k.removeprefix("visual."): v for k, v in weights.items()})
+        self._load_checkpoint(model, {k.removeprefix("visual."): v for k, v in weights.items()})
         return self._np(self._run(model, self._in(pixel_values), self._grid(grid_thw)))
+
+    def _load_checkpoint(self, model, weights: dict):
+        """The whole tower as vLLM's model loader fills it: model.load_weights (AutoWeightsLoader with the
+        hf_to_vllm_mapper), then DefaultModelLoader's check (every parameter *name* loaded), then
+        process_weights_after_loading. Like vLLM, this does not notice a stacked parameter filled only in part."""
+        from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
+        torch = self.rt.torch
+        with self.rt.set_config(self.rt.config), torch.no_grad():
+            loaded = model.load_weights((name, torch.as_tensor(np.asarray(value, dtype=np.float64)).to(torch.float32))
+                                        for name, value in weights.items())
+            missing = sorted({name for name, _ in model.named_parameters()} - set(loaded))
+            if missing:
+                raise ValueError(f"Following weights were not initialized from checkpoint: {missing}")
+            for sub in model.modules():
+                method = getattr(sub, "quant_method", None)
+                if isinstance(method, QuantizeMethodBase):
+                    method.process_weights_after_loading(sub)
+        return model
 
 
 TARGET = VLLMTarget  # a class: load_target instantiates it
