@@ -151,7 +151,9 @@ def test_weights_that_would_abort_llama_cpp_are_refused(bad):
 
 
 def test_n_wa_pattern_follows_the_converter():
-    """The converter's rule, not a check against the config: [0] at depth 2 becomes period 1 (both blocks full)."""
-    assert L.n_wa_pattern([0], 2) == 1
+    """The converter's rule, and the blocks llama.cpp will run full must be the config's: [0] at depth 2 would run
+    both blocks full (llama.cpp aborts on it), so it is refused."""
+    with pytest.raises(ValueError, match="would run as"):
+        L.n_wa_pattern([0], 2)
     assert L.n_wa_pattern([1, 3], 4) == 2
     assert L.n_wa_pattern([7, 15, 23, 31], 32) == 8

@@ -65,13 +65,12 @@ MERGER_NAMES = {"ln_q": "v.post_ln", "mlp.0": "mm.0", "mlp.2": "mm.2"}
 
 
 def n_wa_pattern(fullatt_block_indexes, depth: int) -> int:
-    """llama.cpp's window-attention period, as its converter derives it: first full block + 1, the full blocks one
-    period apart (the converter's ValueError otherwise).
+    """llama.cpp's window-attention period: first full block + 1, the full blocks one period apart (its converter's
+    rule and ValueError), and exactly the blocks llama.cpp will run full.
 
-    llama.cpp then makes block i full when (i + 1) % n_wa_pattern == 0 for every i < depth. The converter does not
-    compare that with the config: fullatt_block_indexes [0] at depth 2 is written as n_wa_pattern 1, and llama.cpp
-    runs both blocks with full attention. The adapter writes what the converter writes, so such a config shows in
-    the tower checks as llama.cpp computes it.
+    llama.cpp makes block i full when (i + 1) % n_wa_pattern == 0 for every i < depth; its converter does not compare
+    that with the config (fullatt_block_indexes [0] at depth 2 is written as n_wa_pattern 1, on which llama.cpp
+    0.3.36 aborts the process in the encode, measured). Such configs are refused here with ValueError.
     """
     full = [int(i) for i in fullatt_block_indexes]
     if not full:
@@ -81,6 +80,10 @@ def n_wa_pattern(fullatt_block_indexes, depth: int) -> int:
         if b - a != period:
             raise ValueError(f"Invalid fullatt_block_indexes: {full} (llama.cpp's converter needs the full blocks "
                              f"n_wa_pattern = {period} apart)")
+    implied = [i for i in range(depth) if (i + 1) % period == 0]
+    if implied != full:
+        raise ValueError(f"llama.cpp can represent only fullatt_block_indexes of the form (i + 1) % n_wa_pattern == 0; "
+                         f"{full} with depth {depth} would run as {implied}")
     return period
 
 
