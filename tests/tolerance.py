@@ -101,7 +101,8 @@ TABLE: dict[str, Tolerance] = {t.stage: t for t in (
     Tolerance("merger", "K = 4*hidden", "rms of the reference output row", c=4.0, factor=3.0,
               noise="float32 1.8 (impl CPU), 0.66 (CUDA), 1.29 (HF); target/baseline bf16 1.72, fp16 2.12 (impl "
                     "CPU and CUDA), 1.0 (HF)",
-              catches="tanh GELU instead of erf: >= 159"),
+              catches="tanh GELU instead of erf: >= 159 (float32; in bf16/fp16 not caught: the two GELUs differ by "
+                      "at most 4.7e-4, a tenth of one bf16 rounding, so the gate runs that mutant at float32 only)"),
     Tolerance("vision_tower", "K = depth * max(1176, 4*hidden, intermediate, longest segment)",
               "rms of the reference output row", c=2.0, factor=3.0,
               noise="float32 0.49 (impl CPU), 0.40 (CUDA), 0.71 (HF); target/baseline bf16 2.06 / 1.98, fp16 1.54 / "

@@ -94,6 +94,8 @@ def dtypes_of(mutant, selected) -> list[str]:
     from vitspec.spec.protocol import STAGES
     if mutant.dtype:
         return [mutant.dtype] if mutant.dtype in selected else []
+    if mutant.below_low_precision:
+        return [d for d in selected if d == "float32"]
     float_stage = any(s.tolerance is not None for s in STAGES if s.name in mutant.stages)
     return [d for d in selected if d != "float16" or float_stage]
 
@@ -138,7 +140,8 @@ def main(argv=None) -> int:
         return 2
     if args.list:
         for m in mutants:
-            print(f"{m.name:40} {','.join(m.stages):50} {','.join(dtypes_of(m, DTYPES)):24} {m.bug_class}")
+            print(f"{m.name:40} {','.join(m.stages):50} {','.join(dtypes_of(m, DTYPES)):24} {m.bug_class}"
+                  + (f" (float32 only: {m.below_low_precision})" if m.below_low_precision else ""))
         return 0
     mutant_jobs = plan(mutants, args.dtypes)
     start = time.monotonic()

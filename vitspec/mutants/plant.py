@@ -136,6 +136,8 @@ class Mutant:
     description: str
     plants: tuple  # Swap / Edit: together they are one bug
     dtype: str | None = None  # a fixed compute dtype (low-precision bugs), else the target's
+    # why the bug cannot show in bfloat16/float16 (then it runs at float32 only); empty: it runs at every dtype
+    below_low_precision: str = ""
 
     def __post_init__(self):
         """A mutant names at least one protocol stage."""
