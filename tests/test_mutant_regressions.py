@@ -10,8 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vitspec.reference import patchify as ref_patchify, resize as ref_resize, rope as ref_rope, tokens as ref_tokens
-from vitspec.reference import TARGET as REFERENCE, windows as ref_windows
+from vitspec.reference import (
+    TARGET as REFERENCE,
+    patchify as ref_patchify,
+    resize as ref_resize,
+    rope as ref_rope,
+    tokens as ref_tokens,
+    windows as ref_windows,
+)
 from vitspec.spec.configs import IMAGE_PAD_ID
 
 
