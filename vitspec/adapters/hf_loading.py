@@ -41,7 +41,14 @@ def hf_config(**fields) -> Qwen2_5_VLVisionConfig:
 
 
 def loaded(module, params: dict, dtype):
-    """The module in dtype, eval mode, with its state dict replaced by params (strict: every key, no extra)."""
+    """The module in dtype, eval mode, with its state dict replaced by params (strict: every key, no extra).
+
+    Non-persistent buffers (the rotary inv_freq) keep the dtype HF built them in, as from_pretrained(torch_dtype=...)
+    leaves them: module.to(dtype) alone would round them to bf16, which HF's users never see."""
+    kept = {name: buf.clone() for name, buf in module.named_buffers() if name not in module.state_dict()}
     module = module.to(dtype).eval()
+    for name, buf in kept.items():
+        owner, _, leaf = name.rpartition(".")
+        (module.get_submodule(owner) if owner else module)._buffers[leaf] = buf
     module.load_state_dict({k: to_torch(v, dtype) for k, v in params.items()}, strict=True)
     return module
