@@ -1,6 +1,7 @@
 """Running the suite from a checkout: the suite itself is the pytest plugin ``vitspec.tests.plugin``, which the
 installed distribution registers (entry point ``pytest11``). This file only makes a run from a checkout that
 was never installed fail with the command that fixes it, instead of a wall of import errors."""
+
 import importlib.util
 
 import pytest

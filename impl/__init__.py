@@ -3,6 +3,7 @@
 ``impl.TARGET`` exposes every stage of spec/protocol.py as a method (float32 on the CPU);
 ``impl.TARGET.with_options(device="cuda", dtype="bfloat16")`` gives a configured copy.
 """
+
 from vitspec.impl.target import TorchTarget
 
 TARGET = TorchTarget(device="cpu", dtype="float32")

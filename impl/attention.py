@@ -5,6 +5,7 @@ scaled_dot_product_attention call on a (count, heads, length, head_dim) view: no
 When equal lengths are not adjacent, one gather reorders the tokens so that they are (and one
 scatter puts the result back).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ def sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     if q.dtype != torch.float64 or B * H * L * L <= MATH_SCORES_LIMIT:
         return F.scaled_dot_product_attention(q, k, v)
     step = max(1, MATH_SCORES_LIMIT // (B * H * L))
-    return torch.cat([F.scaled_dot_product_attention(q[:, :, i:i + step], k, v) for i in range(0, L, step)], dim=2)
+    return torch.cat([F.scaled_dot_product_attention(q[:, :, i : i + step], k, v) for i in range(0, L, step)], dim=2)
 
 
 def segment_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: SegmentPlan) -> torch.Tensor:
@@ -74,8 +75,10 @@ def segment_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: S
         q, k, v = (t.index_select(0, plan.gather) for t in (q, k, v))
     outs = []
     for first, count, length in plan.runs:
+
         def batch(t):
-            return t[first:first + count * length].unflatten(0, (count, length)).transpose(1, 2)
+            return t[first : first + count * length].unflatten(0, (count, length)).transpose(1, 2)
+
         out = sdpa(batch(q), batch(k), batch(v))
         outs.append(out.transpose(1, 2).reshape(count * length, H, hd))
     if not outs:
@@ -89,20 +92,23 @@ def attention(q, k, v, cu_seqlens, *, dtype=torch.float32, device="cpu") -> torc
     for name, x in (("q", q), ("k", k), ("v", v)):
         require_ndim(name, x, 3, "(num_tokens, heads, head_dim)")
     if tuple(k.shape) != tuple(q.shape) or tuple(v.shape) != tuple(q.shape):
-        raise ValueError(f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, "
-                         f"{tuple(v.shape)}")
+        raise ValueError(
+            f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     cu = require_cu_seqlens(host_array(cu_seqlens), int(q.shape[0]))
     q, k, v = (to_tensor(x, dtype, device) for x in (q, k, v))
     return segment_attention(q, k, v, segment_plan(np.diff(cu), q.device))
 
 
-def attention_module(x, params, cu_seqlens, rotary, num_heads: int, *, form="angles", dtype=torch.float32,
-                     device="cpu") -> torch.Tensor:
+def attention_module(
+    x, params, cu_seqlens, rotary, num_heads: int, *, form="angles", dtype=torch.float32, device="cpu"
+) -> torch.Tensor:
     """HF's Qwen2_5_VLVisionAttention: one qkv GEMM ([q | k | v] rows), RoPE on q and k in float32 or wider, one
     SDPA call per run of equal-length segments, the output projection. rotary in the target's form."""
     N, D, H, cu = attention_module_inputs(x, params, cu_seqlens, rotary, num_heads, form)
     from vitspec.impl.rope import full_cos_sin, rotate
     from vitspec.impl.weights import rope_dtype
+
     w = {k: to_tensor(params[k], dtype, device) for k in ATTENTION_KEYS}
     x = to_tensor(x, dtype, device)
     qkv = F.linear(x, w["qkv.weight"], w["qkv.bias"]).view(N, 3, H, D // H)

@@ -1,4 +1,5 @@
 """Patch embedding (SPEC-NOTES §3): the Conv3d with kernel = stride as one GEMM on the (N, C*T*P*P) rows."""
+
 from __future__ import annotations
 
 import torch
@@ -23,6 +24,8 @@ def patch_embed(pixel_values, weight, *, dtype=torch.float32, device="cpu") -> t
     if P != P2:
         raise ValueError(f"weight must have a square patch kernel, got shape {shape_of(weight)}")
     if int(pixel_values.shape[1]) != C * T * P * P:
-        raise ValueError(f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
-                         f"for weight shape {shape_of(weight)}, got {int(pixel_values.shape[1])}")
+        raise ValueError(
+            f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
+            f"for weight shape {shape_of(weight)}, got {int(pixel_values.shape[1])}"
+        )
     return F.linear(to_tensor(pixel_values, dtype, device), embed_matrix(weight, dtype, device))

@@ -4,6 +4,7 @@ Both compute in float32 and write the model dtype. Where Triton is missing, the 
 CUDA device, or the dtype is float64, the eager torch versions (impl/rope.py, impl/block.py) run instead.
 TRITON_INTERPRET=1 runs the kernels on CPU tensors through Triton's interpreter (for testing).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 HALF_OR_SINGLE = (torch.float32, torch.bfloat16, torch.float16)
 
 if triton is not None:
+
     @triton.jit
     def _rope_kernel(x_ptr, rope_ptr, out_ptr, x_stride, PAIRS: tl.constexpr, HALF: tl.constexpr, BLOCK: tl.constexpr):
         # One token per program row: rotate each (2p, 2p+1) column pair of q and k.
@@ -58,8 +60,13 @@ def usable(*tensors: torch.Tensor) -> bool:
 def rotate(qk: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
     """rotate_pairs in one kernel for the tower's (N, head_dim/2, 2) float32 angles; eager otherwise."""
     N, two, H, hd = qk.shape
-    if not (usable(qk, rope) and rope.dim() == 3 and rope.dtype == torch.float32 and rope.is_contiguous()
-            and qk.stride()[1:] == (H * hd, hd, 1)):
+    if not (
+        usable(qk, rope)
+        and rope.dim() == 3
+        and rope.dtype == torch.float32
+        and rope.is_contiguous()
+        and qk.stride()[1:] == (H * hd, hd, 1)
+    ):
         return rotate_pairs(qk, rope)
     out = torch.empty((N, two, H, hd), dtype=qk.dtype, device=qk.device)
     pairs = two * H * hd // 2

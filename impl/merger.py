@@ -1,4 +1,5 @@
 """The patch merger (SPEC-NOTES §3, "Merger"): RMSNorm, 2×2 rows concatenated, Linear, erf GELU, Linear."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,14 +22,17 @@ class MergerWeights:
     fc2_w: torch.Tensor
     fc2_b: torch.Tensor
 
+
 def prepare_merger(params: dict, dtype, device) -> MergerWeights:
     """The merger's weights (HF names without the merger prefix) cast to dtype on device."""
     return MergerWeights(*(to_tensor(params[k], dtype, device) for k in MERGER_KEYS))
+
 
 def merger_forward(x: torch.Tensor, w: MergerWeights, unit: int, eps: float) -> torch.Tensor:
     """fc2(gelu_erf(fc1(norm(x) viewed as (N/unit, unit*D))))."""
     h = norm(x, w.ln_q, eps).reshape(x.shape[0] // unit, unit * x.shape[1])
     return F.linear(F.gelu(F.linear(h, w.fc1_w, w.fc1_b)), w.fc2_w, w.fc2_b)
+
 
 def merger(x, params, merge_size: int = 2, eps: float = 1e-6, *, dtype=torch.float32, device="cpu"):
     """Each run of merge_size**2 consecutive rows (one 2×2 block) becomes one output token."""

@@ -1,5 +1,6 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3) on a device, in a few tensor ops per image or video
 (on the CPU: the compiled kernels of impl/resize_native.c in threads; without them Pillow and NumPy)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +32,14 @@ def affine_on_host(blocks: torch.Tensor, scale: torch.Tensor, shift: torch.Tenso
         values *= scale
         values += shift
         out[:, i] = values  # a still image's one frame is broadcast to the T frames
+
     in_threads(block_row, range(x.shape[1]))
     return torch.from_numpy(out).view(-1, x.shape[5], T, x.shape[7] * x.shape[8])
 
 
-def native_pixel_values(image: torch.Tensor, frames: int, scale: torch.Tensor, shift: torch.Tensor, P: int, T: int,
-                        m: int) -> tuple[torch.Tensor, torch.Tensor]:
+def native_pixel_values(
+    image: torch.Tensor, frames: int, scale: torch.Tensor, shift: torch.Tensor, P: int, T: int, m: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Resized uint8 frames, laid out (height, width, frames * C) on the CPU -> (pixel_values (N, C, T, P*P),
     grid_thw) by the compiled kernel: every value is looked up in a per-channel table of x * scale + shift for
     x = 0..255, computed with the same float ops as affine_on_host; frame min(g*T + t, frames - 1) fills slot t."""
@@ -46,8 +49,20 @@ def native_pixel_values(image: torch.Tensor, frames: int, scale: torch.Tensor, s
     table = np.arange(256, dtype=scale.numpy().dtype)[None, :] * scale.numpy()[:, None]
     table += shift.numpy()[:, None]
     out = np.empty((groups * (H // P) * (W // P), C, T, P * P), dtype=table.dtype)
-    run = lambda band: native.to_pixel_values(x, out, table, frames, H, W, C, P, T, m,  # noqa: E731
-                                              out.itemsize, *band)
+    run = lambda band: native.to_pixel_values(
+        x,
+        out,
+        table,
+        frames,
+        H,
+        W,
+        C,
+        P,
+        T,
+        m,  # noqa: E731
+        out.itemsize,
+        *band,
+    )
     in_threads(run, split(groups * (H // (P * m))))
     return torch.from_numpy(out), torch.tensor([groups, H // P, W // P], dtype=torch.int64)
 
@@ -66,10 +81,21 @@ def video_frames(name: str, item) -> torch.Tensor:
     return frames
 
 
-def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
-               video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
-               patch_size=14, temporal_patch_size=2, merge_size=2, variant="hf", video_rule="per_frame", *,
-               device="cpu", dtype=torch.float32):
+def preprocess(
+    media,
+    image_min_pixels=PREPROCESSOR["min_pixels"],
+    image_max_pixels=PREPROCESSOR["max_pixels"],
+    video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"],
+    video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+    patch_size=14,
+    temporal_patch_size=2,
+    merge_size=2,
+    variant="hf",
+    video_rule="per_frame",
+    *,
+    device="cpu",
+    dtype=torch.float32,
+):
     """§1: list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values (N, C*T*P*P) of dtype on
     device, grid_thw int64 (n, 3)). Images are sized within the image budget, videos within the video budget by
     video_rule. Resize (uint8), pair frames, flatten (uint8), then rescale and normalize in one affine op that
@@ -77,10 +103,14 @@ def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pix
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_image_list(media)
     image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
-        positive_int(name, value) for name, value in (("image_min_pixels", image_min_pixels),
-                                                      ("image_max_pixels", image_max_pixels),
-                                                      ("video_min_pixels", video_min_pixels),
-                                                      ("video_max_pixels", video_max_pixels)))
+        positive_int(name, value)
+        for name, value in (
+            ("image_min_pixels", image_min_pixels),
+            ("image_max_pixels", image_max_pixels),
+            ("video_min_pixels", video_min_pixels),
+            ("video_max_pixels", video_max_pixels),
+        )
+    )
     device = torch.device(device)
     work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least
     scale, shift = affine_constants(device, work)
@@ -96,8 +126,9 @@ def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pix
         packed = frames.to(device).permute(1, 2, 0, 3).reshape(H, W, F * C)  # frames as extra channels
         planes = resize_planar(packed, height, width).reshape(F, C, height, width)  # uint8
         if native is not None and device.type == "cpu":  # work is float32 or float64: the table's dtype
-            values, grid = native_pixel_values(planes.view(F * C, height, width).permute(1, 2, 0), F, scale, shift,
-                                               P, T, m)
+            values, grid = native_pixel_values(
+                planes.view(F * C, height, width).permute(1, 2, 0), F, scale, shift, P, T, m
+            )
             rows.append(values.view(values.shape[0], -1).to(dtype))
             grids.append(grid)
             continue

@@ -15,6 +15,7 @@ fixed-point weights, in this module's pass order, split into bands resampled in 
 built, Pillow's own resampler (the function specified) runs the passes instead, once a probe has shown that it
 reproduces these tables; NATIVE says which.
 """
+
 from __future__ import annotations
 
 import functools
@@ -76,8 +77,17 @@ def smart_resize(height, width, factor=28, min_pixels=3136, max_pixels=12845056,
     return h_bar, w_bar
 
 
-def video_size(frames, height, width, factor=28, min_pixels=3136, max_pixels=12845056, temporal_patch_size=2,
-               video_rule="per_frame", variant="hf"):
+def video_size(
+    frames,
+    height,
+    width,
+    factor=28,
+    min_pixels=3136,
+    max_pixels=12845056,
+    temporal_patch_size=2,
+    video_rule="per_frame",
+    variant="hf",
+):
     """A video's frame size: "per_frame" sizes each frame like an image; "frames_budget" counts the frames
     (rounded to a multiple of temporal_patch_size, ties to even) in the budget, after scaling sides below factor up."""
     if video_rule == "per_frame":
@@ -158,7 +168,7 @@ def _axis_plan(in_size: int, out_size: int, weights_of) -> AxisPlan:
     dense = dense[:, :span]  # taps past the input end carry weight 0
     hi = (dense + SPLIT // 2) // SPLIT
     lo = dense - SPLIT * hi
-    fits = 255 * max(np.abs(hi).sum(1).max(), np.abs(lo).sum(1).max()) <= 2 ** 23
+    fits = 255 * max(np.abs(hi).sum(1).max(), np.abs(lo).sum(1).max()) <= 2**23
     return AxisPlan(out_size, starts, span, dense.reshape(blocks, BLOCK, span), bool(fits))
 
 
@@ -177,11 +187,12 @@ def _device_weights(plan: AxisPlan, device: torch.device, dtype: torch.dtype):
 
 
 def _exact_float32(plan: AxisPlan, device: torch.device) -> bool:
-    return (plan.fits_float32 and device.type == "cpu" and torch.get_float32_matmul_precision() == "highest")
+    return plan.fits_float32 and device.type == "cpu" and torch.get_float32_matmul_precision() == "highest"
 
 
-def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool = False,
-                  out_dtype: torch.dtype | None = None) -> torch.Tensor:
+def resample_dim1(
+    x: torch.Tensor, in_size: int, out_size: int, transposed: bool = False, out_dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """One Pillow pass along dim 1 of a (C, in_size, M) float tensor of integers 0..255 -> (C, out_size, M),
     or, with transposed=True, a contiguous (C, M, out_size) tensor; values in out_dtype (default x's)."""
     plan = axis_plan(in_size, out_size)
@@ -191,7 +202,7 @@ def resample_dim1(x: torch.Tensor, in_size: int, out_size: int, transposed: bool
     window = x.to(dtype).index_select(1, index).unflatten(1, (blocks, plan.span))  # (C, blocks, span, M)
     acc = torch.matmul(weights, window)  # (C, blocks, BLOCK or 2*BLOCK, M)
     if dtype == torch.float64:  # acc is exact: floor((acc + 2**21) / 2**22)
-        value = acc.mul_(2.0 ** -PRECISION_BITS).add_(0.5)
+        value = acc.mul_(2.0**-PRECISION_BITS).add_(0.5)
     else:  # acc = (H / 2048, Lo / 2048): floor((H + floor((Lo + 2**21) / 2048)) / 2048)
         high, low = acc[:, :, :BLOCK], acc[:, :, BLOCK:]
         value = torch.add(high, low.add_(SPLIT // 2).floor_(), alpha=1.0 / SPLIT)
@@ -232,13 +243,17 @@ def resize_planar(image: torch.Tensor, height: int, width: int, path: str | None
         raise ValueError(f"path {path!r} resamples on the CPU only, got an image on {image.device}")
     if path == "native":
         if native is None:
-            raise ValueError("path 'native' needs the compiled kernel vitspec.impl._resize_native, which was not built "
-                             "(pip install -e . builds it)")
+            raise ValueError(
+                "path 'native' needs the compiled kernel vitspec.impl._resize_native, which was not built "
+                "(pip install -e . builds it)"
+            )
         return native_resize(image.numpy(), height, width).permute(2, 0, 1)
     if path == "pillow":
         if not pillow_usable(image, in_h, in_w, height, width):
-            raise ValueError("path 'pillow' needs Pillow with RGB groups and a resampler that matches this "
-                             "module's tables (pillow_usable)")
+            raise ValueError(
+                "path 'pillow' needs Pillow with RGB groups and a resampler that matches this "
+                "module's tables (pillow_usable)"
+            )
         return pillow_resize(image.numpy(), height, width).permute(2, 0, 1)
     out = torch.empty((channels, height, width), dtype=torch.uint8, device=image.device)
     if vertical_pass_first(in_h, in_w, height, width):  # (C, H, W) -> (C, W, height) -> (C, height, width)
@@ -288,8 +303,19 @@ def native_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
     in_h, in_w, channels = src.shape
     out_size = dst.shape[axis]
     first, w = native_weights(src.shape[axis], out_size)
-    run = lambda band: native.resample_pass(src, dst, axis, in_h, in_w, out_size, channels, first, w,  # noqa: E731
-                                            w.shape[1], *band)
+    run = lambda band: native.resample_pass(
+        src,
+        dst,
+        axis,
+        in_h,
+        in_w,
+        out_size,
+        channels,
+        first,
+        w,  # noqa: E731
+        w.shape[1],
+        *band,
+    )
     in_threads(run, split(dst.shape[0], MIN_BAND // 4))
 
 
@@ -312,11 +338,13 @@ def native_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
 def pillow_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
     """Pillow's bicubic pass of uint8 RGB src along axis (0: height, 1: width) into dst, in parallel bands of the other
     axis: a resize keeping one side runs only the other side's pass, row by row (Pillow src/libImaging/Resample.c)."""
+
     def band(bounds: tuple[int, int]):
         part = slice(*bounds)
         index = (slice(None), part) if axis == 0 else (part,)
         piece = Image.fromarray(np.ascontiguousarray(src[index]))
         dst[index] = np.asarray(piece.resize(dst[index].shape[1::-1], Image.Resampling.BICUBIC))
+
     in_threads(band, split(src.shape[1 - axis], MIN_BAND))
 
 
@@ -329,7 +357,7 @@ def pillow_resize(image: np.ndarray, height: int, width: int) -> torch.Tensor:
     axes = [axis for axis, needed in order if needed]
     out = np.empty((height, width, channels), dtype=np.uint8)
     for group in range(0, channels, 3):
-        x, target = image[:, :, group:group + 3], out[:, :, group:group + 3]
+        x, target = image[:, :, group : group + 3], out[:, :, group : group + 3]
         for i, axis in enumerate(axes):
             shape = (height, x.shape[1], 3) if axis == 0 else (x.shape[0], width, 3)
             y = target if i == len(axes) - 1 else np.empty(shape, dtype=np.uint8)

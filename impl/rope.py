@@ -4,6 +4,7 @@ Inside the tower the q and k weight rows of each head are reordered so that ever
 (i, i + head_dim/2) sits in adjacent columns (2j, 2j+1); q·k is unchanged by a permutation applied to
 both, and the rotation becomes one complex multiplication by cos + i·sin.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,7 +90,7 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, dtype) -> torc
     hd = x.shape[-1]
     x = x.to(cos.dtype)
     cos, sin = cos[:, None, :], sin[:, None, :]
-    x1, x2 = x[..., : hd // 2], x[..., hd // 2:]
+    x1, x2 = x[..., : hd // 2], x[..., hd // 2 :]
     return (x * cos + torch.cat((-x2, x1), dim=-1) * sin).to(dtype)
 
 

@@ -1,4 +1,5 @@
 """The optimized torch implementation as a target: every stage of spec/protocol.py on one device and dtype."""
+
 from __future__ import annotations
 
 import torch
@@ -20,11 +21,13 @@ from vitspec.spec.protocol import ROTARY_FORMS
 
 def _stage(fn, numeric: bool = True):
     """A method calling fn with this target's device (and dtype for numeric stages)."""
+
     def method(self, *args, **kwargs):
         if numeric:
             kwargs.setdefault("dtype", self.torch_dtype)
         kwargs.setdefault("device", self.device)
         return fn(*args, **kwargs)
+
     method.__name__ = fn.__name__
     method.__doc__ = fn.__doc__
     return method
@@ -46,8 +49,9 @@ class TorchTarget:
         self._graphs = IdentityCache(maxsize=8)
 
     def __repr__(self) -> str:
-        return (f"TorchTarget(device={self.device!r}, dtype={self.dtype!r}, compile={self.compile}, "
-                f"rotary={self.rotary!r})")
+        return (
+            f"TorchTarget(device={self.device!r}, dtype={self.dtype!r}, compile={self.compile}, rotary={self.rotary!r})"
+        )
 
     @property
     def capabilities(self) -> dict:
@@ -56,8 +60,12 @@ class TorchTarget:
 
     def with_options(self, device=None, dtype=None, compile=None, rotary=None) -> TorchTarget:
         """A copy on another device, dtype, compile setting or rotary form ("angles" or "cos_sin")."""
-        return TorchTarget(self.device if device is None else device, self.dtype if dtype is None else dtype,
-                           self.compile if compile is None else compile, self.rotary if rotary is None else rotary)
+        return TorchTarget(
+            self.device if device is None else device,
+            self.dtype if dtype is None else dtype,
+            self.compile if compile is None else compile,
+            self.rotary if rotary is None else rotary,
+        )
 
     @property
     def ops(self) -> _block.Elementwise:
@@ -68,23 +76,34 @@ class TorchTarget:
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
         """vitspec.impl.resize.smart_resize."""
         from vitspec.impl.resize import smart_resize
+
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
         """vitspec.impl.resize.resize."""
         from vitspec.impl.resize import resize
+
         return resize(image, height, width)
 
-    def preprocess(self, media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
-                   video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"]):
+    def preprocess(
+        self,
+        media,
+        image_min_pixels=PREPROCESSOR["min_pixels"],
+        image_max_pixels=PREPROCESSOR["max_pixels"],
+        video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"],
+        video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+    ):
         """vitspec.impl.pixels.preprocess (videos sized per frame, like images)."""
         from vitspec.impl.pixels import preprocess
-        return preprocess(media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels,
-                          video_rule="per_frame")
+
+        return preprocess(
+            media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels, video_rule="per_frame"
+        )
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
         """vitspec.impl.patchify.patchify."""
         from vitspec.impl.patchify import patchify
+
         return patchify(frames, patch_size, temporal_patch_size, merge_size)
 
     patch_embed = _stage(_embed.patch_embed)
@@ -98,8 +117,10 @@ class TorchTarget:
 
     def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
         """qkv, RoPE, segment attention, proj; see vitspec.impl.attention.attention_module."""
-        return _attention.attention_module(x, params, cu_seqlens, rotary, num_heads, form=self.rotary,
-                                           dtype=self.torch_dtype, device=self.device)
+        return _attention.attention_module(
+            x, params, cu_seqlens, rotary, num_heads, form=self.rotary, dtype=self.torch_dtype, device=self.device
+        )
+
     window_index = _stage(_windows.window_index, numeric=False)
     cu_seqlens = _stage(_windows.cu_seqlens, numeric=False)
     attention = _stage(_attention.attention)
@@ -110,26 +131,46 @@ class TorchTarget:
 
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
         """One block; rotary in this target's form; see vitspec.impl.block.vision_block."""
-        return _block.vision_block(x, params, cu_seqlens, rotary, num_heads, eps, form=self.rotary,
-                                   dtype=self.torch_dtype, device=self.device, ops=self.ops)
+        return _block.vision_block(
+            x,
+            params,
+            cu_seqlens,
+            rotary,
+            num_heads,
+            eps,
+            form=self.rotary,
+            dtype=self.torch_dtype,
+            device=self.device,
+            ops=self.ops,
+        )
 
     def vision_tower(self, pixel_values, grid_thw, weights, config, cuda_graph: bool = False):
         """The whole tower; cuda_graph=True replays a graph captured once per (grid, weights) on CUDA."""
         if not cuda_graph:
-            return _tower.vision_tower(pixel_values, grid_thw, weights, config, dtype=self.torch_dtype,
-                                       device=self.device, ops=self.ops)
+            return _tower.vision_tower(
+                pixel_values, grid_thw, weights, config, dtype=self.torch_dtype, device=self.device, ops=self.ops
+            )
         return self.fixed_grid_tower(grid_thw, weights, config)(pixel_values)
 
     def fixed_grid_tower(self, grid_thw, weights, config) -> _tower.FixedGridTower:
         """The tower bound to one grid (a CUDA graph on CUDA), cached per weights dict, grid and config."""
         from vitspec.spec.validate import grid_rows
+
         if not isinstance(weights, dict) or not isinstance(config, dict):
-            return _tower.compile_tower(grid_thw, weights, config, dtype=self.torch_dtype, device=self.device,
-                                        ops=self.ops)
-        key = (tuple(grid_rows(grid_thw, config.get("spatial_merge_size", 2))),
-               tuple(sorted((k, str(v)) for k, v in config.items())))
-        return self._graphs.get(weights, key, lambda: _tower.compile_tower(
-            grid_thw, weights, config, dtype=self.torch_dtype, device=self.device, ops=self.ops))
+            return _tower.compile_tower(
+                grid_thw, weights, config, dtype=self.torch_dtype, device=self.device, ops=self.ops
+            )
+        key = (
+            tuple(grid_rows(grid_thw, config.get("spatial_merge_size", 2))),
+            tuple(sorted((k, str(v)) for k, v in config.items())),
+        )
+        return self._graphs.get(
+            weights,
+            key,
+            lambda: _tower.compile_tower(
+                grid_thw, weights, config, dtype=self.torch_dtype, device=self.device, ops=self.ops
+            ),
+        )
 
     def clear_caches(self) -> None:
         """Drop captured graphs and prepared weights (frees their device memory)."""

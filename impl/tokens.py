@@ -1,4 +1,5 @@
 """Token accounting (SPEC-NOTES §4): placeholder tokens per image."""
+
 from __future__ import annotations
 
 import torch

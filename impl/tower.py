@@ -8,6 +8,7 @@ index data, RoPE angles and segment runs are computed once per grid on the host 
 geometry and device), so the block loop never synchronises with the device; the merger's output is
 put back in raster order with the inverse of the internal order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -90,11 +91,17 @@ def prepare_weights(weights: dict, config: dict, dtype: torch.dtype, device) -> 
 
     def build():
         check_weights(weights, config)
-        blocks = tuple(prepare_block(subdict(weights, f"blocks.{i}"), config["num_heads"], dtype, device)
-                       for i in range(config["depth"]))
-        return TowerWeights(embed_matrix(weights["patch_embed.proj.weight"], dtype, device), blocks,
-                            prepare_merger(subdict(weights, "merger"), dtype, device),
-                            frozenset(int(i) for i in config["fullatt_block_indexes"]))
+        blocks = tuple(
+            prepare_block(subdict(weights, f"blocks.{i}"), config["num_heads"], dtype, device)
+            for i in range(config["depth"])
+        )
+        return TowerWeights(
+            embed_matrix(weights["patch_embed.proj.weight"], dtype, device),
+            blocks,
+            prepare_merger(subdict(weights, "merger"), dtype, device),
+            frozenset(int(i) for i in config["fullatt_block_indexes"]),
+        )
+
     return _PREPARED.get(weights, key, build)
 
 
@@ -113,8 +120,10 @@ def check_pixels(pixel_values, rows, columns: int | None = None) -> None:
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     require_rows_match_grid("pixel_values", pixel_values, rows)
     if columns is not None and int(pixel_values.shape[1]) != columns:
-        raise ValueError(f"pixel_values rows must hold channels*temporal*patch*patch = {columns} values, "
-                         f"got {int(pixel_values.shape[1])}")
+        raise ValueError(
+            f"pixel_values rows must hold channels*temporal*patch*patch = {columns} values, "
+            f"got {int(pixel_values.shape[1])}"
+        )
 
 
 def setup(pixel_values, grid_thw, weights, config, dtype, device):
@@ -128,13 +137,15 @@ def setup(pixel_values, grid_thw, weights, config, dtype, device):
     if pixel_values is not None:
         check_pixels(pixel_values, rows, int(prepared.embed.shape[1]))
     side = window_cells(cfg["window_size"], cfg["patch_size"], m)
-    plan = tower_plan(tuple(rows), side, m, cfg["hidden_size"] // cfg["num_heads"], str(torch.device(device)),
-                      rope_dtype(dtype))
+    plan = tower_plan(
+        tuple(rows), side, m, cfg["hidden_size"] // cfg["num_heads"], str(torch.device(device)), rope_dtype(dtype)
+    )
     return rows, prepared, plan
 
 
-def vision_tower(pixel_values, grid_thw, weights, config, *, dtype=torch.float32, device="cpu",
-                 ops: Elementwise = EAGER) -> torch.Tensor:
+def vision_tower(
+    pixel_values, grid_thw, weights, config, *, dtype=torch.float32, device="cpu", ops: Elementwise = EAGER
+) -> torch.Tensor:
     """Merged tokens (N/4, out_hidden_size) in raster order, in the model dtype."""
     _, prepared, plan = setup(pixel_values, grid_thw, weights, config, dtype, device)
     with torch.inference_mode():
@@ -144,8 +155,17 @@ def vision_tower(pixel_values, grid_thw, weights, config, *, dtype=torch.float32
 class FixedGridTower:
     """The tower bound to one grid and weights: a CUDA graph captured once and replayed on CUDA, eager elsewhere."""
 
-    def __init__(self, grid_thw, weights, config, *, dtype=torch.float32, device="cpu", ops: Elementwise = EAGER,
-                 cuda_graph: bool = True):
+    def __init__(
+        self,
+        grid_thw,
+        weights,
+        config,
+        *,
+        dtype=torch.float32,
+        device="cpu",
+        ops: Elementwise = EAGER,
+        cuda_graph: bool = True,
+    ):
         self.rows, self.weights, self.plan = setup(None, grid_thw, weights, config, dtype, device)
         self.dtype, self.device, self.ops = dtype, torch.device(device), ops
         self.graph = None
@@ -155,8 +175,9 @@ class FixedGridTower:
 
     def capture(self) -> None:
         """Warm up on a side stream, then record one forward pass on a static input buffer."""
-        self.static_in = torch.randn(self.plan.num_patches, self.weights.embed.shape[1], device=self.device,
-                                     dtype=self.dtype)
+        self.static_in = torch.randn(
+            self.plan.num_patches, self.weights.embed.shape[1], device=self.device, dtype=self.dtype
+        )
         stream = torch.cuda.Stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
@@ -179,7 +200,8 @@ class FixedGridTower:
             return self.static_out.clone()
 
 
-def compile_tower(grid_thw, weights, config, *, dtype=torch.float32, device="cpu", ops: Elementwise = EAGER,
-                  cuda_graph: bool = True) -> FixedGridTower:
+def compile_tower(
+    grid_thw, weights, config, *, dtype=torch.float32, device="cpu", ops: Elementwise = EAGER, cuda_graph: bool = True
+) -> FixedGridTower:
     """A callable pixel_values -> merged tokens for one fixed grid (a CUDA graph on CUDA devices)."""
     return FixedGridTower(grid_thw, weights, config, dtype=dtype, device=device, ops=ops, cuda_graph=cuda_graph)

@@ -1,4 +1,5 @@
 """Arrays and weights as torch tensors: dtype names, conversion, and a small identity-keyed cache."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -45,6 +46,7 @@ def host_array(x) -> np.ndarray:
 
 class IdentityCache:
     """An LRU of values derived from weights dicts, keyed by the dict's identity plus extra key parts."""
+
     # The dict is held so its id cannot be reused; the ids of its values are compared on every hit, so
     # replacing an entry invalidates the cached value (editing an array in place does not).
 

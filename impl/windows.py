@@ -1,4 +1,5 @@
 """Window and full-attention segments (SPEC-NOTES §3, "Windows"), vectorized on the host from the grid."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,12 @@ def window_layout(rows, side: int, merge_size: int):
         frame_of_window.append(np.repeat(len(frame_sizes) + np.arange(t), win.size))
         frame_sizes.extend([cells] * t)
         offset += t * cells
-    return (np.concatenate(index), np.concatenate(sizes), np.concatenate(frame_of_window),
-            np.array(frame_sizes, dtype=np.int64))
+    return (
+        np.concatenate(index),
+        np.concatenate(sizes),
+        np.concatenate(frame_of_window),
+        np.array(frame_sizes, dtype=np.int64),
+    )
 
 
 def cumulative(lengths) -> np.ndarray:

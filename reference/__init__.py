@@ -2,6 +2,7 @@
 
 ``reference.TARGET`` exposes every stage of spec/protocol.py as a method.
 """
+
 from vitspec.reference.target import ReferenceTarget
 
 TARGET = ReferenceTarget()

@@ -2,6 +2,7 @@
 
 The math only: the input rules (spec/validate.py attention_inputs, attention_module_inputs) are applied by
 reference.TARGET."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,5 +45,6 @@ def attention_module(x, params, cu_seqlens, rotary, num_heads: int):
     q, k, v = qkv.reshape(N, 3, H, D // H).transpose(1, 0, 2, 3)
     q, k = apply_rotary(q, rotary), apply_rotary(k, rotary)
     out = attention(q, k, v, cu_seqlens).reshape(N, D)
-    return out @ np.asarray(params["proj.weight"], dtype=np.float64).T + np.asarray(params["proj.bias"],
-                                                                                      dtype=np.float64)
+    return out @ np.asarray(params["proj.weight"], dtype=np.float64).T + np.asarray(
+        params["proj.bias"], dtype=np.float64
+    )

@@ -1,4 +1,5 @@
 """The vision block (SPEC-NOTES §3, "Block"): pre-norm residual attention and SwiGLU MLP."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def vision_block(x, params, cu_seqlens, rotary, num_heads: int, eps: float = 1e-
     and k (rotary: angles (N, head_dim/2) or (cos, sin) each (N, head_dim)), segment attention, and proj.
     """
     x, H, eps = np.asarray(x, dtype=np.float64), int(num_heads), float(eps)
-    attn_params = {k[len("attn."):]: val for k, val in params.items() if k.startswith("attn.")}
+    attn_params = {k[len("attn.") :]: val for k, val in params.items() if k.startswith("attn.")}
     x = x + attention_module(rms_norm(x, params["norm1.weight"], eps), attn_params, cu_seqlens, rotary, H)
-    mlp_params = {k[len("mlp."):]: val for k, val in params.items() if k.startswith("mlp.")}
+    mlp_params = {k[len("mlp.") :]: val for k, val in params.items() if k.startswith("mlp.")}
     return x + mlp(rms_norm(x, params["norm2.weight"], eps), mlp_params)

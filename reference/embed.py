@@ -1,6 +1,7 @@
 """Patch embedding (SPEC-NOTES §3): Conv3d(C -> D, kernel = stride = (T, P, P), no bias) on each row.
 
 The math only: the input rules (spec/validate.py patch_embed_inputs) are applied by reference.TARGET."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The patch merger (SPEC-NOTES §3, "Merger"): RMSNorm, 2×2 rows concatenated, Linear, erf GELU, Linear."""
+
 from __future__ import annotations
 
 import numpy as np

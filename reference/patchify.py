@@ -2,6 +2,7 @@
 
 Written for obviousness: every row is built by looking up its pixels one patch at a time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,27 +40,30 @@ def patchify(frames, patch_size: int = 14, temporal_patch_size: int = 2, merge_s
     for r in range(rows.shape[0]):
         t, y, x = patch_row_origin(r, gh, gw, m)
         # (C, T, P, P): channel, then time, then pixel row, then pixel column.
-        block = frames[t * T:(t + 1) * T, :, y * P:(y + 1) * P, x * P:(x + 1) * P]  # (T, C, P, P)
+        block = frames[t * T : (t + 1) * T, :, y * P : (y + 1) * P, x * P : (x + 1) * P]  # (T, C, P, P)
         rows[r] = block.transpose(1, 0, 2, 3).reshape(-1)
     return rows, np.array([gt, gh, gw], dtype=np.int64)
 
 
-def unpatchify(pixel_values, grid_thw, channels: int = 3, patch_size: int = 14, temporal_patch_size: int = 2,
-               merge_size: int = 2):
+def unpatchify(
+    pixel_values, grid_thw, channels: int = 3, patch_size: int = 14, temporal_patch_size: int = 2, merge_size: int = 2
+):
     """Inverse of patchify for one grid row: pixel_values (N, C*T*P*P) -> frames (t*T, C, h*P, w*P)."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     C = positive_int("channels", channels)
-    (gt, gh, gw), = grid_rows(grid_thw, m)
+    ((gt, gh, gw),) = grid_rows(grid_thw, m)
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     pixel_values = np.asarray(pixel_values, dtype=np.float64)
     if pixel_values.shape != (gt * gh * gw, C * T * P * P):
-        raise ValueError(f"pixel_values must have shape {(gt * gh * gw, C * T * P * P)} for grid_thw "
-                         f"{[gt, gh, gw]}, got {pixel_values.shape}")
+        raise ValueError(
+            f"pixel_values must have shape {(gt * gh * gw, C * T * P * P)} for grid_thw "
+            f"{[gt, gh, gw]}, got {pixel_values.shape}"
+        )
     frames = np.empty((gt * T, C, gh * P, gw * P), dtype=np.float64)
     for r in range(pixel_values.shape[0]):
         t, y, x = patch_row_origin(r, gh, gw, m)
         block = pixel_values[r].reshape(C, T, P, P).transpose(1, 0, 2, 3)
-        frames[t * T:(t + 1) * T, :, y * P:(y + 1) * P, x * P:(x + 1) * P] = block
+        frames[t * T : (t + 1) * T, :, y * P : (y + 1) * P, x * P : (x + 1) * P] = block
     return frames
 
 

@@ -1,4 +1,5 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3): RGB conversion, resize, rescale, normalize, temporal pairing."""
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,10 @@ def normalize(x, mean=PREPROCESSOR["image_mean"], std=PREPROCESSOR["image_std"])
     x = np.asarray(x, dtype=np.float64)
     mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
     if mean.shape != std.shape or mean.ndim != 1 or x.ndim == 0 or x.shape[-1] != mean.shape[0]:
-        raise ValueError(f"mean and std must hold one value per channel (last axis of x, shape {x.shape}), "
-                         f"got {mean.shape} and {std.shape}")
+        raise ValueError(
+            f"mean and std must hold one value per channel (last axis of x, shape {x.shape}), "
+            f"got {mean.shape} and {std.shape}"
+        )
     require_finite("x", bool(np.isfinite(x).all()))
     require_finite("mean", bool(np.isfinite(mean).all()))
     if not (np.isfinite(std).all() and (std > 0).all()):
@@ -86,8 +89,17 @@ def temporal_frames(frames, temporal_patch_size=2):
 VIDEO_RULES = ("per_frame", "frames_budget")
 
 
-def video_size(frames, height, width, factor=28, min_pixels=3136, max_pixels=12845056, temporal_patch_size=2,
-               video_rule="per_frame", variant="hf"):
+def video_size(
+    frames,
+    height,
+    width,
+    factor=28,
+    min_pixels=3136,
+    max_pixels=12845056,
+    temporal_patch_size=2,
+    video_rule="per_frame",
+    variant="hf",
+):
     """The resized (height, width) of every frame of a video of `frames` frames.
 
     "per_frame": each frame is sized like an image (HF 5.x Qwen2VLVideoProcessor: smart_resize(height, width)).
@@ -119,19 +131,32 @@ def video_size(frames, height, width, factor=28, min_pixels=3136, max_pixels=128
     return h_bar, w_bar
 
 
-def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
-               video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
-               patch_size=14, temporal_patch_size=2, merge_size=2, variant="hf", video_rule="per_frame"):
+def preprocess(
+    media,
+    image_min_pixels=PREPROCESSOR["min_pixels"],
+    image_max_pixels=PREPROCESSOR["max_pixels"],
+    video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"],
+    video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+    patch_size=14,
+    temporal_patch_size=2,
+    merge_size=2,
+    variant="hf",
+    video_rule="per_frame",
+):
     """§1: a list of uint8 (H, W, 3) images or (F, H, W, 3) videos -> (pixel_values float64 (N, C*T*P*P),
     grid_thw int64 (n, 3)). Each item gets its own size: an image by smart_resize within the image budget, a video
     by video_size (video_rule) within the video budget; all frames of a video share it."""
     P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
     require_image_list(media)
     image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
-        positive_int(name, value) for name, value in (("image_min_pixels", image_min_pixels),
-                                                      ("image_max_pixels", image_max_pixels),
-                                                      ("video_min_pixels", video_min_pixels),
-                                                      ("video_max_pixels", video_max_pixels)))
+        positive_int(name, value)
+        for name, value in (
+            ("image_min_pixels", image_min_pixels),
+            ("image_max_pixels", image_max_pixels),
+            ("video_min_pixels", video_min_pixels),
+            ("video_max_pixels", video_max_pixels),
+        )
+    )
     rows, grids = [], []
     for i, item in enumerate(media):
         name = f"media[{i}]"
@@ -144,11 +169,21 @@ def preprocess(media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pix
         if 0 in frames.shape:
             raise ValueError(f"{name} must have at least one frame and positive height and width, got {item.shape}")
         if video:
-            height, width = video_size(frames.shape[0], frames.shape[1], frames.shape[2], P * m, video_min_pixels,
-                                       video_max_pixels, T, video_rule, variant)
+            height, width = video_size(
+                frames.shape[0],
+                frames.shape[1],
+                frames.shape[2],
+                P * m,
+                video_min_pixels,
+                video_max_pixels,
+                T,
+                video_rule,
+                variant,
+            )
         else:
-            height, width = smart_resize(frames.shape[1], frames.shape[2], P * m, image_min_pixels, image_max_pixels,
-                                         variant)
+            height, width = smart_resize(
+                frames.shape[1], frames.shape[2], P * m, image_min_pixels, image_max_pixels, variant
+            )
         resized = np.stack([resize(frame, height, width) for frame in frames])
         values = normalize(rescale(resized), PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"])
         values = temporal_frames(values, T).transpose(0, 3, 1, 2)  # (frames, C, H, W)

@@ -6,6 +6,7 @@ ImagingResampleInner) as of Pillow 13: separable, per-output normalized weights 
 point with 22 fractional bits, each pass rounded and clipped to 8 bits; the horizontal pass runs
 first unless the height shrinks much more than the width.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """2-D rotary position embedding of the vision tower (SPEC-NOTES §3, "2D RoPE")."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The reference as a target: each protocol stage applies its input rules (spec/validate.py), once, then calls the
 math in its module (reference/<module>.py holds the formulas only, as JAX's lax_reference does)."""
+
 from __future__ import annotations
 
 from vitspec.reference import (
@@ -45,18 +46,28 @@ class ReferenceTarget:
 
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
         from vitspec.reference.resize import smart_resize
+
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
         from vitspec.reference.resize import resize
+
         resize_inputs(image, height, width)
         return resize(image, height, width)
 
-    def preprocess(self, media, image_min_pixels=PREPROCESSOR["min_pixels"], image_max_pixels=PREPROCESSOR["max_pixels"],
-                   video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"], video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"]):
+    def preprocess(
+        self,
+        media,
+        image_min_pixels=PREPROCESSOR["min_pixels"],
+        image_max_pixels=PREPROCESSOR["max_pixels"],
+        video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"],
+        video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
+    ):
         from vitspec.reference.pixels import preprocess
-        return preprocess(media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels,
-                          video_rule="per_frame")
+
+        return preprocess(
+            media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels, video_rule="per_frame"
+        )
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
         patchify_inputs(frames, patch_size, temporal_patch_size, merge_size)
@@ -109,7 +120,6 @@ class ReferenceTarget:
     def merger(self, x, params, merge_size=2, eps=1e-6):
         merger_inputs(x, params, merge_size, eps)
         return _merger.merger(x, params, merge_size, eps)
-
 
     def vision_tower(self, pixel_values, grid_thw, weights, config):
         vision_tower_inputs(pixel_values, grid_thw, weights, config)

@@ -1,4 +1,5 @@
 """Token accounting (SPEC-NOTES §4): placeholders per image and the prompt check."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,9 @@ from vitspec.spec.validate import grid_rows, non_negative_int
 
 def num_image_tokens(grid_thw, merge_size: int = 2):
     """Placeholder tokens per image: t*h*w / merge_size**2 (grid in patch units)."""
-    return np.array([t * h * w // (merge_size * merge_size) for t, h, w in grid_rows(grid_thw, merge_size)],
-                    dtype=np.int64)
+    return np.array(
+        [t * h * w // (merge_size * merge_size) for t, h, w in grid_rows(grid_thw, merge_size)], dtype=np.int64
+    )
 
 
 def expand_image_pads(input_ids, grid_thw, merge_size: int = 2, image_pad_id: int = IMAGE_PAD_ID):
@@ -19,8 +21,10 @@ def expand_image_pads(input_ids, grid_thw, merge_size: int = 2, image_pad_id: in
     counts = num_image_tokens(grid_thw, merge_size)
     pads = sum(1 for t in ids if t == image_pad_id)
     if pads != len(counts):
-        raise ValueError(f"input_ids must hold one image pad id ({image_pad_id}) per image: "
-                         f"found {pads} for {len(counts)} images in grid_thw")
+        raise ValueError(
+            f"input_ids must hold one image pad id ({image_pad_id}) per image: "
+            f"found {pads} for {len(counts)} images in grid_thw"
+        )
     out, k = [], 0
     for t in ids:
         if t == image_pad_id:
@@ -36,6 +40,8 @@ def check_image_tokens(input_ids, num_features: int, image_pad_id: int = IMAGE_P
     n_tokens = sum(1 for i, t in enumerate(input_ids) if non_negative_int(f"input_ids[{i}]", t) == image_pad_id)
     num_features = non_negative_int("num_features", num_features)
     if n_tokens != num_features:
-        raise ValueError(f"Image features and image tokens do not match: the prompt holds {n_tokens} image pad "
-                         f"tokens (id {image_pad_id}) but the vision tower returned {num_features} rows")
+        raise ValueError(
+            f"Image features and image tokens do not match: the prompt holds {n_tokens} image pad "
+            f"tokens (id {image_pad_id}) but the vision tower returned {num_features} rows"
+        )
     return n_tokens

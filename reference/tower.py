@@ -1,4 +1,5 @@
 """The whole vision tower (SPEC-NOTES §3): pixel_values, grid_thw -> merged tokens in raster order."""
+
 from __future__ import annotations
 
 from vitspec.reference.block import vision_block

@@ -1,4 +1,5 @@
 """The document's toy operations (seed §1): patches vs convolution on a small matrix."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ def patchify2d(x, patch_size: int):
     patches = []
     for top in range(0, H, p):
         for left in range(0, W, p):
-            patches.append(x[top:top + p, left:left + p, :].reshape(-1))
+            patches.append(x[top : top + p, left : left + p, :].reshape(-1))
     return np.stack(patches)
 
 
@@ -60,7 +61,7 @@ def conv2d(x, kernel, stride: int = 1, bias: float = 0.0):
     out = np.empty((oh, ow))
     for i in range(oh):
         for j in range(ow):
-            out[i, j] = np.sum(x[i * s:i * s + kh, j * s:j * s + kw] * kernel) + bias
+            out[i, j] = np.sum(x[i * s : i * s + kh, j * s : j * s + kw] * kernel) + bias
     return out
 
 

@@ -1,4 +1,5 @@
 """Weights as dicts keyed by HF state-dict names: seeded random weights, loading and shape checks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def _strip_prefix(state: dict) -> dict:
     if len(prefixes) != 1:
         raise ValueError(f"state dict must hold exactly one '{anchor}' entry, found {len(prefixes)}")
     prefix = prefixes.pop()
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def from_state_dict(state_dict) -> dict[str, np.ndarray]:
@@ -52,4 +53,5 @@ def from_state_dict(state_dict) -> dict[str, np.ndarray]:
 def load_safetensors(path) -> dict[str, np.ndarray]:
     """Load the vision tower's weights from a .safetensors file (torch-free reader, any float dtype)."""
     from safetensors.torch import load_file  # bf16 checkpoints need torch to widen
+
     return from_state_dict(load_file(str(path)))

@@ -4,6 +4,7 @@ Windows are enumerated directly: per image and per frame, the merged grid is til
 top-left by square windows of window_size / patch_size / merge_size cells, visited row-major, cells
 row-major inside each window; windows at the right and bottom edges are partial.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,9 +29,13 @@ def windows(grid_thw, window_size: int = 112, patch_size: int = 14, merge_size: 
             base = offset + frame * rows * cols
             for top in range(0, rows, k):
                 for left in range(0, cols, k):
-                    out.append([base + r * cols + c
-                                for r in range(top, min(top + k, rows))
-                                for c in range(left, min(left + k, cols))])
+                    out.append(
+                        [
+                            base + r * cols + c
+                            for r in range(top, min(top + k, rows))
+                            for c in range(left, min(left + k, cols))
+                        ]
+                    )
         offset += t * rows * cols
     return out
 

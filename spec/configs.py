@@ -3,6 +3,7 @@
 Released values: the config.json and preprocessor_config.json of Qwen/Qwen2.5-VL-{3B,7B,72B}-Instruct
 (vision fields under "vision_config"); see SPEC-NOTES §5. Vision configs use HF's field names.
 """
+
 from __future__ import annotations
 
 MODELS = ("3B", "7B", "72B")
@@ -48,22 +49,37 @@ RELEASED_EXTRA: dict[str, dict[str, object]] = {
 }
 
 DISCREPANCIES: tuple[dict[str, str], ...] = (
-    {"row": "vit_intermediate_size", "models": "3B, 7B",
-     "explanation": "The document gives 3456 for all sizes; the 3B and 7B checkpoints' vision MLP weights are "
-                    "3420 wide (config.json vision_config.intermediate_size = 3420). Only 72B uses 3456."},
-    {"row": "llm_intermediate_size", "models": "3B",
-     "explanation": "The document gives 4864, which is the Qwen2.5-0.5B value (a typo in the table); the 3B "
-                    "config.json states 11008."},
-    {"row": "vocab_size", "models": "3B, 7B, 72B",
-     "explanation": "151646 cannot be an embedding size: the image pad token id is 151655. The checkpoints' "
-                    "embedding has 151936 rows (3B) and 152064 rows (7B, 72B)."},
-    {"row": "trained_tokens", "models": "3B, 7B, 72B",
-     "explanation": "A training fact, not a configuration field; no config.json states it."},
-    {"row": "patch layout", "models": "all",
-     "explanation": "The document flattens a patch as 14*14*3 = 588 values, pixel-major with RGB interleaved "
-                    "(H, W, C). The model flattens (C, T, P, P) = 3*2*14*14 = 1176 values over two identical "
-                    "frames; for a still image the two are related by summing the temporal kernel slices and "
-                    "permuting the columns (C, P, P) -> (P, P, C)."},
+    {
+        "row": "vit_intermediate_size",
+        "models": "3B, 7B",
+        "explanation": "The document gives 3456 for all sizes; the 3B and 7B checkpoints' vision MLP weights are "
+        "3420 wide (config.json vision_config.intermediate_size = 3420). Only 72B uses 3456.",
+    },
+    {
+        "row": "llm_intermediate_size",
+        "models": "3B",
+        "explanation": "The document gives 4864, which is the Qwen2.5-0.5B value (a typo in the table); the 3B "
+        "config.json states 11008.",
+    },
+    {
+        "row": "vocab_size",
+        "models": "3B, 7B, 72B",
+        "explanation": "151646 cannot be an embedding size: the image pad token id is 151655. The checkpoints' "
+        "embedding has 151936 rows (3B) and 152064 rows (7B, 72B).",
+    },
+    {
+        "row": "trained_tokens",
+        "models": "3B, 7B, 72B",
+        "explanation": "A training fact, not a configuration field; no config.json states it.",
+    },
+    {
+        "row": "patch layout",
+        "models": "all",
+        "explanation": "The document flattens a patch as 14*14*3 = 588 values, pixel-major with RGB interleaved "
+        "(H, W, C). The model flattens (C, T, P, P) = 3*2*14*14 = 1176 values over two identical "
+        "frames; for a still image the two are related by summing the temporal kernel slices and "
+        "permuting the columns (C, P, P) -> (P, P, C).",
+    },
 )
 
 
@@ -117,15 +133,37 @@ IMAGE_PAD_ID = 151655
 VISION_START_ID = 151652
 VISION_END_ID = 151653
 
-VISION_FIELDS = ("depth", "hidden_size", "intermediate_size", "num_heads", "in_channels", "patch_size",
-                 "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes",
-                 "out_hidden_size")
+VISION_FIELDS = (
+    "depth",
+    "hidden_size",
+    "intermediate_size",
+    "num_heads",
+    "in_channels",
+    "patch_size",
+    "spatial_merge_size",
+    "temporal_patch_size",
+    "window_size",
+    "fullatt_block_indexes",
+    "out_hidden_size",
+)
 
 
-def small_config(depth: int = 4, hidden_size: int = 64, num_heads: int = 4, intermediate_size: int = 96,
-                 out_hidden_size: int = 48, fullatt_block_indexes=(1, 3)) -> dict:
+def small_config(
+    depth: int = 4,
+    hidden_size: int = 64,
+    num_heads: int = 4,
+    intermediate_size: int = 96,
+    out_hidden_size: int = 48,
+    fullatt_block_indexes=(1, 3),
+) -> dict:
     """A narrow, shallow config with the real geometry (patch 14, merge 2, window 112, temporal 2)."""
     cfg = vision_config("7B")
-    cfg.update(depth=depth, hidden_size=hidden_size, num_heads=num_heads, intermediate_size=intermediate_size,
-               out_hidden_size=out_hidden_size, fullatt_block_indexes=list(fullatt_block_indexes))
+    cfg.update(
+        depth=depth,
+        hidden_size=hidden_size,
+        num_heads=num_heads,
+        intermediate_size=intermediate_size,
+        out_hidden_size=out_hidden_size,
+        fullatt_block_indexes=list(fullatt_block_indexes),
+    )
     return cfg

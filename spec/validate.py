@@ -3,6 +3,7 @@
 Each check names the argument and the rule it enforces; nothing is truncated, rounded or
 reinterpreted. Errors are TypeError for a wrong kind of value and ValueError for a wrong value.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -97,9 +98,7 @@ def grid_rows(grid_thw: Any, merge_size: int = 2) -> list[tuple[int, int, int]]:
         if t < 1 or h < 1 or w < 1:
             raise ValueError(f"grid_thw[{i}] = {[t, h, w]}: t, h and w must be positive")
         if h % merge_size or w % merge_size:
-            raise ValueError(
-                f"grid_thw[{i}] = {[t, h, w]}: h and w must be multiples of merge_size={merge_size}"
-            )
+            raise ValueError(f"grid_thw[{i}] = {[t, h, w]}: h and w must be multiples of merge_size={merge_size}")
         rows.append((int(t), int(h), int(w)))
     return rows
 
@@ -113,12 +112,12 @@ def require_rows_match_grid(name: str, x: Any, rows: Sequence[tuple[int, int, in
     """x has one row per patch (per=1) or per merged cell (per=merge_size**2) of grid_thw."""
     expected = num_patches(rows) // per
     if int(x.shape[0]) != expected:
-        raise ValueError(
-            f"{name} has {int(x.shape[0])} rows but grid_thw {list(map(list, rows))} describes {expected}"
-        )
+        raise ValueError(f"{name} has {int(x.shape[0])} rows but grid_thw {list(map(list, rows))} describes {expected}")
 
 
-def require_keys(name: str, params: dict, keys: Sequence[str], shapes: dict[str, tuple[int, ...]] | None = None) -> None:
+def require_keys(
+    name: str, params: dict, keys: Sequence[str], shapes: dict[str, tuple[int, ...]] | None = None
+) -> None:
     """A weights dict holds every key, each with the expected shape when one is given."""
     if not isinstance(params, dict):
         raise TypeError(f"{name} must be a dict of arrays keyed by state-dict names, got {type(params).__name__}")
@@ -143,8 +142,11 @@ def require_finite(name: str, finite: bool) -> None:
 
 def patch_geometry(patch_size: Any, temporal_patch_size: Any, merge_size: Any) -> tuple[int, int, int]:
     """(P, T, m), each a positive integer."""
-    return (positive_int("patch_size", patch_size), positive_int("temporal_patch_size", temporal_patch_size),
-            positive_int("merge_size", merge_size))
+    return (
+        positive_int("patch_size", patch_size),
+        positive_int("temporal_patch_size", temporal_patch_size),
+        positive_int("merge_size", merge_size),
+    )
 
 
 def require_frames_fit(F: int, H: int, W: int, P: int, T: int, m: int) -> None:
@@ -153,7 +155,8 @@ def require_frames_fit(F: int, H: int, W: int, P: int, T: int, m: int) -> None:
         raise ValueError(f"frames must hold a positive multiple of temporal_patch_size={T} frames, got {F}")
     if H == 0 or W == 0 or H % (P * m) or W % (P * m):
         raise ValueError(
-            f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}")
+            f"frames height and width must be positive multiples of patch_size*merge_size={P * m}, got {H}x{W}"
+        )
 
 
 def require_image_list(media: Any) -> None:
@@ -170,25 +173,33 @@ def rotary_input(rotary: Any, num_tokens: int, head_dim: int, form: str):
     Returns the array (angles) or the pair (cos, sin), unchanged."""
     if form == "angles":
         if isinstance(rotary, (list, tuple)):
-            raise TypeError(f"rotary must be the angles array of shape ({num_tokens}, {head_dim // 2}) "
-                            f"(num_tokens, head_dim/2), got a {type(rotary).__name__} of {len(rotary)} items "
-                            "(this target takes rotary='angles', not (cos, sin))")
+            raise TypeError(
+                f"rotary must be the angles array of shape ({num_tokens}, {head_dim // 2}) "
+                f"(num_tokens, head_dim/2), got a {type(rotary).__name__} of {len(rotary)} items "
+                "(this target takes rotary='angles', not (cos, sin))"
+            )
         require_ndim("rotary", rotary, 2, f"({num_tokens}, {head_dim // 2}) (num_tokens, head_dim/2)")
         require_float("rotary", rotary)
         if shape_of(rotary) != (num_tokens, head_dim // 2):
-            raise ValueError(f"rotary must have shape ({num_tokens}, {head_dim // 2}) (num_tokens, head_dim/2), "
-                             f"got shape {shape_of(rotary)}")
+            raise ValueError(
+                f"rotary must have shape ({num_tokens}, {head_dim // 2}) (num_tokens, head_dim/2), "
+                f"got shape {shape_of(rotary)}"
+            )
         return rotary
     if form == "cos_sin":
         if not isinstance(rotary, (list, tuple)) or len(rotary) != 2:
-            raise TypeError(f"rotary must be a pair (cos, sin), each of shape ({num_tokens}, {head_dim}) "
-                            f"(num_tokens, head_dim), got {type(rotary).__name__}")
+            raise TypeError(
+                f"rotary must be a pair (cos, sin), each of shape ({num_tokens}, {head_dim}) "
+                f"(num_tokens, head_dim), got {type(rotary).__name__}"
+            )
         for name, a in zip(("cos", "sin"), rotary):
             require_ndim(f"rotary {name}", a, 2, f"({num_tokens}, {head_dim}) (num_tokens, head_dim)")
             require_float(f"rotary {name}", a)
             if shape_of(a) != (num_tokens, head_dim):
-                raise ValueError(f"rotary {name} must have shape ({num_tokens}, {head_dim}) (num_tokens, head_dim), "
-                                 f"got shape {shape_of(a)}")
+                raise ValueError(
+                    f"rotary {name} must have shape ({num_tokens}, {head_dim}) (num_tokens, head_dim), "
+                    f"got shape {shape_of(a)}"
+                )
         return tuple(rotary)
     raise ValueError(f"rotary form must be one of ['angles', 'cos_sin'], got {form!r}")
 
@@ -200,8 +211,10 @@ def require_cu_seqlens(cu_seqlens: Any, total: int) -> np.ndarray:
     if not np.issubdtype(cu.dtype, np.integer):
         raise TypeError(f"cu_seqlens must hold integers, got dtype {cu.dtype}")
     if cu.size < 2 or cu[0] != 0 or cu[-1] != total or np.any(np.diff(cu) < 0):
-        raise ValueError(f"cu_seqlens must rise from 0 to the number of tokens {total}, got {cu.tolist()[:8]}"
-                         f"{'...' if cu.size > 8 else ''} ending at {int(cu[-1]) if cu.size else None}")
+        raise ValueError(
+            f"cu_seqlens must rise from 0 to the number of tokens {total}, got {cu.tolist()[:8]}"
+            f"{'...' if cu.size > 8 else ''} ending at {int(cu[-1]) if cu.size else None}"
+        )
     return cu.astype(np.int64)
 
 
@@ -217,8 +230,12 @@ def attention_module_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, n
     H = positive_int("num_heads", num_heads)
     if D % H:
         raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
-    require_keys("params", params, ATTENTION_KEYS, {"qkv.weight": (3 * D, D), "qkv.bias": (3 * D,),
-                                                    "proj.weight": (D, D), "proj.bias": (D,)})
+    require_keys(
+        "params",
+        params,
+        ATTENTION_KEYS,
+        {"qkv.weight": (3 * D, D), "qkv.bias": (3 * D,), "proj.weight": (D, D), "proj.bias": (D,)},
+    )
     cu = require_cu_seqlens(cu_seqlens, N)
     rotary_input(rotary, N, D // H, form)
     return N, D, H, cu
@@ -241,36 +258,89 @@ def window_geometry(window_size: Any, patch_size: Any, merge_size: Any) -> tuple
     return window_size, patch_size, merge_size
 
 
-MLP_KEYS = ("gate_proj.weight", "gate_proj.bias", "up_proj.weight", "up_proj.bias", "down_proj.weight", "down_proj.bias")
-BLOCK_KEYS = ("norm1.weight", "norm2.weight", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-              "attn.proj.bias") + tuple("mlp." + k for k in MLP_KEYS)
+MLP_KEYS = (
+    "gate_proj.weight",
+    "gate_proj.bias",
+    "up_proj.weight",
+    "up_proj.bias",
+    "down_proj.weight",
+    "down_proj.bias",
+)
+BLOCK_KEYS = (
+    "norm1.weight",
+    "norm2.weight",
+    "attn.qkv.weight",
+    "attn.qkv.bias",
+    "attn.proj.weight",
+    "attn.proj.bias",
+) + tuple("mlp." + k for k in MLP_KEYS)
 MERGER_KEYS = ("ln_q.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight", "mlp.2.bias")
-CONFIG_FIELDS = ("depth", "hidden_size", "num_heads", "intermediate_size", "out_hidden_size", "patch_size",
-                 "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "in_channels")
+CONFIG_FIELDS = (
+    "depth",
+    "hidden_size",
+    "num_heads",
+    "intermediate_size",
+    "out_hidden_size",
+    "patch_size",
+    "spatial_merge_size",
+    "temporal_patch_size",
+    "window_size",
+    "fullatt_block_indexes",
+    "in_channels",
+)
 
 
 def check_mlp_params(params: Any, D: int) -> None:
     """The MLP weights hold every key, float, with shapes matching the hidden size D (any intermediate size)."""
     inter = shape_of(params["gate_proj.weight"])[0] if isinstance(params, dict) and "gate_proj.weight" in params else 0
-    require_keys("params", params, MLP_KEYS, {
-        "gate_proj.weight": (inter, D), "gate_proj.bias": (inter,), "up_proj.weight": (inter, D),
-        "up_proj.bias": (inter,), "down_proj.weight": (D, inter), "down_proj.bias": (D,)})
+    require_keys(
+        "params",
+        params,
+        MLP_KEYS,
+        {
+            "gate_proj.weight": (inter, D),
+            "gate_proj.bias": (inter,),
+            "up_proj.weight": (inter, D),
+            "up_proj.bias": (inter,),
+            "down_proj.weight": (D, inter),
+            "down_proj.bias": (D,),
+        },
+    )
 
 
 def check_block_params(params: Any, D: int) -> None:
     """The block weights (blocks.i sub-dict) hold every key, float, with shapes matching the hidden size D."""
-    require_keys("params", params, BLOCK_KEYS, {
-        "norm1.weight": (D,), "norm2.weight": (D,), "attn.qkv.weight": (3 * D, D), "attn.qkv.bias": (3 * D,),
-        "attn.proj.weight": (D, D), "attn.proj.bias": (D,)})
-    check_mlp_params({k[len("mlp."):]: v for k, v in params.items() if k.startswith("mlp.")}, D)
+    require_keys(
+        "params",
+        params,
+        BLOCK_KEYS,
+        {
+            "norm1.weight": (D,),
+            "norm2.weight": (D,),
+            "attn.qkv.weight": (3 * D, D),
+            "attn.qkv.bias": (3 * D,),
+            "attn.proj.weight": (D, D),
+            "attn.proj.bias": (D,),
+        },
+    )
+    check_mlp_params({k[len("mlp.") :]: v for k, v in params.items() if k.startswith("mlp.")}, D)
 
 
 def check_merger_params(params: Any, D: int, unit: int) -> None:
     """The merger weights hold every key, float, shaped for hidden size D and unit = merge_size**2 rows per token."""
     out_dim = shape_of(params["mlp.2.weight"])[0] if isinstance(params, dict) and "mlp.2.weight" in params else 0
-    require_keys("params", params, MERGER_KEYS, {
-        "ln_q.weight": (D,), "mlp.0.weight": (unit * D, unit * D), "mlp.0.bias": (unit * D,),
-        "mlp.2.weight": (out_dim, unit * D), "mlp.2.bias": (out_dim,)})
+    require_keys(
+        "params",
+        params,
+        MERGER_KEYS,
+        {
+            "ln_q.weight": (D,),
+            "mlp.0.weight": (unit * D, unit * D),
+            "mlp.0.bias": (unit * D,),
+            "mlp.2.weight": (out_dim, unit * D),
+            "mlp.2.bias": (out_dim,),
+        },
+    )
 
 
 def check_config(config: Any) -> dict:
@@ -295,21 +365,41 @@ def check_config(config: Any) -> dict:
 def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Every weight of the vision tower with its shape, for a config with HF's field names."""
     D, I, out = config["hidden_size"], config["intermediate_size"], config["out_hidden_size"]
-    C, T, P, m = config["in_channels"], config["temporal_patch_size"], config["patch_size"], config["spatial_merge_size"]
+    C, T, P, m = (
+        config["in_channels"],
+        config["temporal_patch_size"],
+        config["patch_size"],
+        config["spatial_merge_size"],
+    )
     shapes = {"patch_embed.proj.weight": (D, C, T, P, P)}
     for i in range(config["depth"]):
         b = f"blocks.{i}."
-        shapes.update({
-            b + "norm1.weight": (D,), b + "norm2.weight": (D,),
-            b + "attn.qkv.weight": (3 * D, D), b + "attn.qkv.bias": (3 * D,),
-            b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,),
-            b + "mlp.gate_proj.weight": (I, D), b + "mlp.gate_proj.bias": (I,),
-            b + "mlp.up_proj.weight": (I, D), b + "mlp.up_proj.bias": (I,),
-            b + "mlp.down_proj.weight": (D, I), b + "mlp.down_proj.bias": (D,),
-        })
+        shapes.update(
+            {
+                b + "norm1.weight": (D,),
+                b + "norm2.weight": (D,),
+                b + "attn.qkv.weight": (3 * D, D),
+                b + "attn.qkv.bias": (3 * D,),
+                b + "attn.proj.weight": (D, D),
+                b + "attn.proj.bias": (D,),
+                b + "mlp.gate_proj.weight": (I, D),
+                b + "mlp.gate_proj.bias": (I,),
+                b + "mlp.up_proj.weight": (I, D),
+                b + "mlp.up_proj.bias": (I,),
+                b + "mlp.down_proj.weight": (D, I),
+                b + "mlp.down_proj.bias": (D,),
+            }
+        )
     M = D * m * m
-    shapes.update({"merger.ln_q.weight": (D,), "merger.mlp.0.weight": (M, M), "merger.mlp.0.bias": (M,),
-                   "merger.mlp.2.weight": (out, M), "merger.mlp.2.bias": (out,)})
+    shapes.update(
+        {
+            "merger.ln_q.weight": (D,),
+            "merger.mlp.0.weight": (M, M),
+            "merger.mlp.0.bias": (M,),
+            "merger.mlp.2.weight": (out, M),
+            "merger.mlp.2.bias": (out,),
+        }
+    )
     return shapes
 
 
@@ -333,8 +423,10 @@ def patch_embed_inputs(pixel_values: Any, weight: Any) -> None:
     if P != P2:
         raise ValueError(f"weight must have a square patch kernel, got shape {shape_of(weight)}")
     if shape_of(pixel_values)[1] != C * T * P * P:
-        raise ValueError(f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
-                         f"for weight shape {shape_of(weight)}, got {shape_of(pixel_values)[1]}")
+        raise ValueError(
+            f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
+            f"for weight shape {shape_of(weight)}, got {shape_of(pixel_values)[1]}"
+        )
 
 
 def rms_norm_inputs(x: Any, weight: Any, eps: Any) -> None:
@@ -353,8 +445,7 @@ def mlp_inputs(x: Any, params: Any) -> None:
     check_mlp_params(params, shape_of(x)[1])
 
 
-def vision_block_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, num_heads: Any, eps: Any,
-                        form: str) -> None:
+def vision_block_inputs(x: Any, params: Any, cu_seqlens: Any, rotary: Any, num_heads: Any, eps: Any, form: str) -> None:
     """x (N, D) real; num_heads a positive integer dividing D; eps > 0; params the blocks.i sub-dict for D;
     cu_seqlens and rotary (in `form`) for N tokens."""
     require_ndim("x", x, 2, "(num_tokens, hidden)")

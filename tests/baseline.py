@@ -4,6 +4,7 @@ It is the yardstick of the low-precision rule in tests/tolerance.py: a bfloat16 
 less accurate than this. Inputs are rounded to the dtype first; the spec's float32 islands are kept (RMSNorm
 statistics, RoPE angles and rotation, softmax), everything else runs in the dtype.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,12 @@ def rms_norm(x, weight, eps, dtype):
 
 
 def _mlp(x, params, dtype):
-    return _linear(F.silu(_linear(x, params, "gate_proj", dtype)) * _linear(x, params, "up_proj", dtype),
-                   params, "down_proj", dtype)
+    return _linear(
+        F.silu(_linear(x, params, "gate_proj", dtype)) * _linear(x, params, "up_proj", dtype),
+        params,
+        "down_proj",
+        dtype,
+    )
 
 
 def mlp(x, params, dtype):
@@ -129,6 +134,7 @@ def merger(x, params, merge_size, eps, dtype):
 def vision_tower(pixel_values, grid_thw, weights, config, dtype):
     """The tower composed of the stages above; index stages come from the reference (they are exact)."""
     from vitspec.reference import rope, windows
+
     m, eps = config["spatial_merge_size"], 1e-6
     head_dim = config["hidden_size"] // config["num_heads"]
     index, cu_window = windows.window_index(grid_thw, config["window_size"], config["patch_size"], m)

@@ -4,6 +4,7 @@ A check that needs something the target does not declare is skipped as "NOT COVE
 with the capability in the reason (never silently, never as passed). The rotary form a target takes is built
 from reference angles by ``rotary_for`` (tests/rotary_inputs.py), so every form is checked, not skipped.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -47,10 +48,14 @@ def require_media(target, medium: str) -> None:
 def require_geometry(target, temporal_patch_size: int | None = None, merge_size: int | None = None) -> None:
     """A temporal patch size and merge size the target declares (None in the declaration: any)."""
     caps = declared(target)
-    if temporal_patch_size is not None and caps.temporal_patch_sizes is not None \
-            and temporal_patch_size not in caps.temporal_patch_sizes:
-        not_covered(target, "temporal_patch_sizes", caps.temporal_patch_sizes,
-                    f"temporal_patch_size={temporal_patch_size}")
+    if (
+        temporal_patch_size is not None
+        and caps.temporal_patch_sizes is not None
+        and temporal_patch_size not in caps.temporal_patch_sizes
+    ):
+        not_covered(
+            target, "temporal_patch_sizes", caps.temporal_patch_sizes, f"temporal_patch_size={temporal_patch_size}"
+        )
     if merge_size is not None and caps.merge_sizes is not None and merge_size not in caps.merge_sizes:
         not_covered(target, "merge_sizes", caps.merge_sizes, f"merge_size={merge_size}")
 

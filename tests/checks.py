@@ -1,4 +1,5 @@
 """Comparison helpers shared by the tests: exact index checks, the tolerance rule, failure messages with a repro."""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,16 @@ import numpy as np
 from vitspec.tests import tolerance
 
 # Filled by vitspec.tests.plugin.pytest_configure: the options of this run, used in repro commands.
-RUN: dict = {"target": "vitspec.impl:TARGET", "device": None, "dtype": None, "profile": "ci", "max_examples": None,
-             "seed": None, "target_dtype": "float64", "target_name": "?"}
+RUN: dict = {
+    "target": "vitspec.impl:TARGET",
+    "device": None,
+    "dtype": None,
+    "profile": "ci",
+    "max_examples": None,
+    "seed": None,
+    "target_dtype": "float64",
+    "target_name": "?",
+}
 # Filled by the plugin for the running test: "node" (the test file's absolute path::test id), "item" (the pytest
 # item, for user_properties), "called" (the stages whose target method this test called: the plugin's recorder and
 # exercised() add to it).
@@ -87,8 +96,12 @@ def _short(v) -> str:
 def fail(stage: str, what: str, context: dict, lines=()) -> None:
     """Raise a StageMismatch (an AssertionError) naming the stage, the inputs, the details and one command that
     reproduces."""
-    msg = [f"[{stage}] {what}", f"  inputs: {_context(context)}", *[f"  {line}" for line in lines],
-           f"  reproduce: {repro_command()}"]
+    msg = [
+        f"[{stage}] {what}",
+        f"  inputs: {_context(context)}",
+        *[f"  {line}" for line in lines],
+        f"  reproduce: {repro_command()}",
+    ]
     raise StageMismatch(stage, "\n".join(msg))
 
 
@@ -102,10 +115,16 @@ def assert_index_equal(stage: str, got, expected, **context) -> None:
     bad = np.flatnonzero(got.reshape(-1) != expected.reshape(-1))
     if bad.size:
         i = int(bad[0])
-        fail(stage, f"{bad.size} of {expected.size} entries differ from the reference", context,
-             [f"first at flat index {i}: got {got.reshape(-1)[i]}, expected {expected.reshape(-1)[i]}",
-              f"got head      {got.reshape(-1)[max(0, i - 4):i + 8].tolist()}",
-              f"expected head {expected.reshape(-1)[max(0, i - 4):i + 8].tolist()}"])
+        fail(
+            stage,
+            f"{bad.size} of {expected.size} entries differ from the reference",
+            context,
+            [
+                f"first at flat index {i}: got {got.reshape(-1)[i]}, expected {expected.reshape(-1)[i]}",
+                f"got head      {got.reshape(-1)[max(0, i - 4) : i + 8].tolist()}",
+                f"expected head {expected.reshape(-1)[max(0, i - 4) : i + 8].tolist()}",
+            ],
+        )
 
 
 def worst(normalized: np.ndarray, got: np.ndarray, ref: np.ndarray) -> tuple:
@@ -134,13 +153,22 @@ def assert_close(stage: str, got, ref, *, K: int, magnitude, dtype: str, baselin
     e, idx, abs_err, rel = worst(norm, got, ref)
     if not e <= limit:
         tol = tolerance.TABLE[stage]
-        rule = (f"{tol.factor} x max(same-dtype baseline {base_err:.3g}, 1/sqrt(K))" if base_err is not None
-                else f"c = {tol.c}")
-        fail(stage, f"error {e:.3g} x eps*sqrt(K)*magnitude exceeds the tolerance {limit:.3g} ({rule})", context,
-             [f"worst element {idx}: got {float(got[idx]):.9g}, reference {float(ref[idx]):.9g}",
-              f"max abs error {abs_err:.3e}, relative error there {rel:.3e}; K = {K}, eps({dtype}) = "
-              f"{tolerance.EPS[dtype]:.3e}, magnitude there {np.broadcast_to(magnitude, norm.shape)[idx]:.3e}",
-              f"{int(np.sum(norm > limit))} of {norm.size} elements exceed it"])
+        rule = (
+            f"{tol.factor} x max(same-dtype baseline {base_err:.3g}, 1/sqrt(K))"
+            if base_err is not None
+            else f"c = {tol.c}"
+        )
+        fail(
+            stage,
+            f"error {e:.3g} x eps*sqrt(K)*magnitude exceeds the tolerance {limit:.3g} ({rule})",
+            context,
+            [
+                f"worst element {idx}: got {float(got[idx]):.9g}, reference {float(ref[idx]):.9g}",
+                f"max abs error {abs_err:.3e}, relative error there {rel:.3e}; K = {K}, eps({dtype}) = "
+                f"{tolerance.EPS[dtype]:.3e}, magnitude there {np.broadcast_to(magnitude, norm.shape)[idx]:.3e}",
+                f"{int(np.sum(norm > limit))} of {norm.size} elements exceed it",
+            ],
+        )
 
 
 def assert_unchanged(stage: str, after, before, keep, *, K: int, magnitude, dtype: str, what: str, **context) -> None:
@@ -153,5 +181,9 @@ def assert_unchanged(stage: str, after, before, keep, *, K: int, magnitude, dtyp
     if norm.size and not float(np.max(norm)) <= limit:
         rows = np.flatnonzero(keep)
         e, idx, abs_err, _ = worst(norm, after[keep], before[keep])
-        fail(stage, f"{what}: output row {int(rows[idx[0]])} changed by {abs_err:.3e} "
-                    f"({e:.3g} x eps*sqrt(K)*magnitude, allowed {limit})", context)
+        fail(
+            stage,
+            f"{what}: output row {int(rows[idx[0]])} changed by {abs_err:.3e} "
+            f"({e:.3g} x eps*sqrt(K)*magnitude, allowed {limit})",
+            context,
+        )

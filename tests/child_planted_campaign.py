@@ -4,6 +4,7 @@ child pytest processes (never collected from here: its name does not start with 
 test_always fails in every run (x >= 150000 is drawn), test_sometimes only in the campaign's run 1, test_never
 never; every example test_always tries is appended to $PLANT_LOG with the run number.
 """
+
 import os
 
 from hypothesis import given, strategies as st

@@ -1,5 +1,6 @@
 """Image and pixel_values helpers shared by the preprocessing tests: seeded test images, the installed Pillow's
 pass order, and the absolute pixel_values tolerance with its comparison."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,10 +29,11 @@ def make_image(seed: int, height: int, width: int, pattern: str) -> np.ndarray:
 def installed_pass_order() -> str:
     """The pass-order rule of the installed Pillow (the vertical-first rule arrived in Pillow 13)."""
     import PIL
+
     return "pillow13" if int(PIL.__version__.split(".")[0]) >= 13 else "horizontal_first"
 
 
-U32 = 2.0 ** -24  # float32 unit roundoff
+U32 = 2.0**-24  # float32 unit roundoff
 # Tolerances of pixel_values against the float64 reference, as absolute error per element.
 # Normalized values are (x/255 - mean)/std with x/255 in [0, 1], mean <= 0.482, std >= 0.261, |value| <= 2.15.
 # A float32 pipeline rounds x/255, mean, the difference (numerator <= u*(1 + 0.482 + 0.6) = 2.08u, / std: 8.0u)
@@ -51,6 +53,8 @@ def check_close(got, expected, atol: float, what: str) -> None:
     assert got.shape == expected.shape, f"{what}: shape {got.shape} != {expected.shape}"
     err = np.abs(got - expected)
     worst = np.unravel_index(int(np.argmax(err)), err.shape)
-    assert err[worst] <= atol, (f"{what}: |error| {err[worst]:.3g} > {atol:.3g} at {worst} "
-                                f"(got {got[worst]!r}, reference {expected[worst]!r}); {int((err > atol).sum())} "
-                                f"of {err.size} elements exceed it")
+    assert err[worst] <= atol, (
+        f"{what}: |error| {err[worst]:.3g} > {atol:.3g} at {worst} "
+        f"(got {got[worst]!r}, reference {expected[worst]!r}); {int((err > atol).sum())} "
+        f"of {err.size} elements exceed it"
+    )

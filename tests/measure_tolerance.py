@@ -6,6 +6,7 @@
 For each stage it prints the largest normalized error |got - ref| / (eps * sqrt(K) * magnitude) seen (float32,
 float64), or the largest ratio of the target's to the same-dtype baseline's (bfloat16, float16), and the median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ TESTS = {  # stage -> (module, differential test)
 
 def recorder(records):
     """A stand-in for checks.assert_close that records instead of asserting."""
+
     def record(stage, got, ref, *, K, magnitude, dtype, baseline=None, **context):
         got, ref = checks.to_numpy(got), np.asarray(ref, dtype=np.float64)
         e = float(np.max(tolerance.normalized_error(got, ref, K, magnitude, dtype)))
@@ -42,6 +44,7 @@ def recorder(records):
             records[stage].append((e, e / max(b, 1.0 / np.sqrt(K)), b))
         else:
             records[stage].append((e, e, None))
+
     return record
 
 
@@ -52,6 +55,7 @@ def planted_bugs():
 
     def bf16(x):
         import torch
+
         return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(torch.bfloat16).double().numpy()
 
     class Planted:
@@ -75,18 +79,38 @@ def planted_bugs():
         return block.linear(gate / (1 + np.exp(-1.702 * gate)) * up, p["down_proj.weight"], p["down_proj.bias"])
 
     return [
-        ("patch_embed", "pixel_values rounded to bf16", Planted(patch_embed=lambda x, w: embed.patch_embed(bf16(x), w))),
-        ("rotary_angles", "inv_freq rounded to bf16", Planted(rotary_angles=lambda pos, head_dim, theta=10000.0:
-                                                             np.concatenate([pos[:, :1], pos[:, 1:]], axis=1).repeat(
-                                                                 head_dim // 4, axis=1)
-                                                             * np.tile(bf16(rope.inv_freq(head_dim, theta)), 2))),
+        (
+            "patch_embed",
+            "pixel_values rounded to bf16",
+            Planted(patch_embed=lambda x, w: embed.patch_embed(bf16(x), w)),
+        ),
+        (
+            "rotary_angles",
+            "inv_freq rounded to bf16",
+            Planted(
+                rotary_angles=lambda pos, head_dim, theta=10000.0: (
+                    np.concatenate([pos[:, :1], pos[:, 1:]], axis=1).repeat(head_dim // 4, axis=1)
+                    * np.tile(bf16(rope.inv_freq(head_dim, theta)), 2)
+                )
+            ),
+        ),
         ("rotary_cos_sin", "inv_freq rounded to bf16", Planted(rotary_cos_sin=cos_sin_bf16_freq)),
-        ("attention", "scale rounded to bf16", Planted(attention=lambda q, k, v, cu: attention.attention(
-            q * bf16(1 / np.sqrt(q.shape[-1])) * np.sqrt(q.shape[-1]), k, v, cu))),
+        (
+            "attention",
+            "scale rounded to bf16",
+            Planted(
+                attention=lambda q, k, v, cu: attention.attention(
+                    q * bf16(1 / np.sqrt(q.shape[-1])) * np.sqrt(q.shape[-1]), k, v, cu
+                )
+            ),
+        ),
         ("rms_norm", "eps 1e-5", Planted(rms_norm=lambda x, w, eps=1e-6: block.rms_norm(x, w, 1e-5))),
         ("mlp", "silu as x*sigmoid(1.702x)", Planted(mlp=silu_approx)),
-        ("vision_block", "RMSNorm eps 1e-5", Planted(vision_block=lambda x, p, cu, rotary, h, eps=1e-6:
-                                                     block.vision_block(x, p, cu, rotary, h, 1e-5))),
+        (
+            "vision_block",
+            "RMSNorm eps 1e-5",
+            Planted(vision_block=lambda x, p, cu, rotary, h, eps=1e-6: block.vision_block(x, p, cu, rotary, h, 1e-5)),
+        ),
         ("merger", "tanh GELU", Planted(merger=tanh_gelu_merger)),
         ("vision_tower", "tanh GELU in the merger", Planted(vision_tower=planted_tower("tanh_gelu"))),
         ("vision_tower", "RMSNorm eps 1e-5", Planted(vision_tower=planted_tower("rms_eps_1e-5"))),
@@ -98,6 +122,7 @@ def planted_low_precision(dtype: str):
     import torch
 
     from vitspec.tests import baseline as B
+
     td = B.TORCH[dtype]
 
     class Planted:
@@ -133,14 +158,17 @@ def planted_low_precision(dtype: str):
         h = x.shape[-1] // 2
         return B.out(x * c + torch.cat([-x[..., h:], x[..., :h]], -1) * s)
 
-    return [("rotary_cos_sin", f"inv_freq and positions in {dtype}", Planted(rotary_cos_sin=cos_sin_low)),
-            ("rms_norm", f"RMSNorm statistics in {dtype}", Planted(rms_norm=rms_low)),
-            ("attention", f"softmax in {dtype}", Planted(attention=attention_low_softmax)),
-            ("apply_rotary", f"rotation in {dtype}", Planted(apply_rotary=rope_low))]
+    return [
+        ("rotary_cos_sin", f"inv_freq and positions in {dtype}", Planted(rotary_cos_sin=cos_sin_low)),
+        ("rms_norm", f"RMSNorm statistics in {dtype}", Planted(rms_norm=rms_low)),
+        ("attention", f"softmax in {dtype}", Planted(attention=attention_low_softmax)),
+        ("apply_rotary", f"rotation in {dtype}", Planted(apply_rotary=rope_low)),
+    ]
 
 
 def run(target, stages, examples: int, records) -> None:
     import importlib
+
     settings.register_profile("measure", deadline=None, derandomize=False, database=None, max_examples=examples)
     settings.load_profile("measure")
     for stage in stages:
@@ -165,21 +193,26 @@ def main(argv=None) -> int:
     p.add_argument("--planted-low", metavar="DTYPE", help="measure the low-precision planted bugs in DTYPE")
     args = p.parse_args(argv)
     from vitspec.spec.protocol import configured_target
+
     if args.planted:
         for stage, name, target in planted_bugs():
             records = defaultdict(list)
             run(target, [stage], max(10, args.examples // 10), records)
             e = np.array([r[0] for r in records[stage]])
-            print(f"{stage:16} planted {name:32} normalized error: min {e.min():.3g}  median {np.median(e):.3g}  "
-                  f"max {e.max():.3g}  (tolerance c = {tolerance.TABLE[stage].c})")
+            print(
+                f"{stage:16} planted {name:32} normalized error: min {e.min():.3g}  median {np.median(e):.3g}  "
+                f"max {e.max():.3g}  (tolerance c = {tolerance.TABLE[stage].c})"
+            )
         return 0
     if args.planted_low:
         for stage, name, target in planted_low_precision(args.planted_low):
             records = defaultdict(list)
             run(target, [stage], max(10, args.examples // 10), records)
             r = np.array([row[1] for row in records[stage]])
-            print(f"{stage:16} planted {name:32} target / baseline: min {r.min():.3g}  median {np.median(r):.3g}  "
-                  f"max {r.max():.3g}  (factor {tolerance.TABLE[stage].factor})")
+            print(
+                f"{stage:16} planted {name:32} target / baseline: min {r.min():.3g}  median {np.median(r):.3g}  "
+                f"max {r.max():.3g}  (factor {tolerance.TABLE[stage].factor})"
+            )
         return 0
     target = configured_target(args.target, args.device, args.dtype)
     records = defaultdict(list)
@@ -189,8 +222,10 @@ def main(argv=None) -> int:
         base = [r[2] for r in rows if r[2] is not None]
         extra = f"  baseline max {max(base):.3g}" if base else ""
         what = "target / baseline" if base else "normalized"
-        print(f"{stage:16} {checks.target_dtype(target):9} n={len(rows):4}  {what}: max {ratio.max():.3g} "
-              f"median {np.median(ratio):.3g}{extra}")
+        print(
+            f"{stage:16} {checks.target_dtype(target):9} n={len(rows):4}  {what}: max {ratio.max():.3g} "
+            f"median {np.median(ratio):.3g}{extra}"
+        )
     return 0
 
 

@@ -12,6 +12,7 @@ is wrapped in a call recorder (``Recorder``): each test's call report carries, i
 method it called (vitspec_exercised) and the stage a failed check named (vitspec_failed_stage, from
 checks.StageMismatch), which ``vitspec verify`` turns into its per-stage rows.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -44,8 +45,9 @@ DIFFERENCE = "vitspec_difference"  # "stage: form: detail", a recorded differenc
 def _register_profiles() -> None:
     """dev: random, modest; ci: derandomized and sized to fit; nightly: many random examples, database kept;
     mutation: few derandomized examples, fast."""
-    common = dict(deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.data_too_large])
+    common = dict(
+        deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    )
     db_dir = os.environ.get("VITSPEC_HYPOTHESIS_DB", ".hypothesis")
     settings.register_profile("dev", max_examples=20, **common)
     settings.register_profile("ci", max_examples=25, derandomize=True, database=None, **common)
@@ -55,15 +57,22 @@ def _register_profiles() -> None:
 
 def pytest_addoption(parser):
     group = parser.getgroup("vitspec")
-    group.addoption("--target", default=None,
-                    help="the target to check, package.module:attr (default: $VITSPEC_TARGET or vitspec.impl:TARGET)")
+    group.addoption(
+        "--target",
+        default=None,
+        help="the target to check, package.module:attr (default: $VITSPEC_TARGET or vitspec.impl:TARGET)",
+    )
     group.addoption("--device", default=None, help="device for the target: cpu or cuda (via its with_options)")
     group.addoption("--dtype", default=None, choices=DTYPES, help="compute dtype for the target (via its with_options)")
     group.addoption("--profile", default="ci", choices=PROFILES, help="Hypothesis profile (default ci)")
     group.addoption("--max-examples", type=int, default=None, help="override the profile's examples per property")
-    group.addoption("--checks", default="all", choices=CHECKS,
-                    help="target: only the checks of the target's stages; self: only the suite's own checks (reference "
-                         "conformance, negative controls, modules, tool); all (default)")
+    group.addoption(
+        "--checks",
+        default="all",
+        choices=CHECKS,
+        help="target: only the checks of the target's stages; self: only the suite's own checks (reference "
+        "conformance, negative controls, modules, tool); all (default)",
+    )
 
 
 def _configured_target(config):
@@ -126,9 +135,13 @@ def pytest_load_initial_conftests(early_config, parser, args):
     if not _in_checkout(early_config.rootpath) and not any(str(o).startswith("cache_dir=") for o in overrides):
         for name in ("cacheprovider", "stepwise"):  # as -p no:cacheprovider does (stepwise needs the cache)
             early_config.pluginmanager.set_blocked(name)
-    if not _in_checkout(here) and getattr(ns, "profile", "ci") != "nightly" \
-            and "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+    if (
+        not _in_checkout(here)
+        and getattr(ns, "profile", "ci") != "nightly"
+        and "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ
+    ):
         from hypothesis.configuration import set_hypothesis_home_dir
+
         set_hypothesis_home_dir(_scratch("vitspec-hypothesis-"))
 
 
@@ -144,8 +157,11 @@ def _quiet_elsewhere(config) -> None:
 def is_target_check(item) -> bool:
     """A target check: marked with protocol stage(s) only, and none of the self-check markers."""
     stages = item_stages(item)
-    return bool(stages) and all(s in STAGE_NAMES for s in stages) and not any(
-        item.get_closest_marker(m) for m in SELF_MARKERS)
+    return (
+        bool(stages)
+        and all(s in STAGE_NAMES for s in stages)
+        and not any(item.get_closest_marker(m) for m in SELF_MARKERS)
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -171,15 +187,19 @@ class Recorder:
     def __getattr__(self, name):
         value = getattr(object.__getattribute__(self, "_vitspec_target"), name)
         if name in STAGE_NAMES and callable(value):
+
             @functools.wraps(value)
             def recorded(*args, **kwargs):
                 checks.CURRENT["called"].add(name)
                 return value(*args, **kwargs)
+
             return recorded
         if name == "with_options" and callable(value):
+
             @functools.wraps(value)
             def configured(*args, **kwargs):
                 return Recorder(value(*args, **kwargs))
+
             return configured
         return value
 
@@ -203,8 +223,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "stage(*names): the protocol stage(s) a test checks (report rows)")
     config.addinivalue_line("markers", "conformance: checks the reference or the spec, not the target")
     config.addinivalue_line("markers", "negative_control: shows a check rejects a planted bug")
-    config.addinivalue_line("markers", "modules: calls impl's or the reference's modules directly, whatever the target "
-                                       "(counted apart from the target's stage checks)")
+    config.addinivalue_line(
+        "markers",
+        "modules: calls impl's or the reference's modules directly, whatever the target "
+        "(counted apart from the target's stage checks)",
+    )
     if not _is_vitspec_session(config):
         return
     _quiet_elsewhere(config)
@@ -233,19 +256,27 @@ def pytest_configure(config):
     except ValueError as e:
         raise pytest.UsageError(f"target {spec!r}: {e}") from e
     config._vitspec_target = Recorder(target)
-    checks.RUN.update(target=spec, device=config.getoption("device"), dtype=config.getoption("dtype"),
-                      profile=config.getoption("profile"), max_examples=n,
-                      seed=config.getoption("hypothesis_seed", default=None),
-                      target_dtype=getattr(target, "dtype", "float64"), target_name=getattr(target, "name", spec))
+    checks.RUN.update(
+        target=spec,
+        device=config.getoption("device"),
+        dtype=config.getoption("dtype"),
+        profile=config.getoption("profile"),
+        max_examples=n,
+        seed=config.getoption("hypothesis_seed", default=None),
+        target_dtype=getattr(target, "dtype", "float64"),
+        target_name=getattr(target, "name", spec),
+    )
 
 
 def pytest_report_header(config):
     t = config._vitspec_target
     if t is None:
         return None
-    return (f"vitspec target: {checks.RUN['target']} (name {getattr(t, 'name', '?')}, dtype "
-            f"{getattr(t, 'dtype', 'float64')}, device {getattr(t, 'device', 'cpu')}), "
-            f"profile {checks.RUN['profile']}, {settings.default.max_examples} examples per property")
+    return (
+        f"vitspec target: {checks.RUN['target']} (name {getattr(t, 'name', '?')}, dtype "
+        f"{getattr(t, 'dtype', 'float64')}, device {getattr(t, 'device', 'cpu')}), "
+        f"profile {checks.RUN['profile']}, {settings.default.max_examples} examples per property"
+    )
 
 
 def item_stages(item) -> list[str]:
@@ -291,8 +322,9 @@ def pytest_runtest_setup(item):
         return
     missing = [s for s in item_stages(item) if s in STAGE_NAMES and s not in provided_stages(target)]
     if missing:
-        pytest.skip(f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage "
-                    f"{', '.join(missing)}")
+        pytest.skip(
+            f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {', '.join(missing)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -304,6 +336,7 @@ def target(request):
 @pytest.fixture(scope="session")
 def stage(target):
     """stage(name) -> the target's method for that stage, or a NOT COVERED skip."""
+
     def get(name: str):
         if name not in STAGE_NAMES:
             raise ValueError(f"stage must be one of {list(STAGE_NAMES)}, got {name!r}")
@@ -311,6 +344,7 @@ def stage(target):
         if not callable(fn):
             pytest.skip(f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {name}")
         return fn
+
     return get
 
 
@@ -336,15 +370,15 @@ def pytest_terminal_summary(terminalreporter):
     lacking = [r for r in not_covered if "lacks stage" in r]
     if lacking:
         stages = sorted({s.strip() for r in lacking for s in r.split("lacks stage", 1)[1].split(",")})
-        tr.line(f"NOT COVERED: {len(lacking)} checks, target lacks stages: {', '.join(stages)}",
-                yellow=True, bold=True)
+        tr.line(f"NOT COVERED: {len(lacking)} checks, target lacks stages: {', '.join(stages)}", yellow=True, bold=True)
         declared = getattr(unwrap(terminalreporter.config._vitspec_target), "capabilities", None)
         inline = declared.get("inline", {}) if isinstance(declared, dict) else {}
         for stage_name in stages:
             if isinstance(inline, dict) and stage_name in inline:
                 tr.line(f"  {stage_name}: {inline[stage_name]}", yellow=True)
-    for why, n in sorted(Counter(r.removeprefix(NOT_COVERED).strip() for r in not_covered
-                                 if "lacks stage" not in r).items()):
+    for why, n in sorted(
+        Counter(r.removeprefix(NOT_COVERED).strip() for r in not_covered if "lacks stage" not in r).items()
+    ):
         tr.line(f"NOT COVERED: {n} checks, {why}", yellow=True, bold=True)
     if missing:
         why = sorted(set(missing))[0].removeprefix(ORACLE_MISSING).strip()

@@ -1,5 +1,6 @@
 """Stage problems and planted stages shared by the tests and tests/measure_tolerance.py: reduction lengths K, block
 and merger inputs, the tower's tolerance check and planted towers (no test file imports another)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,7 +46,7 @@ def tanh_gelu_merger(x, params, merge_size=2, eps=1e-6):
     """The merger with the tanh approximation of GELU instead of erf."""
     h = ref_block.rms_norm(x, params["ln_q.weight"], eps).reshape(-1, 4 * x.shape[1])
     h = ref_block.linear(h, params["mlp.0.weight"], params["mlp.0.bias"])
-    h = 0.5 * h * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (h + 0.044715 * h ** 3)))
+    h = 0.5 * h * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (h + 0.044715 * h**3)))
     return ref_block.linear(h, params["mlp.2.weight"], params["mlp.2.bias"])
 
 
@@ -58,14 +59,23 @@ def check_tower_matches(tower, config, grid_thw, seed, dtype) -> None:
     weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
     g = np.array(grid_thw, dtype=np.int64)
     ref = ref_tower.vision_tower(px, g, weights, config)
-    assert_close("vision_tower", tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
-                 magnitude=tolerance.row_rms(ref), dtype=dtype,
-                 baseline=lambda: baseline.vision_tower(px, grid_thw, weights, config, dtype),
-                 grid_thw=grid_thw, config=config, seed=seed)
+    assert_close(
+        "vision_tower",
+        tower(px, g, weights, config),
+        ref,
+        K=K_tower(config, grid_thw),
+        magnitude=tolerance.row_rms(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.vision_tower(px, grid_thw, weights, config, dtype),
+        grid_thw=grid_thw,
+        config=config,
+        seed=seed,
+    )
 
 
 def planted_tower(bug: str):
     """The reference tower with one bug class of SPEC-NOTES §7 planted."""
+
     def tower(pixel_values, grid_thw, weights, config):
         grid = [tuple(int(v) for v in row) for row in np.asarray(grid_thw)]
         heads, eps = config["num_heads"], 1e-5 if bug == "rms_eps_1e-5" else 1e-6
@@ -84,12 +94,17 @@ def planted_tower(bug: str):
             params = subdict(weights, f"blocks.{layer}")
             if bug == "attention_scale_missing":  # q scaled by sqrt(head_dim) cancels the 1/sqrt(head_dim)
                 D, s = config["hidden_size"], np.sqrt(config["hidden_size"] // heads)
-                params = {**params, "attn.qkv.weight": np.concatenate([params["attn.qkv.weight"][:D] * s,
-                                                                       params["attn.qkv.weight"][D:]]),
-                          "attn.qkv.bias": np.concatenate([params["attn.qkv.bias"][:D] * s, params["attn.qkv.bias"][D:]])}
+                params = {
+                    **params,
+                    "attn.qkv.weight": np.concatenate(
+                        [params["attn.qkv.weight"][:D] * s, params["attn.qkv.weight"][D:]]
+                    ),
+                    "attn.qkv.bias": np.concatenate([params["attn.qkv.bias"][:D] * s, params["attn.qkv.bias"][D:]]),
+                }
             x = ref_block.vision_block(x, params, cu_full if is_full else cu_window, (cos, sin), heads, eps)
         merger = tanh_gelu_merger if bug == "tanh_gelu" else ref_merger.merger
         merged = merger(x, subdict(weights, "merger"), 2, eps)
         return merged[index] if bug == "window_index_as_inverse" else merged[np.argsort(index)]
+
     tower.__name__ = bug
     return tower

@@ -4,6 +4,7 @@ The suite computes RoPE angles with the reference (a helper stage: the stage und
 and hands them over as the target's capabilities say: "angles" (N, head_dim/2) as they are, "cos_sin" as the pair
 (cos, sin) of the angles duplicated to head_dim (spec/protocol.py, docs/ARCHITECTURE.md "Stages").
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -8,6 +8,7 @@ With VITSPEC_SHARED_DB set, the nightly profile saves every failing example both
 Entries are kept apart per configuration (target, device, dtype), because Hypothesis deletes a saved example
 that no longer fails: a configuration that passes must not erase what another one found.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,6 +37,8 @@ def shared_database(location: str, configuration: str) -> ExampleDatabase:
             raise ValueError(f"VITSPEC_SHARED_DB={location!r} needs the redis package (pip install redis): {e}") from e
         return RedisExampleDatabase(Redis.from_url(location), key_prefix=f"vitspec:{configuration}:".encode())
     if "://" in location:
-        raise ValueError(f"VITSPEC_SHARED_DB must be a directory or a URL starting with one of {list(REDIS_SCHEMES)}, "
-                         f"got {location!r}")
+        raise ValueError(
+            f"VITSPEC_SHARED_DB must be a directory or a URL starting with one of {list(REDIS_SCHEMES)}, "
+            f"got {location!r}"
+        )
     return DirectoryBasedExampleDatabase(os.path.join(location, configuration))

@@ -3,6 +3,7 @@ the tensors. Grids are built valid by construction and biased to where the spec'
 §7): merged grids 1×n and n×1, merged sides ≡ 0, 1, 2, 3 (mod 4), grids larger than one 4×4-cell window,
 non-square grids, videos (t > 1) and mixed batches.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -106,8 +107,9 @@ def configs(draw, max_depth: int = 4):
 def segments(draw, max_segments: int = 4, max_length: int = 80):
     """cu_seqlens of 1..max_segments segments: lengths 0..max_length, repeats, uneven neighbours and (valid,
     rare) empty segments included; at least one token."""
-    lengths = draw(st.lists(st.sampled_from([0, 1, 3, 4, 16, 64]) | st.integers(1, max_length),
-                            min_size=1, max_size=max_segments))
+    lengths = draw(
+        st.lists(st.sampled_from([0, 1, 3, 4, 16, 64]) | st.integers(1, max_length), min_size=1, max_size=max_segments)
+    )
     if sum(lengths) == 0:
         lengths[-1] = 1
     if 0 in lengths:
@@ -145,9 +147,13 @@ def positions(draw, max_position: int = 1023):
 def attention_problems(draw, cu=None):
     """The structure of an attention problem: segments, heads, head_dim, a seed and the scale of q and k
     (softmax from flat to peaked). make_qkv fills the tensors."""
-    return dict(cu_seqlens=draw(segments()) if cu is None else cu, heads=draw(st.integers(1, 3)),
-                head_dim=draw(st.sampled_from([8, 16, 80])), seed=draw(seeds),
-                sharpness=draw(st.sampled_from([0.3, 1.0, 2.0])))
+    return dict(
+        cu_seqlens=draw(segments()) if cu is None else cu,
+        heads=draw(st.integers(1, 3)),
+        head_dim=draw(st.sampled_from([8, 16, 80])),
+        seed=draw(seeds),
+        sharpness=draw(st.sampled_from([0.3, 1.0, 2.0])),
+    )
 
 
 @st.composite
@@ -179,4 +185,5 @@ def block_segments(draw):
 def heavy(fraction: float = 0.4):
     """Settings for a property whose examples run the whole tower: a fraction of the profile's examples."""
     from hypothesis import settings
+
     return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))

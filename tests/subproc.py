@@ -3,6 +3,7 @@ directory, so a target importable where the user stands (a module in the current
 ``PYTHONPATH``, an editable or a wheel install) is importable in the child too. Every test that starts a Python
 child process goes through ``env()`` / ``cwd()`` / ``run()`` / ``popen()`` here.
 """
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 images only, no input validation), a handful of stage checks pass through `vitspec verify`, and a bug planted in
 HF's own function (its rotate_half) fails the stages that use it. Needs the hf extra (pip install 'vitspec[hf]');
 without it these tests fail, loudly: CI installs it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,9 +13,11 @@ from vitspec.tests import subproc
 from vitspec.verify import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
-SOME_STAGES = "test_rotary_position_ids_match_reference or test_rotary_cos_sin_matches_reference or " \
-              "test_apply_rotary_matches_reference or test_window_index_matches_reference or " \
-              "test_rms_norm_matches_reference"
+SOME_STAGES = (
+    "test_rotary_position_ids_match_reference or test_rotary_cos_sin_matches_reference or "
+    "test_apply_rotary_matches_reference or test_window_index_matches_reference or "
+    "test_rms_norm_matches_reference"
+)
 
 
 def verify(target: str, keyword: str, extra_path=()) -> subprocess.CompletedProcess:
@@ -27,14 +30,21 @@ def rows(stdout: str) -> dict[str, dict]:
     out = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if line.startswith("  ") and len(parts) > len(COLUMNS) and all(p.isdigit() for p in parts[1:len(COLUMNS) + 1]):
-            out.setdefault(parts[0], dict(zip(COLUMNS, map(int, parts[1:len(COLUMNS) + 1])),
-                                          mark=" ".join(parts[len(COLUMNS) + 1:])))
+        if (
+            line.startswith("  ")
+            and len(parts) > len(COLUMNS)
+            and all(p.isdigit() for p in parts[1 : len(COLUMNS) + 1])
+        ):
+            out.setdefault(
+                parts[0],
+                dict(zip(COLUMNS, map(int, parts[1 : len(COLUMNS) + 1])), mark=" ".join(parts[len(COLUMNS) + 1 :])),
+            )
     return out
 
 
 def test_adapter_declares_what_hf_does():
     from vitspec.adapters import hf
+
     target = hf.TARGET()
     caps = capabilities(target)
     assert target.dtype == "float32" and caps.rotary == "cos_sin" and not caps.validates_inputs
@@ -62,7 +72,8 @@ def test_planted_bug_in_hf_is_caught(tmp_path):
         "def adjacent_pairs(x):\n"
         "    return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)\n"
         "modeling.rotate_half = adjacent_pairs\n"
-        "TARGET = hf.TARGET\n")
+        "TARGET = hf.TARGET\n"
+    )
     done = verify("planted_hf_port:TARGET", SOME_STAGES, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     table = rows(done.stdout)

@@ -3,6 +3,7 @@ clip.* metadata llama.cpp's converter writes for Qwen2.5-VL (needs only the pure
 layout it hands to llama.cpp's graph is the inverse of patchify, and configs llama.cpp cannot represent are refused.
 With llama-cpp-python installed, the whole encoder runs once against the reference; without it that test is skipped
 as an UPSTREAM ORACLE MISSING."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,8 +22,15 @@ L = pytest.importorskip("vitspec.adapters.llama_cpp")
 
 
 def expected_names(depth: int) -> set[str]:
-    names = {"v.patch_embd.weight", "v.patch_embd.weight.1", "v.post_ln.weight",
-             "mm.0.weight", "mm.0.bias", "mm.2.weight", "mm.2.bias"}
+    names = {
+        "v.patch_embd.weight",
+        "v.patch_embd.weight.1",
+        "v.post_ln.weight",
+        "mm.0.weight",
+        "mm.0.bias",
+        "mm.2.weight",
+        "mm.2.bias",
+    }
     for i in range(depth):
         for t in ("ln1", "ln2"):
             names.add(f"v.blk.{i}.{t}.weight")
@@ -38,10 +46,12 @@ def test_mmproj_tensor_names_and_layout():
     assert set(t) == expected_names(cfg["depth"])
     D = cfg["hidden_size"]
     for i, name in enumerate(("attn_q", "attn_k", "attn_v")):  # qkv split in its [q | k | v] order
-        np.testing.assert_array_equal(t[f"v.blk.2.{name}.weight"], w["blocks.2.attn.qkv.weight"][i * D:(i + 1) * D]
-                                      .astype(np.float32))
-        np.testing.assert_array_equal(t[f"v.blk.2.{name}.bias"], w["blocks.2.attn.qkv.bias"][i * D:(i + 1) * D]
-                                      .astype(np.float32))
+        np.testing.assert_array_equal(
+            t[f"v.blk.2.{name}.weight"], w["blocks.2.attn.qkv.weight"][i * D : (i + 1) * D].astype(np.float32)
+        )
+        np.testing.assert_array_equal(
+            t[f"v.blk.2.{name}.bias"], w["blocks.2.attn.qkv.bias"][i * D : (i + 1) * D].astype(np.float32)
+        )
     kernel = w["patch_embed.proj.weight"]
     np.testing.assert_array_equal(t["v.patch_embd.weight"], kernel[:, :, 0].astype(np.float32))
     np.testing.assert_array_equal(t["v.patch_embd.weight.1"], kernel[:, :, 1].astype(np.float32))
@@ -76,8 +86,16 @@ def test_mmproj_metadata():
     assert L.mmproj_metadata({**cfg, **released})["clip.vision.n_wa_pattern"] == 8
 
 
-@pytest.mark.parametrize("change", [{"fullatt_block_indexes": [0, 3]}, {"fullatt_block_indexes": []},
-                                    {"window_size": 224}, {"temporal_patch_size": 1}, {"spatial_merge_size": 1}])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"fullatt_block_indexes": [0, 3]},
+        {"fullatt_block_indexes": []},
+        {"window_size": 224},
+        {"temporal_patch_size": 1},
+        {"spatial_merge_size": 1},
+    ],
+)
 def test_configs_llama_cpp_cannot_represent_are_refused(change):
     with pytest.raises(ValueError):
         L.check_config({**small_config(), **change})
@@ -99,9 +117,10 @@ def test_written_gguf_reads_back(tmp_path):
     assert set(tensors) == expected_names(2)
     # llama.cpp's axis order is NumPy's reversed: the conv slice is ne [P, P, C, D]
     assert list(tensors["v.patch_embd.weight"].shape) == [14, 14, 3, cfg["hidden_size"]]
-    np.testing.assert_array_equal(np.asarray(tensors["v.blk.1.attn_k.bias"].data),
-                                  w["blocks.1.attn.qkv.bias"][cfg["hidden_size"]:2 * cfg["hidden_size"]]
-                                  .astype(np.float32))
+    np.testing.assert_array_equal(
+        np.asarray(tensors["v.blk.1.attn_k.bias"].data),
+        w["blocks.1.attn.qkv.bias"][cfg["hidden_size"] : 2 * cfg["hidden_size"]].astype(np.float32),
+    )
     vocab = gguf.GGUFReader(str(L.write_vocab(tmp_path / "vocab.gguf", 48)))
     vfields = {f.name: f.contents() for f in vocab.fields.values()}
     assert vfields["general.architecture"] == "qwen2vl" and vfields["qwen2vl.embedding_length"] == 48

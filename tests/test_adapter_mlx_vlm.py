@@ -3,6 +3,7 @@ handful of stage checks pass through `vitspec verify`, the empty windows it keep
 bug planted in the port's own function (its rotate_half) fails the checks of the stages that use it.
 
 Needs the mlx extra (pip install 'vitspec[mlx]'); without it these tests fail, loudly: CI installs it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,10 @@ from vitspec.tests import subproc
 from vitspec.verify import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
-ROPE_AND_WINDOWS = "test_rotary_position_ids_match_reference or test_rotary_angles_match_reference or " \
-                   "test_apply_rotary_matches_reference or test_window_index_matches_reference"
+ROPE_AND_WINDOWS = (
+    "test_rotary_position_ids_match_reference or test_rotary_angles_match_reference or "
+    "test_apply_rotary_matches_reference or test_window_index_matches_reference"
+)
 
 
 def verify(target: str, keyword: str, extra_path=()) -> subprocess.CompletedProcess:
@@ -26,16 +29,24 @@ def rows(stdout: str) -> dict[str, dict]:
     out = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if line.startswith("  ") and len(parts) > len(COLUMNS) and all(p.isdigit() for p in parts[1:len(COLUMNS) + 1]):
-            out.setdefault(parts[0], dict(zip(COLUMNS, map(int, parts[1:len(COLUMNS) + 1])),
-                                          mark=" ".join(parts[len(COLUMNS) + 1:])))
+        if (
+            line.startswith("  ")
+            and len(parts) > len(COLUMNS)
+            and all(p.isdigit() for p in parts[1 : len(COLUMNS) + 1])
+        ):
+            out.setdefault(
+                parts[0],
+                dict(zip(COLUMNS, map(int, parts[1 : len(COLUMNS) + 1])), mark=" ".join(parts[len(COLUMNS) + 1 :])),
+            )
     return out
 
 
 def test_adapter_loads_the_vision_module_only():
-    code = ("import sys; from vitspec.adapters.mlx_vlm import TARGET, QWEN2_VL; t = TARGET(); q = QWEN2_VL(); "
-            "print(t.name, '|', q.name, '|', getattr(sys.modules['mlx_vlm'], '__file__', None), '|', "
-            "sorted(m for m in sys.modules if m.startswith('mlx_vlm')))")
+    code = (
+        "import sys; from vitspec.adapters.mlx_vlm import TARGET, QWEN2_VL; t = TARGET(); q = QWEN2_VL(); "
+        "print(t.name, '|', q.name, '|', getattr(sys.modules['mlx_vlm'], '__file__', None), '|', "
+        "sorted(m for m in sys.modules if m.startswith('mlx_vlm')))"
+    )
     done = subproc.run(subproc.python("-c", code), cwd_=ROOT, env_=subproc.env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     name, sibling, init_file, modules = (p.strip() for p in done.stdout.split("|"))
@@ -76,7 +87,8 @@ def test_planted_bug_in_the_port_is_caught(tmp_path):
         "    def __init__(self, dtype='float32'):\n"
         "        super().__init__(dtype)\n"
         "        self.vision.rotate_half = adjacent_pairs\n"
-        "TARGET = Planted\n")
+        "TARGET = Planted\n"
+    )
     done = verify("planted_mlx_port:TARGET", ROPE_AND_WINDOWS, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     table = rows(done.stdout)

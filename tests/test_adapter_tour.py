@@ -1,5 +1,6 @@
 """The README's adapter tour works as written: `vitspec verify` on the toy target of docs/examples reports
 its three stages as passed and every other stage as not covered, and a planted bug in it fails the run."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,14 +12,25 @@ from vitspec.tests import subproc
 from vitspec.verify import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not (ROOT / "docs" / "examples" / "toy_target.py").is_file(),
-                                reason="the adapter tour runs in a checkout (docs/examples is not installed)")
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "docs" / "examples" / "toy_target.py").is_file(),
+    reason="the adapter tour runs in a checkout (docs/examples is not installed)",
+)
 
 
 def verify(target: str, extra_path=()) -> subprocess.CompletedProcess:
     """vitspec verify in a child, run from the checkout root (docs.examples is importable there)."""
-    args = subproc.python("-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5",
-                          "-k", "test_tokens or test_windows or rms_norm")
+    args = subproc.python(
+        "-m",
+        "vitspec.cli",
+        "verify",
+        "--target",
+        target,
+        "--max-examples",
+        "5",
+        "-k",
+        "test_tokens or test_windows or rms_norm",
+    )
     return subproc.run(args, cwd_=ROOT, env_=subproc.env(extra_path), timeout=600)
 
 
@@ -27,9 +39,14 @@ def rows(stdout: str) -> dict[str, dict]:
     out = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if line.startswith("  ") and len(parts) > len(COLUMNS) and all(p.isdigit() for p in parts[1:len(COLUMNS) + 1]):
-            out[parts[0]] = dict(zip(COLUMNS, map(int, parts[1:len(COLUMNS) + 1])),
-                                 mark=" ".join(parts[len(COLUMNS) + 1:]))
+        if (
+            line.startswith("  ")
+            and len(parts) > len(COLUMNS)
+            and all(p.isdigit() for p in parts[1 : len(COLUMNS) + 1])
+        ):
+            out[parts[0]] = dict(
+                zip(COLUMNS, map(int, parts[1 : len(COLUMNS) + 1])), mark=" ".join(parts[len(COLUMNS) + 1 :])
+            )
     return out
 
 
@@ -53,7 +70,8 @@ def test_toy_target_with_a_planted_bug_fails(tmp_path):
         "class Buggy(ToyTarget):\n"
         "    def num_image_tokens(self, grid_thw, merge_size=2):\n"
         "        return super().num_image_tokens(grid_thw, merge_size) + 1\n"
-        "TARGET = Buggy()\n")
+        "TARGET = Buggy()\n"
+    )
     done = verify("buggy_toy:TARGET", extra_path=[tmp_path, ROOT])
     assert done.returncode == 1, done.stdout[-2000:]
     table = rows(done.stdout)

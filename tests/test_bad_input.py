@@ -6,6 +6,7 @@ for a wrong value), with a message that names the argument and states the rule; 
 change its inputs. Also: the unbroken calls are accepted (the strategies' negative control), a rejected call
 leaves no state behind, the prompt checks of reference/tokens.py, and the command line's one-line errors.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,15 +25,23 @@ from vitspec.tests import bad_inputs as B
 from vitspec.tests.capability import declared, require_validation
 from vitspec.tests.checks import fail, to_numpy
 
-CASES = [pytest.param(stage, kind, marks=pytest.mark.stage(stage), id=f"{stage}-{kind.replace(' ', '_')}")
-         for stage, kinds in B.KINDS.items() for kind in kinds]
+CASES = [
+    pytest.param(stage, kind, marks=pytest.mark.stage(stage), id=f"{stage}-{kind.replace(' ', '_')}")
+    for stage, kinds in B.KINDS.items()
+    for kind in kinds
+]
 
 
 def same(a, b) -> bool:
     """Structural equality of call arguments (arrays by dtype, shape and value, NaN equal to NaN)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape
-                and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")
+        )
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -64,8 +73,10 @@ def problems(who: str, got: dict, call) -> list[str]:
     out = [f"{who} changed its input arguments"] if got["mutated"] else []
     if e is None:
         shape = getattr(got["result"], "shape", type(got["result"]).__name__)
-        return out + [f"{who} ACCEPTED it and returned {shape}; expected {call.error.__name__}"
-                      + (f" (warnings: {got['warnings']})" if got["warnings"] else "")]
+        return out + [
+            f"{who} ACCEPTED it and returned {shape}; expected {call.error.__name__}"
+            + (f" (warnings: {got['warnings']})" if got["warnings"] else "")
+        ]
     text = f"{who} raised {type(e).__name__}: {str(e)[:200]}"
     if not isinstance(e, call.error):
         out.append(f"{text} -- expected {call.error.__name__}")
@@ -85,9 +96,9 @@ def in_target_form(target, stage_name: str, args) -> tuple:
         return args
     angles = args[i]
     if not isinstance(angles, np.ndarray) or angles.ndim != 2:
-        return args[:i] + ((angles, angles),) + args[i + 1:]
+        return args[:i] + ((angles, angles),) + args[i + 1 :]
     full = np.concatenate([angles, angles], axis=1)
-    return args[:i] + ((np.cos(full), np.sin(full)),) + args[i + 1:]
+    return args[:i] + ((np.cos(full), np.sin(full)),) + args[i + 1 :]
 
 
 @pytest.fixture(scope="module")
@@ -106,11 +117,17 @@ def test_bad_input_rejected_like_the_reference(target, validating, stage_name, k
     got = outcome(getattr(target, stage_name), in_target_form(target, stage_name, call.args))
     lines = problems("reference", ref, call) + problems("target", got, call)
     if ref["error"] is not None and got["error"] is not None and type(ref["error"]) is not type(got["error"]):
-        lines.append(f"different exception classes: reference {type(ref['error']).__name__}, "
-                     f"target {type(got['error']).__name__}")
+        lines.append(
+            f"different exception classes: reference {type(ref['error']).__name__}, "
+            f"target {type(got['error']).__name__}"
+        )
     if lines:
-        fail(stage_name, f"bad input ({kind}: {call.detail}) is not rejected as the protocol prescribes",
-             {"kind": kind, "detail": call.detail}, lines)
+        fail(
+            stage_name,
+            f"bad input ({kind}: {call.detail}) is not rejected as the protocol prescribes",
+            {"kind": kind, "detail": call.detail},
+            lines,
+        )
 
 
 @pytest.mark.negative_control
@@ -119,8 +136,10 @@ def test_bad_input_rejected_like_the_reference(target, validating, stage_name, k
 def test_unbroken_calls_are_accepted(stage, target, stage_name, data):
     """The strategies break valid calls: without the breakage, both targets return a result."""
     call = data.draw(B.bad_call(stage_name, None))
-    for who, fn, args in (("reference", getattr(reference.TARGET, stage_name), call.args),
-                          ("target", stage(stage_name), in_target_form(target, stage_name, call.args))):
+    for who, fn, args in (
+        ("reference", getattr(reference.TARGET, stage_name), call.args),
+        ("target", stage(stage_name), in_target_form(target, stage_name, call.args)),
+    ):
         got = outcome(fn, args)
         assert got["error"] is None, f"{who} rejected a valid {stage_name} call: {got['error']!r}"
         assert not got["mutated"], f"{who} changed the arguments of a valid {stage_name} call"
@@ -149,9 +168,14 @@ def test_rejected_call_leaves_no_state(target, seed, bad):
 
 # --- the prompt checks (reference/tokens.py: no target stage) -------------------------------------------------
 
+
 @pytest.mark.conformance
-@given(grid=st.lists(st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=3),
-       pads=st.integers(0, 5), text=st.lists(st.integers(0, 151000), max_size=5), data=st.data())
+@given(
+    grid=st.lists(st.tuples(st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)), min_size=1, max_size=3),
+    pads=st.integers(0, 5),
+    text=st.lists(st.integers(0, 151000), max_size=5),
+    data=st.data(),
+)
 def test_prompt_with_other_pad_count_is_rejected(grid, pads, text, data):
     grid = [(t, 2 * h, 2 * w) for t, h, w in grid]
     ids = data.draw(st.permutations(text + [IMAGE_PAD_ID] * pads))
@@ -169,11 +193,21 @@ def test_prompt_with_other_pad_count_is_rejected(grid, pads, text, data):
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("fn", [lambda ids: expand_image_pads(ids, [[1, 2, 2]]),
-                                lambda ids: check_image_tokens(ids, 1)],
-                         ids=["expand_image_pads", "check_image_tokens"])
-@pytest.mark.parametrize("token,error", [(IMAGE_PAD_ID + 0.5, TypeError), ("x", TypeError), (None, TypeError),
-                                         (-1, ValueError), (float(IMAGE_PAD_ID), TypeError)])
+@pytest.mark.parametrize(
+    "fn",
+    [lambda ids: expand_image_pads(ids, [[1, 2, 2]]), lambda ids: check_image_tokens(ids, 1)],
+    ids=["expand_image_pads", "check_image_tokens"],
+)
+@pytest.mark.parametrize(
+    "token,error",
+    [
+        (IMAGE_PAD_ID + 0.5, TypeError),
+        ("x", TypeError),
+        (None, TypeError),
+        (-1, ValueError),
+        (float(IMAGE_PAD_ID), TypeError),
+    ],
+)
 def test_prompt_token_ids_must_be_non_negative_integers(fn, token, error):
     """A token id that is not a non-negative integer is named (input_ids[i]), never truncated or skipped."""
     with pytest.raises(error, match=re.escape("input_ids[2]")):
@@ -185,4 +219,3 @@ def test_prompt_token_ids_must_be_non_negative_integers(fn, token, error):
 def test_check_image_tokens_names_num_features(bad):
     with pytest.raises((TypeError, ValueError), match="num_features"):
         check_image_tokens([IMAGE_PAD_ID], bad)
-

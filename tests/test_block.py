@@ -1,5 +1,6 @@
 """RMSNorm, MLP and the vision block (SPEC-NOTES §3): against the reference under the tolerance model; the block
 isolates windows and frames and runs a batch as its images run alone, each invariant with a negative control."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,18 @@ def test_rms_norm_matches_reference(stage, target, rows, hidden, seed):
     dtype = target_dtype(target)
     x, w = rows_with_scales(seed, rows, hidden), 1.0 + 0.1 * S.normal(seed + 1, hidden)
     ref = ref_block.rms_norm(x, w, EPS)
-    assert_close("rms_norm", stage("rms_norm")(x, w, EPS), ref, K=hidden, magnitude=np.abs(ref), dtype=dtype,
-                 baseline=lambda: baseline.rms_norm(x, w, EPS, dtype), rows=rows, hidden=hidden, seed=seed)
+    assert_close(
+        "rms_norm",
+        stage("rms_norm")(x, w, EPS),
+        ref,
+        K=hidden,
+        magnitude=np.abs(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.rms_norm(x, w, EPS, dtype),
+        rows=rows,
+        hidden=hidden,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("mlp")
@@ -42,9 +53,18 @@ def test_mlp_matches_reference(stage, target, config, rows, seed):
     x = S.normal(seed, (rows, config["hidden_size"])) * S.rng(seed + 2).choice([0.01, 1.0, 10.0], size=(rows, 1))
     params = subdict(random_weights(config, seed), "blocks.0.mlp")
     ref = ref_block.mlp(x, params)
-    assert_close("mlp", stage("mlp")(x, params), ref, K=max(config["hidden_size"], config["intermediate_size"]),
-                 magnitude=tolerance.row_rms(ref), dtype=dtype, baseline=lambda: baseline.mlp(x, params, dtype),
-                 rows=rows, hidden=config["hidden_size"], seed=seed)
+    assert_close(
+        "mlp",
+        stage("mlp")(x, params),
+        ref,
+        K=max(config["hidden_size"], config["intermediate_size"]),
+        magnitude=tolerance.row_rms(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.mlp(x, params, dtype),
+        rows=rows,
+        hidden=config["hidden_size"],
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("vision_block")
@@ -59,10 +79,19 @@ def test_vision_block_matches_reference(stage, target, config, grid_thw, window,
     heads = config["num_heads"]
     cos, sin = as_form(angles, "cos_sin")
     ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
-    assert_close("vision_block", stage("vision_block")(x, params, cu, rotary_for(target, angles), heads, EPS), ref,
-                 K=K_block(config, cu), magnitude=tolerance.row_rms(ref), dtype=dtype,
-                 baseline=lambda: baseline.vision_block(x, params, cu, cos, sin, heads, EPS, dtype),
-                 grid_thw=grid_thw, window_segments=window, config=config, seed=seed)
+    assert_close(
+        "vision_block",
+        stage("vision_block")(x, params, cu, rotary_for(target, angles), heads, EPS),
+        ref,
+        K=K_block(config, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.vision_block(x, params, cu, cos, sin, heads, EPS, dtype),
+        grid_thw=grid_thw,
+        window_segments=window,
+        config=config,
+        seed=seed,
+    )
 
 
 def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: int, dtype: str) -> None:
@@ -78,16 +107,27 @@ def check_block_isolation(block, config, seed, grid_thw, window: bool, segment: 
     keep = np.ones(len(x), dtype=bool)
     keep[a:b] = False
     kind = "window" if window else "frame"
-    assert_unchanged("vision_block", after, before, keep, K=K_block(config, cu), magnitude=tolerance.row_rms(before),
-                     dtype=dtype, what=f"perturbing {kind} {segment} moved another {kind}", grid_thw=grid_thw, seed=seed)
+    assert_unchanged(
+        "vision_block",
+        after,
+        before,
+        keep,
+        K=K_block(config, cu),
+        magnitude=tolerance.row_rms(before),
+        dtype=dtype,
+        what=f"perturbing {kind} {segment} moved another {kind}",
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("vision_block")
 @given(S.block_segments(), S.seeds)
 def test_block_isolates_windows_and_frames(stage, target, problem, seed):
     config, grid, window, segment = problem
-    check_block_isolation(in_form(stage("vision_block"), target), config, seed, grid, window, segment,
-                          target_dtype(target))
+    check_block_isolation(
+        in_form(stage("vision_block"), target), config, seed, grid, window, segment, target_dtype(target)
+    )
 
 
 def in_form(block, target):
@@ -120,12 +160,21 @@ def check_batch_equals_separate(block, config, seed, grid_thw, dtype: str) -> No
     for t, h, w in grid_thw:
         n = t * h * w
         cu_one = np.arange(t + 1, dtype=np.int64) * h * w
-        parts.append(block(x[start:start + n], params, cu_one, angles[start:start + n], heads, EPS))
+        parts.append(block(x[start : start + n], params, cu_one, angles[start : start + n], heads, EPS))
         start += n
     separate = np.concatenate([to_numpy(p) for p in parts])
-    assert_unchanged("vision_block", batch, separate, np.ones(len(x), dtype=bool), K=K_block(config, cu),
-                     magnitude=tolerance.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
-                     grid_thw=grid_thw, seed=seed)
+    assert_unchanged(
+        "vision_block",
+        batch,
+        separate,
+        np.ones(len(x), dtype=bool),
+        K=K_block(config, cu),
+        magnitude=tolerance.row_rms(separate),
+        dtype=dtype,
+        what="the batch differs from its images run alone",
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("vision_block")
@@ -161,13 +210,24 @@ def test_rms_norm_tolerance_rejects_eps_1e_5():
 def test_impl_vision_block_in_both_forms(form, config, grid_thw, window, seed):
     """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
     from vitspec import impl
+
     x, params, cu, angles = block_problem(config, seed, grid_thw, window)
     heads = config["num_heads"]
     ref = ref_block.vision_block(x, params, cu, angles, heads, EPS)
-    got = impl.TARGET.with_options(dtype="float32", rotary=form).vision_block(x, params, cu, as_form(angles, form),
-                                                                              heads, EPS)
-    assert_close("vision_block", got, ref, K=K_block(config, cu), magnitude=tolerance.row_rms(ref), dtype="float32",
-                 form=form, grid_thw=grid_thw, seed=seed)
+    got = impl.TARGET.with_options(dtype="float32", rotary=form).vision_block(
+        x, params, cu, as_form(angles, form), heads, EPS
+    )
+    assert_close(
+        "vision_block",
+        got,
+        ref,
+        K=K_block(config, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype="float32",
+        form=form,
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 def row_scale_bias(out, ref) -> np.ndarray:
@@ -195,9 +255,13 @@ def check_rms_norm_row_scale(rms_norm, x, w, dtype: str, **context) -> None:
     else:  # float32 statistics are the spec: allow their own accumulation error, summed in sequence or pairwise
         limit = tol.c * K / 4
     if not got <= limit:
-        fail("rms_norm", f"the rows' common scale is off by {got:.3g} x eps/sqrt(K), allowed {limit:.3g}"
-                         + (f" ({tol.factor} x max(baseline {base:.3g}, 1))" if base is not None else f" (c x K / 4, c = {tol.c})")
-                         + ": RMSNorm statistics computed below float32?", {**context, "dtype": dtype})
+        fail(
+            "rms_norm",
+            f"the rows' common scale is off by {got:.3g} x eps/sqrt(K), allowed {limit:.3g}"
+            + (f" ({tol.factor} x max(baseline {base:.3g}, 1))" if base is not None else f" (c x K / 4, c = {tol.c})")
+            + ": RMSNorm statistics computed below float32?",
+            {**context, "dtype": dtype},
+        )
 
 
 def large_rows(seed: int, rows: int, hidden: int) -> np.ndarray:
@@ -219,9 +283,11 @@ def test_rms_norm_statistics_row_scale(stage, target, hidden, seed):
 
 def rms_norm_statistics_in(dtype: str):
     """Planted: RMSNorm whose mean of squares and rsqrt run in the model dtype."""
+
     def planted(x, w, eps):
         xt, wt = baseline.cast(x, dtype), baseline.cast(w, dtype)
         return baseline.out(xt * torch.rsqrt(xt.pow(2).mean(-1, keepdim=True) + eps) * wt)
+
     return planted
 
 

@@ -10,6 +10,7 @@ The mutant gate is left out (VITSPEC_SKIP_MUTANTS=1). Options by environment: VI
 VITSPEC_CAMPAIGN_DIR (where runs are kept).
 The default run checks the runner itself and the shared example database (docs/FUZZING.md) on planted tests.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,10 +73,30 @@ def failures_from_junit(path: Path) -> tuple[int, list[tuple[str, str]]]:
 def run_once(k: int, workdir: Path, paths, args=(), workers: int = 2, env=None) -> dict:
     """One nightly run in a fresh process with its own example database; its figures and failures."""
     db, xml = workdir / f"db-{k}", workdir / f"run-{k}.xml"
-    argv = [sys.executable, "-m", "pytest", *paths, "--profile", "nightly", "-q", "-p", "no:cacheprovider",
-            "--hypothesis-show-statistics", f"--junitxml={xml}", *(["-n", str(workers)] if workers > 1 else []), *args]
-    env = subproc.env(**{"VITSPEC_SKIP_MUTANTS": "1", **(env or {}), "VITSPEC_HYPOTHESIS_DB": db,
-                         "VITSPEC_CAMPAIGN_RUN": k, "VITSPEC_CAMPAIGN": None})
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *paths,
+        "--profile",
+        "nightly",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--hypothesis-show-statistics",
+        f"--junitxml={xml}",
+        *(["-n", str(workers)] if workers > 1 else []),
+        *args,
+    ]
+    env = subproc.env(
+        **{
+            "VITSPEC_SKIP_MUTANTS": "1",
+            **(env or {}),
+            "VITSPEC_HYPOTHESIS_DB": db,
+            "VITSPEC_CAMPAIGN_RUN": k,
+            "VITSPEC_CAMPAIGN": None,
+        }
+    )
     start = time.perf_counter()
     done = subproc.run(argv, cwd_=workdir, env_=env)
     seconds = time.perf_counter() - start
@@ -83,8 +104,15 @@ def run_once(k: int, workdir: Path, paths, args=(), workers: int = 2, env=None) 
         raise RuntimeError(f"run {k} produced no report (exit {done.returncode}): {done.stderr[-2000:]}")
     tests, failed = failures_from_junit(xml)
     (workdir / f"run-{k}.log").write_text(done.stdout + done.stderr)
-    return {"run": k, "exit": done.returncode, "tests": tests, "failed": failed, "seconds": seconds,
-            "examples": examples_from_statistics(done.stdout), "database": str(db)}
+    return {
+        "run": k,
+        "exit": done.returncode,
+        "tests": tests,
+        "failed": failed,
+        "seconds": seconds,
+        "examples": examples_from_statistics(done.stdout),
+        "database": str(db),
+    }
 
 
 def campaign(runs: int, workdir: Path, paths, args=(), workers: int = 2, env=None, log=print) -> dict:
@@ -93,30 +121,40 @@ def campaign(runs: int, workdir: Path, paths, args=(), workers: int = 2, env=Non
     for k in range(runs):
         results.append(run_once(k, workdir, paths, args, workers, env))
         r = results[-1]
-        log(f"run {k}: {r['tests']} tests, {r['examples'].get('generate', 0)} generated examples, "
-            f"{len(r['failed'])} failed, {r['seconds']:.0f} s")
+        log(
+            f"run {k}: {r['tests']} tests, {r['examples'].get('generate', 0)} generated examples, "
+            f"{len(r['failed'])} failed, {r['seconds']:.0f} s"
+        )
     by_test: dict[str, list] = {}
     for r in results:
         for test, message in r["failed"]:
             by_test.setdefault(test, []).append((r["run"], message, r["database"]))
-    return {"runs": runs, "tests": sum(r["tests"] for r in results),
-            "examples": sum(r["examples"].get("generate", 0) for r in results),
-            "seconds": sum(r["seconds"] for r in results), "failures": by_test,
-            "consistent": sorted(t for t, hits in by_test.items() if len(hits) == runs),
-            "intermittent": sorted(t for t, hits in by_test.items() if len(hits) < runs)}
+    return {
+        "runs": runs,
+        "tests": sum(r["tests"] for r in results),
+        "examples": sum(r["examples"].get("generate", 0) for r in results),
+        "seconds": sum(r["seconds"] for r in results),
+        "failures": by_test,
+        "consistent": sorted(t for t, hits in by_test.items() if len(hits) == runs),
+        "intermittent": sorted(t for t, hits in by_test.items() if len(hits) < runs),
+    }
 
 
 def summary(result: dict) -> str:
-    lines = [f"{result['runs']} runs, {result['tests']} test runs, {result['examples']} generated examples, "
-             f"{result['seconds']:.0f} s; {len(result['consistent'])} consistent and "
-             f"{len(result['intermittent'])} intermittent failures"]
+    lines = [
+        f"{result['runs']} runs, {result['tests']} test runs, {result['examples']} generated examples, "
+        f"{result['seconds']:.0f} s; {len(result['consistent'])} consistent and "
+        f"{len(result['intermittent'])} intermittent failures"
+    ]
     for test, hits in sorted(result["failures"].items()):
         lines.append(f"  {test}: failed in runs {[h[0] for h in hits]} -- {hits[0][1][:200]} (database {hits[0][2]})")
     return "\n".join(lines)
 
 
-@pytest.mark.skipif(not os.environ.get("VITSPEC_CAMPAIGN"),
-                    reason="a false-alarm campaign takes minutes to hours: set VITSPEC_CAMPAIGN=<runs> to run it")
+@pytest.mark.skipif(
+    not os.environ.get("VITSPEC_CAMPAIGN"),
+    reason="a false-alarm campaign takes minutes to hours: set VITSPEC_CAMPAIGN=<runs> to run it",
+)
 def test_nightly_campaign():
     runs = int(os.environ["VITSPEC_CAMPAIGN"])
     workdir = Path(os.environ.get("VITSPEC_CAMPAIGN_DIR") or tempfile.mkdtemp(prefix="vitspec-campaign-"))
@@ -125,8 +163,13 @@ def test_nightly_campaign():
     for opt in ("device", "dtype"):
         if RUN.get(opt):
             args += [f"--{opt}", RUN[opt]]
-    result = campaign(runs, workdir, [str(ROOT / p) for p in suite_files()], args,
-                      int(os.environ.get("VITSPEC_CAMPAIGN_WORKERS", "2")))
+    result = campaign(
+        runs,
+        workdir,
+        [str(ROOT / p) for p in suite_files()],
+        args,
+        int(os.environ.get("VITSPEC_CAMPAIGN_WORKERS", "2")),
+    )
     print(f"\ncampaign in {workdir}: {summary(result)}")
     assert not result["failures"], summary(result)
 
@@ -175,8 +218,11 @@ def run_planted_twice(tmp_path: Path, env_of) -> tuple[list[str], list[str]]:
     argv = [sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider", "-k", "always"]
     base = subproc.env(**env, VITSPEC_SHARED_DB=None)
     for run in ("A", "B"):
-        done = subproc.run(argv + ["--profile", "nightly", "-n", "2"], cwd_=tmp_path,
-                           env_=dict(base, VITSPEC_CAMPAIGN_RUN=run, **env_of(run)))
+        done = subproc.run(
+            argv + ["--profile", "nightly", "-n", "2"],
+            cwd_=tmp_path,
+            env_=dict(base, VITSPEC_CAMPAIGN_RUN=run, **env_of(run)),
+        )
         assert done.returncode == 1 and "x=150000" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     log = tmp_path / "examples.log"
     return first_examples(log, "A"), first_examples(log, "B")
@@ -200,8 +246,10 @@ def test_separate_databases_do_not_replay(tmp_path):
 def test_shared_directory_beside_local_databases(tmp_path):
     """Each machine keeps its own local database; VITSPEC_SHARED_DB (a directory) carries the failure across."""
     shared = tmp_path / "shared"
-    found, replayed = run_planted_twice(tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"),
-                                                               "VITSPEC_SHARED_DB": str(shared)})
+    found, replayed = run_planted_twice(
+        tmp_path,
+        lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"), "VITSPEC_SHARED_DB": str(shared)},
+    )
     assert [p.name for p in shared.iterdir()] == [configuration_name("vitspec.reference:TARGET", None, None)]
     assert found[0] != "150000" and replayed[0] == "150000", (found[:3], replayed[:3])
 
@@ -220,8 +268,11 @@ def redis_server(kind: str):
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.skip("UPSTREAM ORACLE MISSING: redis-server is not installed (apt install redis-server)")
-        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                 "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(100):
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.1):
@@ -252,9 +303,11 @@ def test_redis_database_replays_across_processes(tmp_path, kind):
     server; the second process replays the first one's failure first, from keys under vitspec:<configuration>:."""
     pytest.importorskip("redis", reason="UPSTREAM ORACLE MISSING: the redis package (pip install redis)")
     from redis import Redis
+
     with redis_server(kind) as url:
         found, replayed = run_planted_twice(
-            tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"), "VITSPEC_SHARED_DB": url})
+            tmp_path, lambda run: {"VITSPEC_HYPOTHESIS_DB": str(tmp_path / f"local-{run}"), "VITSPEC_SHARED_DB": url}
+        )
         keys = Redis.from_url(url).keys("*")
     prefix = f"vitspec:{configuration_name('vitspec.reference:TARGET', None, None)}:".encode()
     assert keys and all(k.startswith(prefix) for k in keys), keys
@@ -264,13 +317,29 @@ def test_redis_database_replays_across_processes(tmp_path, kind):
 @pytest.mark.parametrize("location, rule", [("ftp://host/db", "must be a directory or a URL"), ("  ", "must be a")])
 def test_bad_shared_database_is_a_usage_error(tmp_path, location, rule):
     test, env = planted(tmp_path)
-    done = subproc.run([sys.executable, "-m", "pytest", *PLANTED_ARGS, str(test), "-q", "-p", "no:cacheprovider",
-                        "--profile", "nightly"], cwd_=tmp_path, env_=subproc.env(**env, VITSPEC_SHARED_DB=location))
+    done = subproc.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *PLANTED_ARGS,
+            str(test),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--profile",
+            "nightly",
+        ],
+        cwd_=tmp_path,
+        env_=subproc.env(**env, VITSPEC_SHARED_DB=location),
+    )
     assert done.returncode == 4 and "VITSPEC_SHARED_DB" in done.stderr and rule in done.stderr, done.stderr[-1500:]
 
 
 def test_statistics_parser_reads_both_hypothesis_formats():
     newer = "  - during generate phase (0.1 seconds):\n    - 28 passing, 4 failing, and 0 invalid test cases\n"
-    older = "  - during shrink phase (0.1 seconds):\n    - 19 passing examples, 23 failing examples, 2 invalid examples\n"
+    older = (
+        "  - during shrink phase (0.1 seconds):\n    - 19 passing examples, 23 failing examples, 2 invalid examples\n"
+    )
     assert examples_from_statistics(newer + older) == {"generate": 32, "shrink": 42}
     assert examples_from_statistics("    - 5 passing, 0 failing, and 0 invalid test cases\n") == {}  # no phase line

@@ -2,6 +2,7 @@
 
 Expected values are derived by hand from the spec documents (seed §3, SPEC-NOTES §1.1, §3, §4, §5).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -88,15 +89,35 @@ def test_configs_json_rows_and_discrepancies(capsys):
     rc, out, err = run_cli(capsys, "configs", "--json")
     assert rc == 0 and err == ""
     rows = json.loads(out)
-    fields = ["vit_hidden_size", "vit_layers", "vit_heads", "vit_intermediate_size", "patch_size", "window_size",
-              "fullatt_block_indexes", "merger_in_channels", "merger_out_channels", "llm_hidden_size", "llm_layers",
-              "llm_kv_heads", "llm_head_size", "llm_intermediate_size", "embedding_tying", "vocab_size",
-              "trained_tokens"]  # the document's table, seed §2
+    fields = [
+        "vit_hidden_size",
+        "vit_layers",
+        "vit_heads",
+        "vit_intermediate_size",
+        "patch_size",
+        "window_size",
+        "fullatt_block_indexes",
+        "merger_in_channels",
+        "merger_out_channels",
+        "llm_hidden_size",
+        "llm_layers",
+        "llm_kv_heads",
+        "llm_head_size",
+        "llm_intermediate_size",
+        "embedding_tying",
+        "vocab_size",
+        "trained_tokens",
+    ]  # the document's table, seed §2
     assert sorted((r["field"], r["model"]) for r in rows) == sorted((f, m) for f in fields for m in ("3B", "7B", "72B"))
     # SPEC-NOTES §5: the values where the released config.json differs from the document
-    expected = {("vit_intermediate_size", "3B"): (3456, 3420), ("vit_intermediate_size", "7B"): (3456, 3420),
-                ("llm_intermediate_size", "3B"): (4864, 11008), ("vocab_size", "3B"): (151646, 151936),
-                ("vocab_size", "7B"): (151646, 152064), ("vocab_size", "72B"): (151646, 152064)}
+    expected = {
+        ("vit_intermediate_size", "3B"): (3456, 3420),
+        ("vit_intermediate_size", "7B"): (3456, 3420),
+        ("llm_intermediate_size", "3B"): (4864, 11008),
+        ("vocab_size", "3B"): (151646, 151936),
+        ("vocab_size", "7B"): (151646, 152064),
+        ("vocab_size", "72B"): (151646, 152064),
+    }
     flagged = {(r["field"], r["model"]): (r["document"], r["released"]) for r in rows if r["discrepancy"]}
     assert flagged == expected
     by_key = {(r["field"], r["model"]): r for r in rows}
@@ -116,11 +137,14 @@ def test_configs_text_marks_discrepancies(capsys):
     assert lines["window_size"].count("!") == 0
 
 
-@pytest.mark.parametrize("argv,mentions", [
-    ([], ["explain", "configs", "verify", "bench", "mutants", "Exit codes"]),
-    (["explain"], ["size", "--min-pixels", "--max-pixels", "--frames", "--variant", "--json", "--plot", "--image"]),
-    (["configs"], ["--json"]),
-])
+@pytest.mark.parametrize(
+    "argv,mentions",
+    [
+        ([], ["explain", "configs", "verify", "bench", "mutants", "Exit codes"]),
+        (["explain"], ["size", "--min-pixels", "--max-pixels", "--frames", "--variant", "--json", "--plot", "--image"]),
+        (["configs"], ["--json"]),
+    ],
+)
 def test_help_exits_0_and_mentions_every_option(capsys, argv, mentions):
     rc, out, err = run_cli(capsys, *argv, "--help")
     assert rc == 0, err
@@ -128,8 +152,9 @@ def test_help_exits_0_and_mentions_every_option(capsys, argv, mentions):
         assert word in out, word
 
 
-@pytest.mark.parametrize("verb,module", [("verify", "vitspec.verify"), ("bench", "vitspec.bench"),
-                                         ("mutants", "vitspec.mutants.gate")])
+@pytest.mark.parametrize(
+    "verb,module", [("verify", "vitspec.verify"), ("bench", "vitspec.bench"), ("mutants", "vitspec.mutants.gate")]
+)
 def test_dispatched_verbs_help_exits_0(capsys, verb, module):
     importlib.import_module(module)  # a missing module of the project is a failure, never a skip
     rc, out, err = run_cli(capsys, verb, "--help")
@@ -150,13 +175,15 @@ def _entry_points() -> list[list[str]]:
 def test_entry_points_as_subprocess():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     for command in _entry_points():
-        done = subprocess.run(command + ["explain", "224x224", "--json"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            command + ["explain", "224x224", "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == 0, (command, done.stderr)
         d = json.loads(done.stdout)
         assert d["grid_thw"] == [1, 16, 16] and d["num_tokens"] == 64
-        bad = subprocess.run(command + ["explain", "1x201"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=120)
+        bad = subprocess.run(
+            command + ["explain", "1x201"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, (command, bad.stderr)
 
 
@@ -164,6 +191,7 @@ def test_json_means_the_same_on_every_verb(tmp_path):
     """--json is a flag that prints JSON to stdout; --output FILE writes the same JSON to a file (every verb)."""
     from vitspec import bench
     from vitspec.mutants import gate
+
     parsers = {"bench": bench.parser().parse_args, "mutants": gate.parse_args}
     sub = cli.build_parser()._subparsers._group_actions[0].choices
     for verb in ("explain", "configs"):
@@ -189,10 +217,10 @@ def test_explain_and_configs_output_file(capsys, tmp_path):
 def test_verify_passes_options_after_double_dash_to_pytest(capsys):
     """`vitspec verify -k EXPR -- --hypothesis-show-statistics -x`: pytest gets the options (its statistics print)."""
     from vitspec import verify
+
     assert verify.uses_workers(["-n", "2"]) and verify.uses_workers(["-n2"]) and verify.uses_workers(["-nauto"])
     assert not verify.uses_workers(["-x", "--lf"]) and not verify.uses_workers(["-n", "0"])
-    rc, out, err = run_cli(capsys, "verify", "-k", "test_tokens and prompt", "--", "-x",
-                           "--hypothesis-show-statistics")
+    rc, out, err = run_cli(capsys, "verify", "-k", "test_tokens and prompt", "--", "-x", "--hypothesis-show-statistics")
     assert rc == 0, out[-3000:] + err[-2000:]
     assert "Hypothesis Statistics" in out and "passing examples" in out, out[-2000:]
     assert "PASS:" in out
@@ -201,8 +229,9 @@ def test_verify_passes_options_after_double_dash_to_pytest(capsys):
 def test_bench_shows_a_progress_line_per_row(capsys):
     """bench at depth 1 on one 28x28 image: one progress line per measured row on stderr, JSON rows on stdout."""
     pytest.importorskip("transformers", reason="bench compares against HF transformers (the upstream extra)")
-    rc, out, err = run_cli(capsys, "bench", "--depth", "1", "--sizes", "28x28", "--repeats", "1", "--no-preprocess",
-                           "--json")
+    rc, out, err = run_cli(
+        capsys, "bench", "--depth", "1", "--sizes", "28x28", "--repeats", "1", "--no-preprocess", "--json"
+    )
     assert rc == 0, err[-2000:]
     rows = json.loads(out)
     assert [(r["stage"], r["size"], r["depth"]) for r in rows] == [("tower", "28x28", 1)]

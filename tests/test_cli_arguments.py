@@ -4,6 +4,7 @@ verbs it dispatches: verify, bench, mutants; the module entry points specmd and 
 One table, BAD, of (entry point, argv, a word the error line must contain); a test checks that every verb the
 command line has today appears in it, so a new verb cannot ship without rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,11 @@ BAD = [
     ("vitspec", ["explain", "1.5x3"], "HEIGHTxWIDTH"),
     ("vitspec", ["explain", "-3x5"], "-3x5"),
     ("vitspec", ["explain", "224x224", "--max-pixels", "1e6"], "--max-pixels"),
-    ("vitspec", ["explain", "224x224", "--variant", "qvu", "--min-pixels", "5000", "--max-pixels", "4000"],
-     "max_pixels"),
+    (
+        "vitspec",
+        ["explain", "224x224", "--variant", "qvu", "--min-pixels", "5000", "--max-pixels", "4000"],
+        "max_pixels",
+    ),
     ("vitspec", ["explain", "1x200", "--variant", "qvu", "--max-pixels", "3136"], "side of 0"),  # qvu floors a side
     ("vitspec", ["explain", "224x224", "--image", "no-such-picture.png"], "--image"),
     ("vitspec", ["explain", "--image", "no-such-picture.png"], "--image"),  # the size would come from the file
@@ -104,6 +108,7 @@ BAD = [
 def verbs() -> set[str]:
     """Every verb of the command line: the parser's subcommands and the dispatched ones."""
     import argparse
+
     parser = cli.build_parser()
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return {name for s in subs for name in s.choices} | set(cli.DISPATCHED)
@@ -114,8 +119,10 @@ def entry(name: str):
         return cli.main
     if name == "specmd":
         from vitspec.specmd import main
+
         return main
     from vitspec.gpu_check import main
+
     return main
 
 
@@ -151,8 +158,9 @@ def test_unknown_option_on_every_verb(capsys, verb):
 def test_a_reader_that_stops_early_ends_the_output_quietly():
     """`vitspec configs | head -3`: the pipe's reader is gone before vitspec writes; no BrokenPipeError."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    child = subprocess.Popen([sys.executable, "-m", "vitspec.cli", "configs"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vitspec.cli", "configs"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     child.stdout.close()  # before the interpreter has started: its first write meets a closed pipe
     err = child.stderr.read().decode()
     rc = child.wait(timeout=120)
@@ -160,8 +168,10 @@ def test_a_reader_that_stops_early_ends_the_output_quietly():
     assert rc == 0, (rc, err)
 
 
-@pytest.mark.parametrize("source, names", [("def f(:\n", ["SyntaxError", ":1"]),
-                                           ("import os\nraise RuntimeError('boom')\n", ["RuntimeError: boom", ":2"])])
+@pytest.mark.parametrize(
+    "source, names",
+    [("def f(:\n", ["SyntaxError", ":1"]), ("import os\nraise RuntimeError('boom')\n", ["RuntimeError: boom", ":2"])],
+)
 def test_target_whose_module_fails_to_load_is_one_line(tmp_path, monkeypatch, capsys, source, names):
     """`verify --target broken:TARGET`: the module's own error and where it happened, in one line, exit 2."""
     module = f"vitspec_broken_{len(source)}"

@@ -4,6 +4,7 @@ model's float noise for the tower (tests/tolerance.py, "vision_tower": c x eps(d
 
 Run as ``python -m vitspec.tests.test_determinism SPEC DTYPE`` the module prints the SHA-256 of one fixed tower output.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,13 +52,21 @@ def test_tower_bit_identical_call_after_call(target, config, grid, seed):
     """Three calls: the weights dict, a deep copy of it (no prepared-weights cache hit), the original again."""
     require_cpu(target)
     weights, pixels = random_weights(config, seed % 1000), S.pixel_values(seed, grid)
-    outputs = [target.vision_tower(pixels.copy(), np.array(grid), w, dict(config))
-               for w in (weights, copy.deepcopy(weights), weights)]
+    outputs = [
+        target.vision_tower(pixels.copy(), np.array(grid), w, dict(config))
+        for w in (weights, copy.deepcopy(weights), weights)
+    ]
     hashes = [digest(o) for o in outputs]
     if len(set(hashes)) != 1:
-        fail("vision_tower", "the same inputs gave different bits", {"grid": grid, "seed": seed},
-             [f"digests {[h[:12] for h in hashes]}",
-              f"max |diff| {np.max(np.abs(to_numpy(outputs[0]) - to_numpy(outputs[1]))):.3g}"])
+        fail(
+            "vision_tower",
+            "the same inputs gave different bits",
+            {"grid": grid, "seed": seed},
+            [
+                f"digests {[h[:12] for h in hashes]}",
+                f"max |diff| {np.max(np.abs(to_numpy(outputs[0]) - to_numpy(outputs[1]))):.3g}",
+            ],
+        )
 
 
 @pytest.mark.stage("preprocess")
@@ -84,8 +93,7 @@ def test_tower_bit_identical_across_processes(target):
 
 
 @pytest.mark.stage("vision_tower")
-@given(config=S.configs(max_depth=2), grid=S.grid_lists(max_images=3, max_patches=400), seed=S.seeds,
-       data=st.data())
+@given(config=S.configs(max_depth=2), grid=S.grid_lists(max_images=3, max_patches=400), seed=S.seeds, data=st.data())
 def test_batch_composition_moves_an_image_within_tolerance(target, config, grid, seed, data):
     """Each image of a batch, in a shuffled batch and alone: its rows agree within the tower's float noise."""
     weights, pixels = random_weights(config, seed % 1000), S.pixel_values(seed, grid)
@@ -93,20 +101,35 @@ def test_batch_composition_moves_an_image_within_tolerance(target, config, grid,
     starts = np.concatenate([[0], np.cumsum(sizes)])
     order = data.draw(st.permutations(range(len(grid))))
     batch = to_numpy(target.vision_tower(pixels, np.array(grid), weights, config))
-    shuffled = to_numpy(target.vision_tower(np.concatenate([pixels[starts[i]:starts[i + 1]] for i in order]),
-                                            np.array([grid[i] for i in order]), weights, config))
+    shuffled = to_numpy(
+        target.vision_tower(
+            np.concatenate([pixels[starts[i] : starts[i + 1]] for i in order]),
+            np.array([grid[i] for i in order]),
+            weights,
+            config,
+        )
+    )
     out_starts = starts // 4
     shuffled_starts = np.concatenate([[0], np.cumsum([sizes[i] // 4 for i in order])])
     dtype, K = target_dtype(target), tower_K(config, grid)
     for pos, i in enumerate(order):
-        mine = batch[out_starts[i]:out_starts[i + 1]]
-        alone = to_numpy(target.vision_tower(pixels[starts[i]:starts[i + 1]], np.array([grid[i]]), weights, config))
-        moved = to_numpy(shuffled[shuffled_starts[pos]:shuffled_starts[pos + 1]])
+        mine = batch[out_starts[i] : out_starts[i + 1]]
+        alone = to_numpy(target.vision_tower(pixels[starts[i] : starts[i + 1]], np.array([grid[i]]), weights, config))
+        moved = to_numpy(shuffled[shuffled_starts[pos] : shuffled_starts[pos + 1]])
         event("batch rows bit-identical to alone" if np.array_equal(mine, alone) else "batch rows differ from alone")
         for other, what in ((alone, "the image alone"), (moved, f"the batch in order {list(order)}")):
-            assert_unchanged("vision_tower", other, mine, np.ones(len(mine), bool), K=K,
-                             magnitude=tolerance.row_rms(mine), dtype=dtype, what=f"image {i} of {grid} vs {what}",
-                             grid=grid, seed=seed)
+            assert_unchanged(
+                "vision_tower",
+                other,
+                mine,
+                np.ones(len(mine), bool),
+                K=K,
+                magnitude=tolerance.row_rms(mine),
+                dtype=dtype,
+                what=f"image {i} of {grid} vs {what}",
+                grid=grid,
+                seed=seed,
+            )
 
 
 @pytest.mark.negative_control
@@ -115,16 +138,26 @@ def test_batch_check_catches_a_leak():
     config, grid = small_config(2, 32, 2, 40, 16, (1,)), [[1, 4, 6], [1, 8, 8]]
     weights, pixels = random_weights(config, 1), S.pixel_values(1, grid)
     from vitspec.reference import TARGET
+
     leak = lambda p, g, w, c: TARGET.vision_tower(p, g, w, c) + 1e-4 * len(p)  # noqa: E731
     batch = leak(pixels, np.array(grid), weights, config)[:6]
     alone = leak(pixels[:24], np.array(grid[:1]), weights, config)
     with pytest.raises(AssertionError, match="changed by"):
-        assert_unchanged("vision_tower", alone, batch, np.ones(6, bool), K=tower_K(config, grid),
-                         magnitude=tolerance.row_rms(batch), dtype="float32", what="leak")
+        assert_unchanged(
+            "vision_tower",
+            alone,
+            batch,
+            np.ones(6, bool),
+            K=tower_K(config, grid),
+            magnitude=tolerance.row_rms(batch),
+            dtype="float32",
+            what="leak",
+        )
 
 
 if __name__ == "__main__":
     from vitspec.spec.protocol import load_target
+
     spec, dtype = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else ""
     t = load_target(spec)
     print(digest(fixed_output(t.with_options(dtype=dtype) if dtype else t)))

@@ -1,13 +1,14 @@
 """Every number of the source document (seed/README.md) recomputed from the reference."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vitspec.reference import patchify as rp, toy, tokens, windows
+from vitspec.reference import patchify as rp, tokens, toy, windows
 from vitspec.reference.embed import patch_embed
 from vitspec.spec import examples as ex
-from vitspec.spec.configs import DOCUMENT_TABLE, MODELS, RELEASED_TABLE, DISCREPANCIES, vision_config
+from vitspec.spec.configs import DISCREPANCIES, DOCUMENT_TABLE, MODELS, RELEASED_TABLE, vision_config
 
 pytestmark = pytest.mark.stage("document")
 
@@ -27,7 +28,7 @@ def test_sixteen_patches_and_first_patch():
     # every patch is the 2×2 block it claims to be
     for n, p in enumerate(patches):
         r, c = divmod(n, 4)
-        assert p.tolist() == M[2 * r:2 * r + 2, 2 * c:2 * c + 2].reshape(-1).tolist()
+        assert p.tolist() == M[2 * r : 2 * r + 2, 2 * c : 2 * c + 2].reshape(-1).tolist()
 
 
 def test_projection_of_all_sixteen_patches():
@@ -110,12 +111,13 @@ def test_worked_window_example_20x12():
     index, cu = windows.window_index([[1, 20, 12]])
     assert cu.tolist() == w["cu_window_seqlens"]
     assert (np.diff(cu) // 4).tolist() == w["window_cells"]
-    assert index[:len(w["window_index_head"])].tolist() == w["window_index_head"]
+    assert index[: len(w["window_index_head"])].tolist() == w["window_index_head"]
 
 
 @pytest.mark.parametrize("size", sorted(ex.TOKEN_EXAMPLES))
 def test_worked_token_counts(size):
     from vitspec.reference.resize import smart_resize
+
     grid, n = ex.TOKEN_EXAMPLES[size]
     h, w = smart_resize(*size)
     assert (1, h // 14, w // 14) == grid
@@ -125,6 +127,7 @@ def test_worked_token_counts(size):
 @pytest.mark.parametrize("size", sorted(ex.SMART_RESIZE_RELEASED))
 def test_smart_resize_worked_values(size):
     from vitspec.reference.resize import smart_resize
+
     assert smart_resize(*size, min_pixels=3136, max_pixels=12845056) == ex.SMART_RESIZE_RELEASED[size]
     if size in ex.SMART_RESIZE_HF_DEFAULT:
         assert smart_resize(*size, min_pixels=3136, max_pixels=1003520) == ex.SMART_RESIZE_HF_DEFAULT[size]
@@ -155,5 +158,6 @@ def test_released_config_and_discrepancies():
     assert "patch layout" in recorded
     # 151646 cannot be an embedding size: the image pad id lies beyond it
     from vitspec.spec.configs import IMAGE_PAD_ID
+
     assert IMAGE_PAD_ID >= DOCUMENT_TABLE["vocab_size"]["7B"]
     assert all(IMAGE_PAD_ID < RELEASED_TABLE["vocab_size"][m] for m in MODELS)

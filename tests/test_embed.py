@@ -2,6 +2,7 @@
 a 2-D conv with kernel = stride = p is patchify + projection, the Conv3d is one matmul, a still image is a 2-D
 conv with the temporally summed kernel, and the document's 588-value layout is the model's after the stated
 permutation. Each invariant has a negative control."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,18 @@ def embed_weight(seed: int, hidden: int) -> np.ndarray:
 def test_patch_embed_matches_reference(stage, target, rows, hidden, seed):
     dtype = target_dtype(target)
     x, w = S.pixel_values(seed, [(1, 1, rows)]), embed_weight(seed + 1, hidden)
-    assert_close("patch_embed", stage("patch_embed")(x, w), ref_embed.patch_embed(x, w), K=1176,
-                 magnitude=tolerance.terms(x, w.reshape(hidden, -1)), dtype=dtype,
-                 baseline=lambda: baseline.patch_embed(x, w, dtype), rows=rows, hidden=hidden, seed=seed)
+    assert_close(
+        "patch_embed",
+        stage("patch_embed")(x, w),
+        ref_embed.patch_embed(x, w),
+        K=1176,
+        magnitude=tolerance.terms(x, w.reshape(hidden, -1)),
+        dtype=dtype,
+        baseline=lambda: baseline.patch_embed(x, w, dtype),
+        rows=rows,
+        hidden=hidden,
+        seed=seed,
+    )
 
 
 def check_conv_is_patch_projection(patchify2d, image, kernel, p: int) -> None:
@@ -34,8 +44,11 @@ def check_conv_is_patch_projection(patchify2d, image, kernel, p: int) -> None:
     conv = toy.conv2d(image, kernel, stride=p).reshape(-1)
     projected = toy.linear(patchify2d(image, p), kernel.reshape(-1, 1))[:, 0]
     if conv.shape != projected.shape or not np.allclose(conv, projected, rtol=1e-12, atol=1e-12):
-        fail("patch_embed", "conv2d with kernel = stride = p differs from patchify + projection",
-             dict(image=image.shape, p=p))
+        fail(
+            "patch_embed",
+            "conv2d with kernel = stride = p differs from patchify + projection",
+            dict(image=image.shape, p=p),
+        )
 
 
 @pytest.mark.conformance
@@ -60,7 +73,10 @@ def check_conv3d_is_matmul(matmul, x, w) -> None:
     """CONV3D-MATMUL: the Conv3d with kernel = stride on x.view(-1, C, T, P, P) equals x @ W.reshape(D, -1).T."""
     conv = F.conv3d(torch.from_numpy(x).view(-1, 3, 2, 14, 14), torch.from_numpy(w), stride=(2, 14, 14))
     conv = conv.view(x.shape[0], -1).numpy()
-    for name, got in (("vitspec.reference.embed.patch_embed_conv", ref_embed.patch_embed_conv(x, w)), ("matmul", matmul(x, w))):
+    for name, got in (
+        ("vitspec.reference.embed.patch_embed_conv", ref_embed.patch_embed_conv(x, w)),
+        ("matmul", matmul(x, w)),
+    ):
         if not np.allclose(got, conv, rtol=1e-12, atol=1e-12):
             fail("patch_embed", f"{name} differs from torch's Conv3d (kernel = stride)", dict(rows=x.shape[0]))
 
@@ -94,10 +110,18 @@ def check_still_image_is_2d_conv(patch_embed, seed, h, w, hidden, dtype) -> None
     weight = embed_weight(seed + 1, hidden)
     conv2d = F.conv2d(torch.from_numpy(frame)[None], torch.from_numpy(weight.sum(axis=2)), stride=14)[0].numpy()
     expected = conv2d[:, pos[:, 0], pos[:, 1]].T
-    assert_close("patch_embed", patch_embed(rows, weight), expected, K=1176,
-                 magnitude=tolerance.terms(rows, weight.reshape(hidden, -1)), dtype=dtype,
-                 baseline=lambda: baseline.patch_embed(rows, weight, dtype), check="still image = 2-D conv",
-                 grid_thw=[(1, h, w)], seed=seed)
+    assert_close(
+        "patch_embed",
+        patch_embed(rows, weight),
+        expected,
+        K=1176,
+        magnitude=tolerance.terms(rows, weight.reshape(hidden, -1)),
+        dtype=dtype,
+        baseline=lambda: baseline.patch_embed(rows, weight, dtype),
+        check="still image = 2-D conv",
+        grid_thw=[(1, h, w)],
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("patch_embed")
@@ -109,8 +133,9 @@ def test_still_image_is_2d_conv_with_summed_kernel(stage, target, seed, ch, cw):
 @pytest.mark.negative_control
 @pytest.mark.stage("patch_embed")
 def test_still_image_check_rejects_one_temporal_slice():
-    one_slice = lambda x, w: 2 * x.reshape(-1, 3, 2, 196)[:, :, 0].reshape(len(x), -1) @ \
-        w[:, :, 0].reshape(len(w), -1).T  # noqa: E731  "conv kernel reduced to one temporal slice"
+    one_slice = lambda x, w: (
+        2 * x.reshape(-1, 3, 2, 196)[:, :, 0].reshape(len(x), -1) @ w[:, :, 0].reshape(len(w), -1).T
+    )  # noqa: E731  "conv kernel reduced to one temporal slice"
     check_still_image_is_2d_conv(ref_embed.patch_embed, 0, 2, 4, 32, "float32")
     with pytest.raises(AssertionError, match="exceeds the tolerance"):
         check_still_image_is_2d_conv(one_slice, 0, 2, 4, 32, "float32")
@@ -127,16 +152,25 @@ def check_document_layout(perm, patch_embed, seed, h, w, dtype) -> None:
         fail("patch_embed", "document row [perm] differs from the model row's first frame", dict(grid_thw=[(1, h, w)]))
     weight = embed_weight(seed + 1, 32)
     projected = doc_for_rows @ ref_patchify.still_image_kernel_as_document(weight).T
-    assert_close("patch_embed", patch_embed(rows, weight), projected, K=1176,
-                 magnitude=tolerance.terms(rows, weight.reshape(32, -1)), dtype=dtype,
-                 baseline=lambda: baseline.patch_embed(rows, weight, dtype), check="588 layout", seed=seed)
+    assert_close(
+        "patch_embed",
+        patch_embed(rows, weight),
+        projected,
+        K=1176,
+        magnitude=tolerance.terms(rows, weight.reshape(32, -1)),
+        dtype=dtype,
+        baseline=lambda: baseline.patch_embed(rows, weight, dtype),
+        check="588 layout",
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("patch_embed")
 @given(S.seeds, st.integers(1, 2), st.integers(1, 3))
 def test_document_588_layout_is_the_model_layout(stage, target, seed, ch, cw):
-    check_document_layout(ref_patchify.document_to_model_columns(), stage("patch_embed"), seed, 2 * ch, 2 * cw,
-                          target_dtype(target))
+    check_document_layout(
+        ref_patchify.document_to_model_columns(), stage("patch_embed"), seed, 2 * ch, 2 * cw, target_dtype(target)
+    )
 
 
 @pytest.mark.negative_control

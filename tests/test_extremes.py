@@ -6,6 +6,7 @@ The heavy checks run with VITSPEC_SLOW=1; the default run keeps light versions o
 a fresh process (``python -m vitspec.tests.test_extremes SPEC SIDE ...``): the resident-set high-water mark is reset
 (/proc/self/clear_refs) after the inputs exist, so the figure is what the block call itself adds.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,15 @@ def assert_same_preprocessing(target, images, what: str) -> None:
     assert_index_equal("preprocess", got_grid, ref_grid, images=what)
     got, dtype = to_numpy(got_pixels), target_dtype(target)
     if got.shape != ref_pixels.shape or not np.all(np.abs(got - ref_pixels) <= pixel_bound(ref_pixels, dtype)):
-        fail("preprocess", "pixel_values differ from the reference", {"images": what},
-             [f"shape {got.shape} vs {ref_pixels.shape}", f"max |diff| {np.max(np.abs(got - ref_pixels)):.3g}"
-              if got.shape == ref_pixels.shape else ""])
+        fail(
+            "preprocess",
+            "pixel_values differ from the reference",
+            {"images": what},
+            [
+                f"shape {got.shape} vs {ref_pixels.shape}",
+                f"max |diff| {np.max(np.abs(got - ref_pixels)):.3g}" if got.shape == ref_pixels.shape else "",
+            ],
+        )
 
 
 @pytest.mark.stage("smart_resize")
@@ -62,8 +69,10 @@ def test_smart_resize_sides_1_to_27(target, variant, max_pixels):
     require_variant(target, variant)
     for h in range(1, 28):
         for w in range(1, 28):
-            got, ref = tuple(target.smart_resize(h, w, 28, 3136, max_pixels, variant)), \
-                reference.TARGET.smart_resize(h, w, 28, 3136, max_pixels, variant)
+            got, ref = (
+                tuple(target.smart_resize(h, w, 28, 3136, max_pixels, variant)),
+                reference.TARGET.smart_resize(h, w, 28, 3136, max_pixels, variant),
+            )
             assert got == ref, f"smart_resize({h}, {w}, max_pixels={max_pixels}, variant={variant!r}): {got} != {ref}"
             assert variant == "qvu" or min(got) >= 28, (h, w, got)
 
@@ -72,8 +81,13 @@ def test_smart_resize_sides_1_to_27(target, variant, max_pixels):
 @pytest.mark.parametrize("family", ["s x s", "1 x s", "s x 1", "s x 27", "video 3 x s x (28 - s)"])
 def test_preprocess_sides_1_to_27(target, family):
     rng = np.random.default_rng(len(family))
-    shape = {"s x s": lambda s: (s, s), "1 x s": lambda s: (1, s), "s x 1": lambda s: (s, 1),
-             "s x 27": lambda s: (s, 27), "video 3 x s x (28 - s)": lambda s: (3, s, 28 - s)}[family]
+    shape = {
+        "s x s": lambda s: (s, s),
+        "1 x s": lambda s: (1, s),
+        "s x 1": lambda s: (s, 1),
+        "s x 27": lambda s: (s, 27),
+        "video 3 x s x (28 - s)": lambda s: (3, s, 28 - s),
+    }[family]
     images = [rng.integers(0, 256, shape(s) + (3,), dtype=np.uint8) for s in range(1, 28)]
     assert_same_preprocessing(target, images, f"27 images {family}, s = 1..27")
 
@@ -84,8 +98,9 @@ def test_aspect_ratio_exactly_200(target):
     for h, w in sizes:
         assert tuple(target.smart_resize(h, w)) == reference.TARGET.smart_resize(h, w), (h, w)
     rng = np.random.default_rng(200)
-    assert_same_preprocessing(target, [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes],
-                              f"aspect ratio 200: {sizes}")
+    assert_same_preprocessing(
+        target, [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes], f"aspect ratio 200: {sizes}"
+    )
 
 
 @pytest.mark.stage("smart_resize", "rotary_position_ids", "window_index", "cu_seqlens", "num_image_tokens")
@@ -109,7 +124,7 @@ def expected_rows(image: np.ndarray, rows) -> np.ndarray:
     out = []
     for r in rows:
         _, y, x = patch_row_origin(int(r), image.shape[0] // P, image.shape[1] // P)
-        patch = normalize(rescale(image[y * P:(y + 1) * P, x * P:(x + 1) * P]))  # (P, P, C)
+        patch = normalize(rescale(image[y * P : (y + 1) * P, x * P : (x + 1) * P]))  # (P, P, C)
         out.append(np.repeat(patch.transpose(2, 0, 1)[:, None], T, axis=1).reshape(-1))  # (C, T, P, P)
     return np.array(out)
 
@@ -138,6 +153,7 @@ def test_largest_image_preprocess_full(target):
 
 # --- peak memory of a full-width window block ------------------------------------------------------------------
 
+
 def block_inputs(side: int, hidden: int, heads: int, inter: int, seed: int = 0):
     """x (window order), params of one block, cu_window_seqlens and the reference's rotary angles (window order) for
     grid 1 x side x side (float64)."""
@@ -146,13 +162,24 @@ def block_inputs(side: int, hidden: int, heads: int, inter: int, seed: int = 0):
     index, cu = reference.TARGET.window_index(grid)
     pos = permute_groups(reference.TARGET.rotary_position_ids(grid), index)
     angles = ref_rope.rotary_angles(pos, hidden // heads)
-    shapes = {"norm1.weight": (hidden,), "norm2.weight": (hidden,), "attn.qkv.weight": (3 * hidden, hidden),
-              "attn.qkv.bias": (3 * hidden,), "attn.proj.weight": (hidden, hidden), "attn.proj.bias": (hidden,),
-              "mlp.gate_proj.weight": (inter, hidden), "mlp.gate_proj.bias": (inter,), "mlp.up_proj.weight":
-              (inter, hidden), "mlp.up_proj.bias": (inter,), "mlp.down_proj.weight": (hidden, inter),
-              "mlp.down_proj.bias": (hidden,)}
-    params = {k: (1.0 if k.startswith("norm") else 0.0) + rng.standard_normal(s) / np.sqrt(s[-1] if len(s) > 1 else 50)
-              for k, s in shapes.items()}
+    shapes = {
+        "norm1.weight": (hidden,),
+        "norm2.weight": (hidden,),
+        "attn.qkv.weight": (3 * hidden, hidden),
+        "attn.qkv.bias": (3 * hidden,),
+        "attn.proj.weight": (hidden, hidden),
+        "attn.proj.bias": (hidden,),
+        "mlp.gate_proj.weight": (inter, hidden),
+        "mlp.gate_proj.bias": (inter,),
+        "mlp.up_proj.weight": (inter, hidden),
+        "mlp.up_proj.bias": (inter,),
+        "mlp.down_proj.weight": (hidden, inter),
+        "mlp.down_proj.bias": (hidden,),
+    }
+    params = {
+        k: (1.0 if k.startswith("norm") else 0.0) + rng.standard_normal(s) / np.sqrt(s[-1] if len(s) > 1 else 50)
+        for k, s in shapes.items()
+    }
     return rng.standard_normal((side * side, hidden)), params, cu, angles
 
 
@@ -160,12 +187,16 @@ def dense_mask_block(x, params, cu, angles, heads):
     """Planted memory bug: the same block with attention over all tokens under an N x N segment mask."""
     import torch
     import torch.nn.functional as F
+
     cos, sin = as_form(angles, "cos_sin")
     t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in params.items()}
     x, cos, sin = (torch.as_tensor(a, dtype=torch.float32) for a in (x, cos, sin))
     N, D = x.shape
-    q, k, v = F.linear(F.rms_norm(x, (D,), t["norm1.weight"], 1e-6), t["attn.qkv.weight"], t["attn.qkv.bias"]) \
-        .view(N, 3, heads, D // heads).unbind(1)
+    q, k, v = (
+        F.linear(F.rms_norm(x, (D,), t["norm1.weight"], 1e-6), t["attn.qkv.weight"], t["attn.qkv.bias"])
+        .view(N, 3, heads, D // heads)
+        .unbind(1)
+    )
     half = D // heads // 2
     rope = lambda a: a * cos[:, None] + torch.cat([-a[..., half:], a[..., :half]], -1) * sin[:, None]  # noqa: E731
     segment = torch.repeat_interleave(torch.arange(len(cu) - 1), torch.as_tensor(np.diff(cu)))
@@ -178,15 +209,20 @@ def dense_mask_block(x, params, cu, angles, heads):
 
 
 def _rss() -> dict:
-    return {k: int(v.split()[0]) * 1024 for k, v in (line.split(":", 1) for line in open("/proc/self/status"))
-            if k in ("VmRSS", "VmHWM")}
+    return {
+        k: int(v.split()[0]) * 1024
+        for k, v in (line.split(":", 1) for line in open("/proc/self/status"))
+        if k in ("VmRSS", "VmHWM")
+    }
 
 
-def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: str | None = None,
-            check: int = 3) -> dict:
+def measure(
+    spec: str, side: int, hidden: int, heads: int, inter: int, dtype: str | None = None, check: int = 3
+) -> dict:
     """Run one window block in this process; peak memory it adds, seconds, and the normalized error of `check`
     windows (first, middle, last) against the float64 reference block on those windows alone."""
     from vitspec.spec.protocol import load_target
+
     x, params, cu, angles = block_inputs(side, hidden, heads, inter)
     if spec == "dense":
         block, form = dense_mask_block, (lambda a: a)
@@ -195,7 +231,9 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
         target = target.with_options(dtype=dtype) if dtype else target
         block, form = target.vision_block, (lambda a: rotary_for(target, a))
     wx, wparams, wcu, wangles = block_inputs(8, hidden, heads, inter, seed=1)
-    block(wx, wparams, wcu, form(wangles), heads)  # library pages and thread pools are loaded on first use: keep them out of the figure
+    block(
+        wx, wparams, wcu, form(wangles), heads
+    )  # library pages and thread pools are loaded on first use: keep them out of the figure
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current RSS
@@ -213,19 +251,29 @@ def measure(spec: str, side: int, hidden: int, heads: int, inter: int, dtype: st
         a, b = int(cu[w]), int(cu[w + 1])
         ref = reference.TARGET.vision_block(x[a:b], params, np.array([0, b - a]), rotary_rows(ref_rotary, a, b), heads)
         worst = max(worst, float(tolerance.normalized_error(out[a:b], ref, K, tolerance.row_rms(ref), "float32").max()))
-    return {"patches": side * side, "extra_bytes": peak - base, "base_bytes": base, "seconds": seconds,
-            "max_error": worst, "allowed": tolerance.allowed("vision_block", "float32", K=K), "method": method}
+    return {
+        "patches": side * side,
+        "extra_bytes": peak - base,
+        "base_bytes": base,
+        "seconds": seconds,
+        "max_error": worst,
+        "allowed": tolerance.allowed("vision_block", "float32", K=K),
+        "method": method,
+    }
 
 
 def measured(spec: str, sides, width=FULL_WIDTH, check: int = 3, parallel: bool = True) -> list[dict]:
     """measure() for each side, each in a fresh process (torch's allocator state and earlier peaks do not carry
     over); side by side when `parallel` (each figure is its own process's resident set; seconds then overlap)."""
+
     def start(side):
-        return subproc.popen(subproc.python("-m", "vitspec.tests.test_extremes", spec, side, *width,
-                                            RUN.get("dtype") or "", check))
+        return subproc.popen(
+            subproc.python("-m", "vitspec.tests.test_extremes", spec, side, *width, RUN.get("dtype") or "", check)
+        )
+
     procs = [start(side) for side in sides] if parallel else []
     outputs = [p.communicate(timeout=1800) for p in procs] if parallel else []
-    for side in ([] if parallel else sides):
+    for side in [] if parallel else sides:
         procs.append(start(side))
         outputs.append(procs[-1].communicate(timeout=1800))
     for p, (_, err) in zip(procs, outputs):
@@ -239,8 +287,10 @@ def growth(figures: list[dict]) -> list[float]:
 
 
 def report(figures) -> str:
-    return "; ".join(f"N={f['patches']}: +{f['extra_bytes'] / 2**20:.0f} MiB, {f['seconds']:.1f} s, "
-                     f"error {f['max_error']:.2g}" for f in figures)
+    return "; ".join(
+        f"N={f['patches']}: +{f['extra_bytes'] / 2**20:.0f} MiB, {f['seconds']:.1f} s, error {f['max_error']:.2g}"
+        for f in figures
+    )
 
 
 def require_cpu_target(target):

@@ -1,5 +1,6 @@
 """The invariant catalogue (spec/invariants.py) against the suite: every invariant is checked by at least one
 test and has at least one negative control, as found by reading the test files."""
+
 from __future__ import annotations
 
 import pytest

@@ -12,6 +12,7 @@ is imported, so nothing runs):
 Every import statement counts, also those inside functions. Each rule is its own test, and a failure lists the
 offending imports as file:line.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,28 +24,55 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout, or the installed 
 SUITE = Path(__file__).resolve().parent
 LAYERS = ("spec", "reference", "impl", "suite", "tool")
 SUBPACKAGES = {"spec": "spec", "reference": "reference", "impl": "impl", "tests": "suite"}
-ALLOWED = {"spec": {"spec"}, "reference": {"spec", "reference"}, "impl": {"spec", "impl"},
-           "suite": {"spec", "reference", "impl", "suite"}, "tool": set(LAYERS)}
+ALLOWED = {
+    "spec": {"spec"},
+    "reference": {"spec", "reference"},
+    "impl": {"spec", "impl"},
+    "suite": {"spec", "reference", "impl", "suite"},
+    "tool": set(LAYERS),
+}
 # the suite's files that test the tool, and so may import it
-TOOL_TESTS = {"test_cli", "test_cli_arguments", "test_mutants", "test_specmd", "test_plot", "test_ports", "test_adapter_tour",
-              "test_upstream_hf", "test_invariants_catalogue", "test_verify", "test_adapter_hf", "test_adapter_mlx_vlm",
-              "test_adapter_vllm", "test_adapter_llama_cpp"}
+TOOL_TESTS = {
+    "test_cli",
+    "test_cli_arguments",
+    "test_mutants",
+    "test_specmd",
+    "test_plot",
+    "test_ports",
+    "test_adapter_tour",
+    "test_upstream_hf",
+    "test_invariants_catalogue",
+    "test_verify",
+    "test_adapter_hf",
+    "test_adapter_mlx_vlm",
+    "test_adapter_vllm",
+    "test_adapter_llama_cpp",
+}
 
 
 def source_folders() -> dict[str, Path]:
     """{layer: folder} in this layout: the checkout's top-level folders, or the installed package's subpackages."""
     if (ROOT / "pyproject.toml").is_file():  # a checkout: spec/, reference/, impl/, tests/ beside vitspec/
-        return {"spec": ROOT / "spec", "reference": ROOT / "reference", "impl": ROOT / "impl", "suite": SUITE,
-                "tool": ROOT / "vitspec"}
-    return {"spec": ROOT / "spec", "reference": ROOT / "reference", "impl": ROOT / "impl", "suite": SUITE,
-            "tool": ROOT}
+        return {
+            "spec": ROOT / "spec",
+            "reference": ROOT / "reference",
+            "impl": ROOT / "impl",
+            "suite": SUITE,
+            "tool": ROOT / "vitspec",
+        }
+    return {"spec": ROOT / "spec", "reference": ROOT / "reference", "impl": ROOT / "impl", "suite": SUITE, "tool": ROOT}
 
 
 def modules() -> list[tuple[str, str, Path]]:
     """(layer, dotted module name, path) of every module of the five layers."""
     folders = source_folders()
-    prefix = {"spec": "vitspec.spec", "reference": "vitspec.reference", "impl": "vitspec.impl",
-              "suite": "vitspec.tests", "tool": "vitspec"}
+    prefix = {
+        "spec": "vitspec.spec",
+        "reference": "vitspec.reference",
+        "impl": "vitspec.impl",
+        "suite": "vitspec.tests",
+        "tool": "vitspec",
+    }
     inner = {p.resolve() for layer, p in folders.items() if layer != "tool"}
     out = []
     for layer, folder in folders.items():
@@ -80,7 +108,7 @@ def imports(source: str, module: str, is_package: bool = False) -> list[tuple[in
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")
-                anchor = anchor[:len(anchor) - (node.level - 1)]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join(anchor + ([base] if base else []))
             out.append((node.lineno, base))  # and each name, which may be a submodule
             out += [(node.lineno, f"{base}.{alias.name}") for alias in node.names if alias.name != "*"]
@@ -150,6 +178,7 @@ def cycles(graph: dict[tuple[str, str], list]) -> list[list[str]]:
                 found.append(path + [start])
             elif nxt not in path and nxt > start:
                 walk(start, nxt, path + [nxt])
+
     for start in sorted(succ):
         walk(start, start, [start])
     return found
@@ -192,25 +221,38 @@ def test_no_cycles_between_packages():
     assert ("vitspec.tests", "vitspec.reference") in graph and ("vitspec", "vitspec.tests") in graph, sorted(graph)
     found = cycles(graph)
     assert not found, "import cycles between packages: " + "; ".join(
-        " -> ".join(c) + " (" + "; ".join(graph[(a, b)][0] for a, b in zip(c, c[1:])) + ")" for c in found)
+        " -> ".join(c) + " (" + "; ".join(graph[(a, b)][0] for a, b in zip(c, c[1:])) + ")" for c in found
+    )
 
 
 def test_every_layer_is_scanned():
     found = {layer: [m for lay, m, _ in modules() if lay == layer] for layer in LAYERS}
     assert all(found.values()), {k: len(v) for k, v in found.items()}
-    for name in ("vitspec.spec.protocol", "vitspec.reference.rope", "vitspec.impl.tower", "vitspec.tests.plugin",
-                 "vitspec.verify", "vitspec.cli"):
+    for name in (
+        "vitspec.spec.protocol",
+        "vitspec.reference.rope",
+        "vitspec.impl.tower",
+        "vitspec.tests.plugin",
+        "vitspec.verify",
+        "vitspec.cli",
+    ):
         assert name in {m for ms in found.values() for m in ms}, name
 
 
 # --- negative controls: planted module texts ------------------------------------------------------------------
 
 PLANTED = {
-    "spec": ("vitspec.spec.planted", "import numpy\nfrom vitspec.reference.rope import inv_freq\n",
-             "imports vitspec.reference.rope (reference)"),
+    "spec": (
+        "vitspec.spec.planted",
+        "import numpy\nfrom vitspec.reference.rope import inv_freq\n",
+        "imports vitspec.reference.rope (reference)",
+    ),
     "reference": ("vitspec.reference.planted", "from ..impl import rope\n", "imports vitspec.impl (impl)"),
-    "impl": ("vitspec.impl.planted", "def f():\n    from vitspec import reference\n",
-             "imports vitspec.reference (reference)"),
+    "impl": (
+        "vitspec.impl.planted",
+        "def f():\n    from vitspec import reference\n",
+        "imports vitspec.reference (reference)",
+    ),
     "suite": ("vitspec.tests.test_planted", "from vitspec.cli import main\n", "imports vitspec.cli (tool)"),
 }
 
@@ -235,8 +277,13 @@ def test_planted_tool_import_in_a_tool_test_is_allowed_and_elsewhere_not():
 
 @pytest.mark.negative_control
 def test_planted_cycle_is_reported():
-    graph = {("reference", "spec"): ["a"], ("impl", "reference"): ["b"], ("reference", "impl"): ["c"],
-             ("tool", "impl"): ["d"], ("tool", "tool.mutants"): ["e"]}
+    graph = {
+        ("reference", "spec"): ["a"],
+        ("impl", "reference"): ["b"],
+        ("reference", "impl"): ["c"],
+        ("tool", "impl"): ["d"],
+        ("tool", "tool.mutants"): ["e"],
+    }
     assert cycles(graph) == [["impl", "reference", "impl"]]
     del graph[("reference", "impl")]
     assert cycles(graph) == []

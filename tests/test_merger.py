@@ -1,5 +1,6 @@
 """The patch merger (SPEC-NOTES §3): against the reference under the tolerance model, and locality (each output
 token depends on exactly the 4 rows of its 2×2 block), with negative controls for both."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,16 +18,32 @@ EPS = 1e-6
 
 def check_merger_matches(merger, x, params, dtype: str, **context) -> None:
     ref = ref_merger.merger(x, params, 2, EPS)
-    assert_close("merger", merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=tolerance.row_rms(ref), dtype=dtype,
-                 baseline=lambda: baseline.merger(x, params, 2, EPS, dtype), **context)
+    assert_close(
+        "merger",
+        merger(x, params, 2, EPS),
+        ref,
+        K=4 * x.shape[1],
+        magnitude=tolerance.row_rms(ref),
+        dtype=dtype,
+        baseline=lambda: baseline.merger(x, params, 2, EPS, dtype),
+        **context,
+    )
 
 
 @pytest.mark.stage("merger")
 @given(S.configs(max_depth=2), st.integers(1, 30), S.seeds, st.sampled_from([1.0, 0.01, 10.0]))
 def test_merger_matches_reference(stage, target, config, cells, seed, scale):
     x, params = merger_problem(config, seed, cells, scale)
-    check_merger_matches(stage("merger"), x, params, target_dtype(target), cells=cells, seed=seed, scale=scale,
-                         hidden=config["hidden_size"])
+    check_merger_matches(
+        stage("merger"),
+        x,
+        params,
+        target_dtype(target),
+        cells=cells,
+        seed=seed,
+        scale=scale,
+        hidden=config["hidden_size"],
+    )
 
 
 @pytest.mark.negative_control
@@ -49,8 +66,12 @@ def check_merger_locality(merger, x, params, dtype: str) -> None:
         after = to_numpy(merger(x2, params, 2, EPS))
         moved = np.max(np.abs(after - before), axis=1) > noise * np.maximum(tolerance.row_rms(before)[:, 0], 1e-30)
         if moved.tolist() != [j == r // 4 for j in range(len(before))]:
-            fail("merger", f"perturbing patch row {r} moved output tokens {np.flatnonzero(moved).tolist()}, "
-                           f"expected only token {r // 4}", dict(rows=x.shape[0], dtype=dtype))
+            fail(
+                "merger",
+                f"perturbing patch row {r} moved output tokens {np.flatnonzero(moved).tolist()}, "
+                f"expected only token {r // 4}",
+                dict(rows=x.shape[0], dtype=dtype),
+            )
 
 
 @pytest.mark.stage("merger")

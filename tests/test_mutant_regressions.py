@@ -5,6 +5,7 @@ merge_size, window_size and temporal_patch_size arguments (every released model 
 test varies them), that each image of a prompt gets its own pad count, and that patchify's own geometry rule,
 not a later crash, refuses a bad side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,17 @@ from vitspec.spec.configs import IMAGE_PAD_ID
 
 
 @pytest.mark.stage("smart_resize")
-@pytest.mark.parametrize("size, expected", [((56, 56), (56, 56)), ((60, 52), (56, 56)), ((3584, 3584), (3584, 3584)),
-                                            ((3580, 3590), (3584, 3584)), ((1, 200), (28, 812))], ids=str)
+@pytest.mark.parametrize(
+    "size, expected",
+    [
+        ((56, 56), (56, 56)),
+        ((60, 52), (56, 56)),
+        ((3584, 3584), (3584, 3584)),
+        ((3580, 3590), (3584, 3584)),
+        ((1, 200), (28, 812)),
+    ],
+    ids=str,
+)
 def test_smart_resize_defaults_at_the_exact_pixel_limits(stage, size, expected):
     """§1.1 defaults (min 3136, max 12845056, HF): h'w' equal to a limit is inside it (neither branch runs)."""
     assert tuple(int(v) for v in stage("smart_resize")(*size)) == expected
@@ -51,10 +61,13 @@ def merge_origins(t: int, h: int, w: int, m: int) -> np.ndarray:
 
 @pytest.mark.conformance
 @pytest.mark.stage("patchify", "rotary_position_ids", "num_image_tokens", "cu_seqlens", "window_index")
-@pytest.mark.parametrize("m, grid, cu_window", [
-    (1, (2, 10, 12), [0, 64, 96, 112, 120, 184, 216, 232, 240]),  # 8x8-cell windows of a 10x12 grid, 2 frames
-    (3, (1, 12, 15), [0, 36, 72, 90, 126, 162, 180]),  # 2x2-cell windows of a 4x5 merged grid
-])
+@pytest.mark.parametrize(
+    "m, grid, cu_window",
+    [
+        (1, (2, 10, 12), [0, 64, 96, 112, 120, 184, 216, 232, 240]),  # 8x8-cell windows of a 10x12 grid, 2 frames
+        (3, (1, 12, 15), [0, 36, 72, 90, 126, 162, 180]),  # 2x2-cell windows of a 4x5 merged grid
+    ],
+)
 def test_reference_honours_merge_size(m, grid, cu_window):
     """§1.3, §3, §4 with merge_size m != 2: rows, positions, tokens, segments and windows all follow m."""
     t, h, w = grid
@@ -63,7 +76,7 @@ def test_reference_honours_merge_size(m, grid, cu_window):
     rows, got_grid = ref_patchify.patchify(frames, P, T, m)
     origins = merge_origins(t, h, w, m)
     for r, (f, y, x) in enumerate(origins):
-        patch = frames[f * T:(f + 1) * T, :, y * P:(y + 1) * P, x * P:(x + 1) * P].transpose(1, 0, 2, 3)
+        patch = frames[f * T : (f + 1) * T, :, y * P : (y + 1) * P, x * P : (x + 1) * P].transpose(1, 0, 2, 3)
         assert np.array_equal(rows[r], patch.reshape(-1)), r
     assert got_grid.tolist() == [t, h, w]
     assert np.array_equal(ref_patchify.unpatchify(rows, got_grid, 3, P, T, m), frames)
@@ -87,8 +100,9 @@ def test_expand_image_pads_gives_each_image_its_own_count():
 
 @pytest.mark.conformance
 @pytest.mark.stage("patchify")
-@pytest.mark.parametrize("shape", [(2, 3, 42, 28), (2, 3, 28, 42), (2, 3, 14, 28), (2, 3, 28, 14), (2, 3, 28, 0)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 42, 28), (2, 3, 28, 42), (2, 3, 14, 28), (2, 3, 28, 14), (2, 3, 28, 0)], ids=str
+)
 def test_reference_patchify_refuses_sides_by_its_rule(shape):
     """§1.3: a side that is not a positive multiple of 28 is refused by the geometry check itself."""
     with pytest.raises(ValueError, match="multiples of patch_size"):

@@ -5,6 +5,7 @@ unmutated as the control) and names the survivors. The fast tests make that verd
 plants, changes the output of one of its stages on a witness input (it is not an equivalent mutant), and
 leaves impl exactly as it was afterwards.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,13 @@ from vitspec.spec.configs import small_config
 from vitspec.spec.protocol import STAGE_NAMES, subdict
 from vitspec.tests.checks import RUN, to_numpy
 
-CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
-                      fullatt_block_indexes=(1,))
+CONFIG = small_config(
+    depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16, fullatt_block_indexes=(1,)
+)
 WEIGHTS = random_weights(CONFIG, seed=0)
 GRIDS = [(2, 8, 12), (1, 20, 12)]  # a video, then a non-square image larger than one window
 ROOT = Path(__file__).resolve().parent.parent
-EPS = {"float32": 2.0 ** -23, "bfloat16": 2.0 ** -7, "float16": 2.0 ** -10}
+EPS = {"float32": 2.0**-23, "bfloat16": 2.0**-7, "float16": 2.0**-10}
 
 
 def _rng(seed: int = 0) -> np.random.Generator:
@@ -57,12 +59,26 @@ def _rope_inputs():
 
 
 WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug classes show
-    "smart_resize": lambda t: [t.smart_resize(*a) for a in [(70, 280), (126, 98), (300, 40),
-                                                            (42, 1000, 28, 3136, 40000),
-                                                            (15, 3000, 28, 3136, 80000), (20, 30), (1, 200)]],
+    "smart_resize": lambda t: [
+        t.smart_resize(*a)
+        for a in [
+            (70, 280),
+            (126, 98),
+            (300, 40),
+            (42, 1000, 28, 3136, 40000),
+            (15, 3000, 28, 3136, 80000),
+            (20, 30),
+            (1, 200),
+        ]
+    ],
     "resize": lambda t: [t.resize(_image(93, 13), 31, 7), t.resize(_image(50, 60), 20, 70)],
-    "preprocess": lambda t: t.preprocess([_image(70, 98), np.stack([_image(60, 50, s) for s in (1, 2, 3)]),
-                                          np.stack([_image(30, 40, s) for s in (4, 5)])]),
+    "preprocess": lambda t: t.preprocess(
+        [
+            _image(70, 98),
+            np.stack([_image(60, 50, s) for s in (1, 2, 3)]),
+            np.stack([_image(30, 40, s) for s in (4, 5)]),
+        ]
+    ),
     "patchify": lambda t: t.patchify(_rng(4).standard_normal((2, 3, 56, 84))),
     "patch_embed": lambda t: t.patch_embed(_rng(5).standard_normal((8, 1176)), WEIGHTS["patch_embed.proj.weight"]),
     "rotary_position_ids": lambda t: t.rotary_position_ids(GRIDS),
@@ -77,8 +93,9 @@ WITNESS = {  # stage -> f(target): its output on inputs where the spec's bug cla
     "mlp": lambda t: t.mlp(_rng(8).standard_normal((6, 32)), subdict(WEIGHTS, "blocks.0.mlp")),
     "vision_block": lambda t: t.vision_block(*_block_inputs(), CONFIG["num_heads"]),
     "merger": lambda t: t.merger(_rng(9).standard_normal((16, 32)), subdict(WEIGHTS, "merger")),
-    "vision_tower": lambda t: t.vision_tower(_rng(10).uniform(-1.8, 2.2, (sum(a * b * c for a, b, c in GRIDS), 1176)),
-                                             GRIDS, WEIGHTS, CONFIG),
+    "vision_tower": lambda t: t.vision_tower(
+        _rng(10).uniform(-1.8, 2.2, (sum(a * b * c for a, b, c in GRIDS), 1176)), GRIDS, WEIGHTS, CONFIG
+    ),
     "num_image_tokens": lambda t: t.num_image_tokens(GRIDS),
 }
 
@@ -139,16 +156,19 @@ def test_catalogue_covers_every_stage_and_is_large_enough():
 def test_mutant_changes_one_of_its_stages(name):
     """Each mutant plants and is not equivalent: some stage it claims gives another output on the witness input."""
     from vitspec.mutants import catalogue as mutant_catalogue
+
     mutant = getattr(mutant_catalogue, name)
     base = mutant.base.with_options()  # impl unmutated, same dtype
-    assert any(changed(mutant, base, s) for s in mutant.mutant.stages), \
+    assert any(changed(mutant, base, s) for s in mutant.mutant.stages), (
         f"{name} changes none of its stages {mutant.mutant.stages} on the witness inputs"
+    )
 
 
 def test_planting_leaves_impl_unchanged():
     """After every mutant has been planted and run, impl gives bit-identical outputs on every witness."""
     from vitspec.impl.target import TorchTarget
     from vitspec.mutants import catalogue as mutant_catalogue
+
     clean = TorchTarget()
     before = {s: _flat(_witness(clean, s)) for s in STAGE_NAMES}
     for m in CATALOGUE:
@@ -162,29 +182,56 @@ def test_planting_leaves_impl_unchanged():
 def test_planting_a_vanished_site_is_an_error():
     """An Edit whose text left impl raises PlantError instead of planting nothing."""
     from vitspec.mutants.plant import Mutant, PlantError, edit
-    ghost = Mutant("ghost", ("attention",), "none", "an edit whose text is not in impl",
-                   (edit("vitspec.impl.attention.attention", "text that is not there", "x"),))
+
+    ghost = Mutant(
+        "ghost",
+        ("attention",),
+        "none",
+        "an edit whose text is not in impl",
+        (edit("vitspec.impl.attention.attention", "text that is not there", "x"),),
+    )
     with pytest.raises(PlantError, match="occurs 0 times"):
         with ghost.planted():
             pass
 
 
-@pytest.mark.skipif(RUN["target"] != "vitspec.impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
-                    reason="the mutant gate measures the suite, once, with vitspec.impl:TARGET")
+@pytest.mark.skipif(
+    RUN["target"] != "vitspec.impl:TARGET" or os.environ.get("VITSPEC_SKIP_MUTANTS") == "1",
+    reason="the mutant gate measures the suite, once, with vitspec.impl:TARGET",
+)
 def test_every_mutant_is_killed(tmp_path):
     """`vitspec mutants` with the mutation profile at float32 and bfloat16 (VITSPEC_MUTANT_DTYPES=all adds the
     float16 sweep): the controls pass and no mutant survives at any dtype."""
     report = tmp_path / "mutants.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     dtypes = os.environ.get("VITSPEC_MUTANT_DTYPES", "float32,bfloat16")
-    done = subprocess.run([sys.executable, "-m", "vitspec.cli", "mutants", "--profile", "mutation", "--output", str(report),
-                           "--dtype", dtypes, "-j", str(os.cpu_count() or 1)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=3600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vitspec.cli",
+            "mutants",
+            "--profile",
+            "mutation",
+            "--output",
+            str(report),
+            "--dtype",
+            dtypes,
+            "-j",
+            str(os.cpu_count() or 1),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     assert report.exists(), f"vitspec mutants wrote no report (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(report.read_text())
     failed_controls = [f"{c['name']}: {c['failed_tests'][:3]}" for c in result["controls"] if not c["passed"]]
-    assert not failed_controls, f"impl unmutated fails tests that killed mutants, those kills mean nothing: " \
-                                f"{failed_controls}"
+    assert not failed_controls, (
+        f"impl unmutated fails tests that killed mutants, those kills mean nothing: {failed_controls}"
+    )
     survivors = [f"{m['name']} ({m['status']}: {m['detail']})" for m in result["mutants"] if not m["killed"]]
     assert not survivors, f"killed {result['killed']}/{result['total']}; not killed: " + "; ".join(survivors)
     last = done.stdout.strip().splitlines()[-1]
@@ -207,8 +254,12 @@ def test_gate_runs_every_mutant_at_float32_and_bfloat16_and_float_stages_at_floa
         else:
             assert {"float32", "bfloat16"} <= set(ran), (m.name, ran)
     assert any(j.dtype == "float16" for j in jobs) and not any(
-        j.dtype == "float16" and BY_NAME[j.mutant].dtype is None and set(BY_NAME[j.mutant].stages) <= {"window_index",
-        "cu_seqlens", "smart_resize", "num_image_tokens", "rotary_position_ids"} for j in jobs)
+        j.dtype == "float16"
+        and BY_NAME[j.mutant].dtype is None
+        and set(BY_NAME[j.mutant].stages)
+        <= {"window_index", "cu_seqlens", "smart_resize", "num_image_tokens", "rotary_position_ids"}
+        for j in jobs
+    )
     assert {j.dtype for j in gate.plan(CATALOGUE, gate.parse_dtypes("bfloat16"))} == {"bfloat16"}
     with pytest.raises(gate.UsageError):
         gate.parse_dtypes("float8")
@@ -217,6 +268,7 @@ def test_gate_runs_every_mutant_at_float32_and_bfloat16_and_float_stages_at_floa
 def test_protocol_records_name_the_catalogue_mutants():
     """spec/protocol.py's Stage.mutants lists exactly the catalogue mutants whose stages include that stage."""
     from vitspec.spec.protocol import STAGES
+
     wrong = {s.name: sorted(set(s.mutants) ^ {m.name for m in CATALOGUE if s.name in m.stages}) for s in STAGES}
     wrong = {k: v for k, v in wrong.items() if v}
     assert not wrong, f"Stage.mutants differs from the catalogue (names in only one of them): {wrong}"

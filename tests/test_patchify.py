@@ -1,6 +1,7 @@
 """Flattening frames to pixel_values (SPEC-NOTES §1.3) and the document's 588 layout (§2), bit-exact on arange
 inputs so every misplaced element is visible. Each layout check is a function that is shown to reject a
 planted bug (negative controls at the end)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,10 @@ from vitspec.reference import TARGET as REFERENCE
 from vitspec.tests.checks import to_numpy
 
 P, T, M, C = 14, 2, 2, 3
-pytestmark = [pytest.mark.stage("patchify"), pytest.mark.modules]  # vitspec.impl.patchify and vitspec.reference.patchify directly
+pytestmark = [
+    pytest.mark.stage("patchify"),
+    pytest.mark.modules,
+]  # vitspec.impl.patchify and vitspec.reference.patchify directly
 
 
 def arange_frames(frames: int, height: int, width: int) -> np.ndarray:
@@ -128,13 +132,16 @@ def test_document_row_is_588_values_pixel_major_rgb_interleaved():
 
 
 @pytest.mark.parametrize("which", IMPLEMENTATIONS)
-@pytest.mark.parametrize("bad, error", [
-    (np.zeros((3, 3, 28, 28)), ValueError),  # frames not a multiple of T
-    (np.zeros((2, 3, 28, 42)), ValueError),  # width not a multiple of 28
-    (np.zeros((2, 3, 0, 28)), ValueError),
-    (np.zeros((3, 28, 28)), ValueError),  # missing the frame axis
-    ([[1.0]], TypeError),  # not an array
-])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (np.zeros((3, 3, 28, 28)), ValueError),  # frames not a multiple of T
+        (np.zeros((2, 3, 28, 42)), ValueError),  # width not a multiple of 28
+        (np.zeros((2, 3, 0, 28)), ValueError),
+        (np.zeros((3, 28, 28)), ValueError),  # missing the frame axis
+        ([[1.0]], TypeError),  # not an array
+    ],
+)
 def test_errors(which, bad, error):
     with pytest.raises(error):
         IMPLEMENTATIONS[which][0](bad)
@@ -148,12 +155,18 @@ def test_non_integer_geometry_is_refused(which):
 
 # --- negative controls: each check above rejects a planted layout bug ---------------------------------------
 
+
 def raster_rows(frames, **kw):
     """Planted bug: patches in raster order instead of merge-block order."""
     rows, grid = rp.patchify(frames, **kw)
     _, gh, gw = (int(v) for v in grid)
-    order = [r for y in range(gh) for x in range(gw) for r in range(len(rows))
-             if rp.patch_row_origin(r, gh, gw, M)[1:] == (y, x)]
+    order = [
+        r
+        for y in range(gh)
+        for x in range(gw)
+        for r in range(len(rows))
+        if rp.patch_row_origin(r, gh, gw, M)[1:] == (y, x)
+    ]
     return rows[order], grid
 
 

@@ -1,5 +1,6 @@
 """Pixels to pixel_values (SPEC-NOTES §1.2, §1.3): the reference against HF's PIL image processor, Pillow and
 qwen-vl-utils; video frame padding; RGBA policies; the impl module against the reference."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,10 @@ from vitspec.tests.images import ATOL, PATTERNS, check_close, installed_pass_ord
 
 MEAN, STD = PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"]
 PIXEL_LIMITS = {"released": (3136, 12845056), "small max": (3136, 28 * 28 * 16)}
-pytestmark = [pytest.mark.stage("preprocess"), pytest.mark.modules]  # vitspec.impl.pixels and vitspec.reference.pixels directly
+pytestmark = [
+    pytest.mark.stage("preprocess"),
+    pytest.mark.modules,
+]  # vitspec.impl.pixels and vitspec.reference.pixels directly
 
 
 @st.composite
@@ -67,6 +71,7 @@ def check_equals_hf(preprocess, images, min_pixels, max_pixels, atol) -> None:
 
 
 # --- the reference against HF's PIL image processor ----------------------------------------------------------
+
 
 @pytest.mark.conformance
 @settings(deadline=None)
@@ -118,12 +123,13 @@ def test_hf_check_rejects_planted_bug(planted):
 
 # --- temporal pairing and video frame padding ----------------------------------------------------------------
 
+
 def check_video_padding(preprocess, frames: int) -> None:
     """PIXELS-TEMPORAL: a video of distinct frames: grid_t = ceil(F / 2), each pair holds consecutive frames, and an odd count
     is completed with the LAST frame repeated."""
     video = np.stack([make_image(f, 30, 45, "random") for f in range(frames)])
     values, grid = preprocess([video])
-    (t, gh, gw), = to_numpy(grid).tolist()
+    ((t, gh, gw),) = to_numpy(grid).tolist()
     assert t == math.ceil(frames / 2), f"grid_t {t} for {frames} frames"
     got = unpatchify(to_numpy(values), [t, gh, gw])  # (2t, C, H, W)
     expected = [rpx.preprocess([video[min(f, frames - 1)]])[0] for f in range(2 * t)]
@@ -158,7 +164,7 @@ def pad_with_first(images, **kw):
 
 def drop_odd_frame(images, **kw):
     """Planted bug: grid_t = F // 2 (the unpaired last frame dropped)."""
-    return rpx.preprocess([x[:len(x) // 2 * 2] if x.ndim == 4 and len(x) > 1 else x for x in images], **kw)
+    return rpx.preprocess([x[: len(x) // 2 * 2] if x.ndim == 4 and len(x) > 1 else x for x in images], **kw)
 
 
 @pytest.mark.negative_control
@@ -171,6 +177,7 @@ def test_video_check_rejects_planted_bug(planted):
 
 # --- RGB conversion policies --------------------------------------------------------------------------------
 
+
 def every_value_alpha_pair() -> np.ndarray:
     """A 256x256 RGBA image holding every (value, alpha) pair in R, and other values in G and B."""
     v, a = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
@@ -179,8 +186,9 @@ def every_value_alpha_pair() -> np.ndarray:
 
 def check_policy(convert, oracle, image) -> None:
     got, expected = np.asarray(convert(image)), np.asarray(oracle(image))
-    assert got.shape == expected.shape and np.array_equal(got, expected), \
+    assert got.shape == expected.shape and np.array_equal(got, expected), (
         f"{int((got != expected).sum())} values differ from the upstream conversion"
+    )
 
 
 def qvu_to_rgb(image):
@@ -198,8 +206,11 @@ def hf_convert_numpy(image):
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("oracle", [qvu_to_rgb, hf_convert_pil, hf_convert_numpy],
-                         ids=["qwen-vl-utils paste", "HF 5.x PIL alpha_composite", "HF 5.x numpy"])
+@pytest.mark.parametrize(
+    "oracle",
+    [qvu_to_rgb, hf_convert_pil, hf_convert_numpy],
+    ids=["qwen-vl-utils paste", "HF 5.x PIL alpha_composite", "HF 5.x numpy"],
+)
 def test_white_policy_equals_upstream_for_every_value_alpha_pair(oracle):
     check_policy(lambda x: rpx.to_rgb(x, "white"), oracle, every_value_alpha_pair())
 
@@ -208,8 +219,7 @@ def test_white_policy_equals_upstream_for_every_value_alpha_pair(oracle):
 def test_drop_policy_equals_pillow_convert_and_gray_is_replicated():
     Image = upstream.pillow_image()
     rgba = every_value_alpha_pair()
-    check_policy(lambda x: rpx.to_rgb(x, "drop"), lambda x: np.asarray(Image.fromarray(x, "RGBA").convert("RGB")),
-                 rgba)
+    check_policy(lambda x: rpx.to_rgb(x, "drop"), lambda x: np.asarray(Image.fromarray(x, "RGBA").convert("RGB")), rgba)
     gray = rgba[:, :, 0]
     check_policy(rpx.to_rgb, lambda x: np.asarray(Image.fromarray(x, "L").convert("RGB")), gray)
 
@@ -234,6 +244,7 @@ def test_policy_check_rejects_the_other_policy():
 
 
 # --- the impl against the reference -------------------------------------------------------------------------
+
 
 @st.composite
 def mixed_batches(draw):
@@ -268,16 +279,21 @@ def cpu_path(path: str):
 
 @pytest.mark.parametrize("path", ["native", "fallback"])
 @settings(deadline=None)
-@given(batch=mixed_batches(), limits=st.sampled_from(sorted(PIXEL_LIMITS)), as_tensor=st.booleans(),
-       T=st.sampled_from([2, 2, 1, 3]))
+@given(
+    batch=mixed_batches(),
+    limits=st.sampled_from(sorted(PIXEL_LIMITS)),
+    as_tensor=st.booleans(),
+    T=st.sampled_from([2, 2, 1, 3]),
+)
 @example(batch=[(3, 600, "random", 1, 0), (37, 53, "checkerboard", 2, 3)], limits="released", as_tensor=False, T=2)
 @example(batch=[(40, 30, "random", 1, 5), (30, 40, "gradient", 2, 0)], limits="released", as_tensor=False, T=3)
 def test_impl_preprocess_equals_reference(path, batch, limits, as_tensor, T):
     items = [make_item(*spec) for spec in batch]
     expected, expected_grid = rpx.preprocess(items, *PIXEL_LIMITS[limits], temporal_patch_size=T)
     with cpu_path(path):
-        values, grid = ipx.preprocess([torch.from_numpy(x) for x in items] if as_tensor else items,
-                                      *PIXEL_LIMITS[limits], temporal_patch_size=T)
+        values, grid = ipx.preprocess(
+            [torch.from_numpy(x) for x in items] if as_tensor else items, *PIXEL_LIMITS[limits], temporal_patch_size=T
+        )
     assert isinstance(values, torch.Tensor) and values.dtype == torch.float32 and grid.dtype == torch.int64
     assert grid.tolist() == expected_grid.tolist()
     check_close(values, expected, ATOL["float32"], "impl pixel_values")
@@ -295,6 +311,7 @@ def test_impl_preprocess_check_rejects_wrong_frame_in_slot(monkeypatch):
         image = image.clone()
         image[:, :, 3:6] = image[:, :, 0:3]
         return original(image, frames, *args)
+
     monkeypatch.setattr(ipx, "native_pixel_values", first_frame_only)
     with pytest.raises(AssertionError):
         check_close(ipx.preprocess([video])[0], expected, ATOL["float32"], "planted")
@@ -314,35 +331,46 @@ def test_impl_preprocess_full_hd_and_float64_output():
 
 # --- errors -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("preprocess", [rpx.preprocess, ipx.preprocess], ids=["reference", "impl"])
-@pytest.mark.parametrize("images, kwargs, error", [
-    ([np.zeros((28, 28, 3), np.float32)], {}, TypeError),  # not uint8
-    ([np.zeros((28, 28, 4), np.uint8)], {}, ValueError),  # RGBA: choose a to_rgb policy first
-    ([np.zeros((28, 28), np.uint8)], {}, ValueError),
-    ([np.zeros((0, 28, 28, 3), np.uint8)], {}, ValueError),  # a video without frames
-    ([], {}, ValueError),
-    (np.zeros((28, 28, 3), np.uint8), {}, TypeError),  # an array, not a list of them
-    ([np.zeros((28, 28, 3), np.uint8)], {"image_min_pixels": 3136.0}, TypeError),
-    ([np.zeros((28, 28, 3), np.uint8)], {"patch_size": "14"}, TypeError),
-    ([np.zeros((10, 2000, 3), np.uint8)], {"image_max_pixels": 40000, "variant": "qvu"}, ValueError),  # QVU side of 0
-])
+@pytest.mark.parametrize(
+    "images, kwargs, error",
+    [
+        ([np.zeros((28, 28, 3), np.float32)], {}, TypeError),  # not uint8
+        ([np.zeros((28, 28, 4), np.uint8)], {}, ValueError),  # RGBA: choose a to_rgb policy first
+        ([np.zeros((28, 28), np.uint8)], {}, ValueError),
+        ([np.zeros((0, 28, 28, 3), np.uint8)], {}, ValueError),  # a video without frames
+        ([], {}, ValueError),
+        (np.zeros((28, 28, 3), np.uint8), {}, TypeError),  # an array, not a list of them
+        ([np.zeros((28, 28, 3), np.uint8)], {"image_min_pixels": 3136.0}, TypeError),
+        ([np.zeros((28, 28, 3), np.uint8)], {"patch_size": "14"}, TypeError),
+        (
+            [np.zeros((10, 2000, 3), np.uint8)],
+            {"image_max_pixels": 40000, "variant": "qvu"},
+            ValueError,
+        ),  # QVU side of 0
+    ],
+)
 def test_preprocess_errors(preprocess, images, kwargs, error):
     with pytest.raises(error):
         preprocess(images, **kwargs)
 
 
 @pytest.mark.conformance
-@pytest.mark.parametrize("call, error", [
-    (lambda: rpx.rescale(np.array([1.0, np.nan])), ValueError),
-    (lambda: rpx.rescale(np.array([1.0]), factor=0), ValueError),
-    (lambda: rpx.normalize(np.array([[np.inf, 0.0, 0.0]])), ValueError),
-    (lambda: rpx.normalize(np.zeros((2, 4))), ValueError),  # 4 channels, 3 means
-    (lambda: rpx.normalize(np.zeros((2, 3)), std=(1.0, 0.0, 1.0)), ValueError),
-    (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.uint8), alpha="black"), ValueError),
-    (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.float64)), TypeError),
-    (lambda: rpx.to_rgb(np.zeros((2, 2, 5), np.uint8)), ValueError),
-    (lambda: rpx.temporal_frames(np.zeros((0, 2))), ValueError),
-])
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: rpx.rescale(np.array([1.0, np.nan])), ValueError),
+        (lambda: rpx.rescale(np.array([1.0]), factor=0), ValueError),
+        (lambda: rpx.normalize(np.array([[np.inf, 0.0, 0.0]])), ValueError),
+        (lambda: rpx.normalize(np.zeros((2, 4))), ValueError),  # 4 channels, 3 means
+        (lambda: rpx.normalize(np.zeros((2, 3)), std=(1.0, 0.0, 1.0)), ValueError),
+        (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.uint8), alpha="black"), ValueError),
+        (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.float64)), TypeError),
+        (lambda: rpx.to_rgb(np.zeros((2, 2, 5), np.uint8)), ValueError),
+        (lambda: rpx.temporal_frames(np.zeros((0, 2))), ValueError),
+    ],
+)
 def test_pixel_step_errors(call, error):
     with pytest.raises(error):
         call()

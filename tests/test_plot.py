@@ -8,6 +8,7 @@ s·(longest side) <= 2000, or 2000/longest when the longest side is over 2000 px
 borders are thick saturated colours outlined in white; patch and merge lines are grey, so "a saturated pixel"
 detects window borders only (over a grey or white picture) and "a white pixel" their outline (over a red one).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def plot(tmp_path, capsys, size: str, *extra) -> np.ndarray:
 
 def image_area(png: np.ndarray, height_px: int, width_px: int) -> np.ndarray:
     """The part of the PNG that shows the resized image."""
-    return png[TOP:TOP + height_px, LEFT:LEFT + width_px]
+    return png[TOP : TOP + height_px, LEFT : LEFT + width_px]
 
 
 def saturated(pixels: np.ndarray) -> np.ndarray:
@@ -66,7 +67,7 @@ def white(pixels: np.ndarray) -> np.ndarray:
 def border_hits(line: np.ndarray, edges: list[int], scale: int, detect=saturated) -> list[bool]:
     """For each edge (image px), whether a detected pixel lies within BAND PNG px of it along a scan line."""
     hot = detect(line)
-    return [bool(hot[max(0, e * scale - BAND):e * scale + BAND].any()) for e in edges]
+    return [bool(hot[max(0, e * scale - BAND) : e * scale + BAND].any()) for e in edges]
 
 
 def only_at(line: np.ndarray, edges: list[int], scale: int, detect=saturated) -> bool:
@@ -101,9 +102,9 @@ def test_window_borders_where_the_reference_puts_them_336x476(tmp_path, capsys):
 def test_partial_window_is_drawn_smaller(tmp_path, capsys):
     row = saturated(image_area(plot(tmp_path, capsys, "336x476"), 336 * 4, 476 * 4)[OFFSET * 4])
     # the last window spans image px 448..476: its border pixels sit 112 PNG px apart, the full windows' 448
-    right = np.flatnonzero(row[448 * 4 - BAND:])
+    right = np.flatnonzero(row[448 * 4 - BAND :])
     assert right.size and (right.max() - right.min()) > 28 * 4 - 2 * BAND
-    assert not row[448 * 4 + BAND:476 * 4 - BAND].any()
+    assert not row[448 * 4 + BAND : 476 * 4 - BAND].any()
 
 
 def test_axes_in_pixels_and_patches(tmp_path, capsys):
@@ -115,11 +116,15 @@ def test_axes_in_pixels_and_patches(tmp_path, capsys):
     assert np.flatnonzero(below.max(axis=-1) < 128).tolist() == [LEFT + 56 * k * s for k in range(9)]
     above = png[TOP - 2, :]  # the patch axis' tick marks (its labels are higher)
     assert {LEFT + 56 * k * s for k in range(9)} <= set(np.flatnonzero(above.max(axis=-1) < 128).tolist())
-    left = png[TOP:TOP + h, LEFT - 2]
+    left = png[TOP : TOP + h, LEFT - 2]
     assert np.flatnonzero(left.max(axis=-1) < 128).tolist() == [28 * k * s for k in range(12)]
     # tick labels: dark text in each band beside the image
-    for band in (png[TOP + h + 8:TOP + h + 40, LEFT:LEFT + w], png[40:TOP - 8, LEFT:LEFT + w],
-                 png[TOP:TOP + h, :LEFT - 8], png[TOP:TOP + h, LEFT + w + 8:]):
+    for band in (
+        png[TOP + h + 8 : TOP + h + 40, LEFT : LEFT + w],
+        png[40 : TOP - 8, LEFT : LEFT + w],
+        png[TOP : TOP + h, : LEFT - 8],
+        png[TOP : TOP + h, LEFT + w + 8 :],
+    ):
         assert (band.max(axis=-1) < 100).any()
 
 
@@ -128,11 +133,12 @@ def test_legend_names_the_line_styles(tmp_path, capsys):
     legend = png[-32:]
     # the window sample is a saturated line outlined in white; the patch and merge samples and the text are grey/dark
     assert saturated(legend).any() and (legend.max(axis=-1) < 100).any()
-    grey = (np.abs(legend - 0xb0).max(axis=-1) <= 8)  # the patch line colour #b0b0b0
+    grey = np.abs(legend - 0xB0).max(axis=-1) <= 8  # the patch line colour #b0b0b0
     assert grey.any()
     import matplotlib.figure
 
     from vitspec.plot import plot_explain  # the legend's labels, as matplotlib holds them
+
     seen = []
     real = matplotlib.figure.Figure.legend
 
@@ -142,8 +148,16 @@ def test_legend_names_the_line_styles(tmp_path, capsys):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(matplotlib.figure.Figure, "legend", spy)
-        d = {"height": 56, "width": 56, "frames": 1, "resized_height": 56, "resized_width": 56,
-             "grid_thw": [1, 4, 4], "num_tokens": 4, "num_windows": 1}
+        d = {
+            "height": 56,
+            "width": 56,
+            "frames": 1,
+            "resized_height": 56,
+            "resized_width": 56,
+            "grid_thw": [1, 4, 4],
+            "num_tokens": 4,
+            "num_windows": 1,
+        }
         plot_explain(d, str(tmp_path / "spy.png"))
     assert [label.split(" (")[0] for label in seen] == ["patch", "2×2 merge group", "window"]
 
@@ -158,14 +172,23 @@ def test_small_image_keeps_minimum_width(tmp_path, capsys):
     png = plot(tmp_path, capsys, "56x56")
     # 56 → s = 8 (8·56 = 448); 64 + 448 + 48 = 560 < 760: widened for the title and legend, blank on the right
     assert png.shape == (TOP + 448 + BELOW, 760, 3)
-    assert (png[TOP:TOP + 448, LEFT + 448 + RIGHT:] == 255).all()
+    assert (png[TOP : TOP + 448, LEFT + 448 + RIGHT :] == 255).all()
     assert (png[:40] < 128).any()  # the title text
 
 
 def test_title_states_the_counts():
     from vitspec.plot import title_text
-    d = {"height": 1080, "width": 1920, "frames": 1, "resized_height": 1092, "resized_width": 1932,
-         "grid_thw": [1, 78, 138], "num_tokens": 2691, "num_windows": 180}
+
+    d = {
+        "height": 1080,
+        "width": 1920,
+        "frames": 1,
+        "resized_height": 1092,
+        "resized_width": 1932,
+        "grid_thw": [1, 78, 138],
+        "num_tokens": 2691,
+        "num_windows": 180,
+    }
     assert title_text(d) == "1080×1920 → 1092×1932: grid [1, 78, 138], 2691 tokens, 180 windows"
 
 
@@ -216,6 +239,7 @@ def test_image_alone_is_enough(tmp_path, capsys, monkeypatch):
     assert "300×470" in out and f"wrote {written}" in out
     assert main(["explain", "--image", str(picture), "--json"]) == 0
     import json
+
     d = json.loads(capsys.readouterr().out)
     assert (d["height"], d["width"], d["resized_height"], d["resized_width"]) == (300, 470, 308, 476)
     assert d["plot"] == str(written)

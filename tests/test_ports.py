@@ -1,6 +1,7 @@
 """`vitspec ports` without building environments: the port files in ports/ follow the format, a verify record
 becomes per-stage statuses, every failing cell of docs/PORTS.md is explained or flagged UNEXPLAINED, and the
 checked-in results render to the checked-in docs/PORTS.md."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,32 @@ import pytest
 
 from vitspec import ports
 
-RECORD = {"name": "mlx-vlm 0.1.12 qwen2_5_vl", "dtype": "float32",
-          "inline": {"cu_seqlens": "computed inline in VisionModel.__call__"},
-          "stages": {
-              "rotary_position_ids": {"counts": {"checks": 5, "passed": 2, "failed": 1, "not covered": 0},
-                                      "reasons": {}, "differences": [],
-                                      "failures": [{"test": "tests/test_rope.py::t", "message": "[rotary_position_ids] x"}]},
-              "window_index": {"counts": {"checks": 4, "passed": 4}, "reasons": {},
-                               "differences": ["window_index: empty windows kept: 2 zero-length windows"],
-                               "failures": []},
-              "rms_norm": {"counts": {"checks": 3, "passed": 3}, "reasons": {}, "differences": [], "failures": []},
-              "smart_resize": {"counts": {"checks": 6, "not covered": 6}, "reasons": {"target lacks it": 6},
-                               "differences": [], "failures": []}}}
+RECORD = {
+    "name": "mlx-vlm 0.1.12 qwen2_5_vl",
+    "dtype": "float32",
+    "inline": {"cu_seqlens": "computed inline in VisionModel.__call__"},
+    "stages": {
+        "rotary_position_ids": {
+            "counts": {"checks": 5, "passed": 2, "failed": 1, "not covered": 0},
+            "reasons": {},
+            "differences": [],
+            "failures": [{"test": "tests/test_rope.py::t", "message": "[rotary_position_ids] x"}],
+        },
+        "window_index": {
+            "counts": {"checks": 4, "passed": 4},
+            "reasons": {},
+            "differences": ["window_index: empty windows kept: 2 zero-length windows"],
+            "failures": [],
+        },
+        "rms_norm": {"counts": {"checks": 3, "passed": 3}, "reasons": {}, "differences": [], "failures": []},
+        "smart_resize": {
+            "counts": {"checks": 6, "not covered": 6},
+            "reasons": {"target lacks it": 6},
+            "differences": [],
+            "failures": [],
+        },
+    },
+}
 
 
 def test_port_files_follow_the_format():
@@ -32,8 +47,10 @@ def test_port_files_follow_the_format():
 
 
 def test_a_bad_port_file_is_a_usage_error(tmp_path):
-    (tmp_path / "broken.toml").write_text('title = "x"\npackage = "x"\nversions = ["1"]\ndtypes = ["float32"]\n'
-                                          'install = ["x"]\n[[target]]\nname = "Bad-Name"\ntarget = "m:T"\n')
+    (tmp_path / "broken.toml").write_text(
+        'title = "x"\npackage = "x"\nversions = ["1"]\ndtypes = ["float32"]\n'
+        'install = ["x"]\n[[target]]\nname = "Bad-Name"\ntarget = "m:T"\n'
+    )
     with pytest.raises(ports.UsageError, match="name"):
         ports.load_ports(tmp_path)
 
@@ -50,10 +67,25 @@ def test_record_becomes_stage_statuses():
 
 def result(version: str, record=RECORD) -> dict:
     stages, totals = ports.results_from_record(record)
-    return {"format": ports.RESULTS_FORMAT, "port": "mlx_vlm", "title": "mlx-vlm", "name": "mlx_vlm",
-            "model": "Qwen2.5-VL", "target": "vitspec.adapters.mlx_vlm:TARGET", "version": version,
-            "dtype": "float32", "status": "ran", "reason": "", "exit_code": 1, "profile": "ci", "max_examples": None,
-            "verify_seconds": 100.0, "install_seconds": 5.0, "totals": totals, "stages": stages}
+    return {
+        "format": ports.RESULTS_FORMAT,
+        "port": "mlx_vlm",
+        "title": "mlx-vlm",
+        "name": "mlx_vlm",
+        "model": "Qwen2.5-VL",
+        "target": "vitspec.adapters.mlx_vlm:TARGET",
+        "version": version,
+        "dtype": "float32",
+        "status": "ran",
+        "reason": "",
+        "exit_code": 1,
+        "profile": "ci",
+        "max_examples": None,
+        "verify_seconds": 100.0,
+        "install_seconds": 5.0,
+        "totals": totals,
+        "stages": stages,
+    }
 
 
 def test_failures_are_explained_or_flagged():
@@ -67,8 +99,13 @@ def test_failures_are_explained_or_flagged():
 
 def test_not_run_is_reported_never_dropped():
     port = ports.load_ports()["mlx_vlm"]
-    r = {**result("0.1.12"), "status": "install failed", "reason": "pip: no matching distribution", "stages": {},
-         "totals": {}}
+    r = {
+        **result("0.1.12"),
+        "status": "install failed",
+        "reason": "pip: no matching distribution",
+        "stages": {},
+        "totals": {},
+    }
     text = ports.render({"mlx_vlm": port}, [r])
     assert "INSTALL FAILED" in text and "∅" in text
 
@@ -77,20 +114,24 @@ def test_checked_in_results_render_to_the_checked_in_matrix():
     results = ports.load_results()
     if not results:
         pytest.fail("ports/results holds no results: run vitspec ports")
-    assert ports.PORTS_MD.read_text() == ports.render(ports.load_ports(), results), \
+    assert ports.PORTS_MD.read_text() == ports.render(ports.load_ports(), results), (
         "docs/PORTS.md is stale: run vitspec ports --render"
+    )
     for r in results:
         assert r["format"] == ports.RESULTS_FORMAT and r["status"] in ports.STATUSES
         assert all(e["status"] in ports.STAGE_STATUSES for e in r["stages"].values())
         json.dumps(r)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--port", "mlx_vlm", "--version", "9.9", "--list"], "--version must be one of"),
-    (["--dtype", "int8", "--list"], "--dtype must be one of"),
-    (["--name", "nobody", "--list"], "--name must be one of"),
-    (["--max-examples", "0", "--list"], "positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--port", "mlx_vlm", "--version", "9.9", "--list"], "--version must be one of"),
+        (["--dtype", "int8", "--list"], "--dtype must be one of"),
+        (["--name", "nobody", "--list"], "--name must be one of"),
+        (["--max-examples", "0", "--list"], "positive integer"),
+    ],
+)
 def test_bad_selection_is_one_usage_line(argv, words, capsys):
     assert ports.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -4,6 +4,7 @@ and the smart_resize invariants RESIZE-MULTIPLE, RESIZE-BUDGET, RESIZE-IDEMPOTEN
 tests/test_resize.py, test_pixels.py and test_patchify.py check the reference against upstream and the impl
 modules directly; this file checks whichever target the run names, so `vitspec verify --target ...` covers them.
 """
+
 from __future__ import annotations
 
 import math
@@ -112,7 +113,7 @@ def multiples_of_14(h, w, factor, lo, hi):
 
 def no_max_branch(h, w, factor, lo, hi):
     """Planted bug: the max_pixels branch never taken."""
-    return rr.smart_resize(h, w, factor, lo, 10 ** 12)
+    return rr.smart_resize(h, w, factor, lo, 10**12)
 
 
 def ignores_min_pixels(h, w, factor, lo, hi):
@@ -128,10 +129,15 @@ def always_rescale(h, w, factor, lo, hi):
 
 @pytest.mark.negative_control
 @pytest.mark.stage("smart_resize")
-@pytest.mark.parametrize("planted, args", [(multiples_of_14, (100, 130, 3136, 12845056)),
-                                            (no_max_branch, (3000, 4000, 3136, 1003520)),
-                                            (ignores_min_pixels, (20, 30, 3136, 12845056)),
-                                            (always_rescale, (224, 224, 3136, 1003520))])
+@pytest.mark.parametrize(
+    "planted, args",
+    [
+        (multiples_of_14, (100, 130, 3136, 12845056)),
+        (no_max_branch, (3000, 4000, 3136, 1003520)),
+        (ignores_min_pixels, (20, 30, 3136, 12845056)),
+        (always_rescale, (224, 224, 3136, 1003520)),
+    ],
+)
 def test_smart_resize_invariants_reject(planted, args):
     check_smart_resize(rr.smart_resize, *args)  # the good function passes on the same input
     with pytest.raises(AssertionError):
@@ -143,7 +149,7 @@ def random_image(seed, h, w):
 
 
 @pytest.mark.stage("resize")
-@given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 120), st.integers(1, 120), st.integers(0, 2 ** 16))
+@given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 120), st.integers(1, 120), st.integers(0, 2**16))
 def test_resize_equals_reference(stage, h, w, oh, ow, seed):
     image = random_image(seed, h, w)
     got = to_numpy(stage("resize")(image, oh, ow))
@@ -159,13 +165,18 @@ def check_preprocess(preprocess, caps, media, **context) -> None:
     assert_index_equal("preprocess", grid, ref_grid, video_rule=caps.video_rule, **context)
     check_close(to_numpy(values), ref_values, ATOL["float32"], f"preprocess {context}")
     if caps.video_rule != "per_frame" and any(np.ndim(m) == 4 for m in media):
-        record_difference("preprocess", f"video_rule {caps.video_rule}", "videos sized with the frames counted in "
-                                                                          "the pixel budget (VIDEO-RESIZE)")
+        record_difference(
+            "preprocess",
+            f"video_rule {caps.video_rule}",
+            "videos sized with the frames counted in the pixel budget (VIDEO-RESIZE)",
+        )
 
 
 @pytest.mark.stage("preprocess")
-@given(st.lists(st.tuples(st.integers(1, 3), st.integers(10, 120), st.integers(10, 120)), min_size=1, max_size=3),
-       st.integers(0, 2 ** 16))
+@given(
+    st.lists(st.tuples(st.integers(1, 3), st.integers(10, 120), st.integers(10, 120)), min_size=1, max_size=3),
+    st.integers(0, 2**16),
+)
 def test_preprocess_equals_reference(stage, target, items, seed):
     """Images and videos (F > 1 frames) mixed; a target without 'video' in its media gets images only here
     (its video checks below are NOT COVERED), one without 'image' videos only."""
@@ -225,6 +236,7 @@ def test_reference_video_rules_worked_example():
 
 class FramesBudgetReference:
     """The reference preprocess under the frames_budget video rule, declared (as an mlx-vlm-like port would)."""
+
     name = "reference with frames_budget"
     capabilities = {"video_rule": "frames_budget"}
 
@@ -241,8 +253,9 @@ def test_declared_video_rule_is_checked_and_recorded(request):
     video = np.random.default_rng(1).integers(0, 256, (3, 28, 28, 3), dtype=np.uint8)
     check_preprocess(target.preprocess, declared(target), [video])
     recorded = [v for k, v in request.node.user_properties if k == "vitspec_difference"]
-    assert recorded == ["preprocess: video_rule frames_budget: videos sized with the frames counted in the pixel "
-                        "budget (VIDEO-RESIZE)"], recorded
+    assert recorded == [
+        "preprocess: video_rule frames_budget: videos sized with the frames counted in the pixel budget (VIDEO-RESIZE)"
+    ], recorded
     with pytest.raises(AssertionError, match="differ from the reference|shape"):
         check_preprocess(target.preprocess, Capabilities(), [video])
 
@@ -250,11 +263,17 @@ def test_declared_video_rule_is_checked_and_recorded(request):
 @pytest.mark.modules
 @pytest.mark.stage("preprocess")
 @pytest.mark.parametrize("rule", ["per_frame", "frames_budget"])
-@given(st.integers(2, 5), st.integers(1, 3000), st.integers(1, 3000), st.sampled_from([3136, 100352]),
-       st.sampled_from([602112, 12845056]))
+@given(
+    st.integers(2, 5),
+    st.integers(1, 3000),
+    st.integers(1, 3000),
+    st.sampled_from([3136, 100352]),
+    st.sampled_from([602112, 12845056]),
+)
 def test_impl_video_size_equals_reference(rule, frames, h, w, lo, hi):
     """impl's own video_size formula against the reference's, both rules (ratio > 200 raises in both)."""
     import vitspec.impl.resize as ir
+
     try:
         expected = rpx.video_size(frames, h, w, 28, lo, hi, 2, rule)
     except ValueError as e:

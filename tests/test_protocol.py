@@ -1,5 +1,6 @@
 """The protocol records (spec/protocol.py): every field names something that exists, and target capabilities are
 read with their defaults and checked (an unknown key or value is a usage error naming the key and allowed values)."""
+
 from __future__ import annotations
 
 import pytest
@@ -53,26 +54,37 @@ def test_defaults_and_the_package_targets():
 
 
 def test_declaration_is_normalized():
-    caps = capabilities(Declares({"media": ["video", "image"], "smart_resize_variants": ("qvu",),
-                                  "merge_sizes": [2], "inline": {"window_index": "computed in the tower"}}))
+    caps = capabilities(
+        Declares(
+            {
+                "media": ["video", "image"],
+                "smart_resize_variants": ("qvu",),
+                "merge_sizes": [2],
+                "inline": {"window_index": "computed in the tower"},
+            }
+        )
+    )
     assert caps.media == ("image", "video") and caps.smart_resize_variants == ("qvu",) and caps.merge_sizes == (2,)
     assert caps.inline_reason("window_index") == "computed in the tower" and caps.inline_reason("merger") is None
 
 
-@pytest.mark.parametrize("declared,names", [
-    ({"rotary": "sincos"}, ["'rotary'", "angles", "cos_sin"]),
-    ({"rotory": "angles"}, ["rotory", "rotary"]),
-    ({"media": ("image", "audio")}, ["'media'", "image", "video"]),
-    ({"media": "image"}, ["'media'"]),
-    ({"media": ()}, ["'media'"]),
-    ({"smart_resize_variants": ("hf", "pil")}, ["'smart_resize_variants'", "qvu"]),
-    ({"video_rule": "per_video"}, ["'video_rule'", "per_frame", "frames_budget"]),
-    ({"temporal_patch_sizes": (2, 0)}, ["'temporal_patch_sizes'", "positive integers"]),
-    ({"merge_sizes": 2}, ["'merge_sizes'"]),
-    ({"validates_inputs": "yes"}, ["'validates_inputs'", "True or False"]),
-    ({"inline": {"windows": "x"}}, ["'inline'", "window_index"]),
-    (["rotary"], ["dict"]),
-])
+@pytest.mark.parametrize(
+    "declared,names",
+    [
+        ({"rotary": "sincos"}, ["'rotary'", "angles", "cos_sin"]),
+        ({"rotory": "angles"}, ["rotory", "rotary"]),
+        ({"media": ("image", "audio")}, ["'media'", "image", "video"]),
+        ({"media": "image"}, ["'media'"]),
+        ({"media": ()}, ["'media'"]),
+        ({"smart_resize_variants": ("hf", "pil")}, ["'smart_resize_variants'", "qvu"]),
+        ({"video_rule": "per_video"}, ["'video_rule'", "per_frame", "frames_budget"]),
+        ({"temporal_patch_sizes": (2, 0)}, ["'temporal_patch_sizes'", "positive integers"]),
+        ({"merge_sizes": 2}, ["'merge_sizes'"]),
+        ({"validates_inputs": "yes"}, ["'validates_inputs'", "True or False"]),
+        ({"inline": {"windows": "x"}}, ["'inline'", "window_index"]),
+        (["rotary"], ["dict"]),
+    ],
+)
 def test_bad_declaration_names_key_and_allowed_values(declared, names):
     with pytest.raises(ValueError) as e:
         capabilities(Declares(declared))
@@ -81,5 +93,6 @@ def test_bad_declaration_names_key_and_allowed_values(declared, names):
 
 def test_suite_reports_a_bad_declaration_as_usage_error():
     from vitspec.tests.capability import declared
+
     with pytest.raises(pytest.UsageError, match="'rotary'"):
         declared(Declares({"rotary": "both"}))

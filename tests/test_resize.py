@@ -3,6 +3,7 @@
 The reference is checked bit-exactly against the installed upstream code; the impl module is checked
 bit-exactly against the reference. Pixel data comes from a seeded NumPy generator; Hypothesis draws shapes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +19,8 @@ from vitspec.tests.images import PATTERNS, installed_pass_order, make_image
 
 REL = dict(min_pixels=3136, max_pixels=12845056)  # preprocessor_config.json
 HF_MAX = 28 * 28 * 1280  # HF's class default max_pixels
+
+
 def pillow_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     Image = upstream.pillow_image()
     return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
@@ -27,8 +30,9 @@ def pillow_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def resize_cases(draw):
     """(input h, w, output h, w, pattern, seed) over the size classes where resamplers go wrong."""
     side = lambda lo, hi: draw(st.integers(lo, hi))  # noqa: E731
-    kind = draw(st.sampled_from(["upscale", "downscale", "mixed", "one pixel", "extreme aspect", "identity",
-                                 "one axis"]))
+    kind = draw(
+        st.sampled_from(["upscale", "downscale", "mixed", "one pixel", "extreme aspect", "identity", "one axis"])
+    )
     h, w = side(1, 80), side(1, 80)
     if kind == "upscale":
         oh, ow = side(h, 120), side(w, 120)
@@ -61,8 +65,10 @@ def check_matches_pillow(resize, image: np.ndarray, height: int, width: int) -> 
     assert got.shape == expected.shape, f"shape {got.shape} != Pillow's {expected.shape}"
     assert got.dtype == np.uint8, f"dtype {got.dtype}"
     diff = np.argwhere(got != expected)
-    assert diff.size == 0, (f"{len(diff)} values differ from Pillow, first at {tuple(diff[0])}: "
-                            f"{got[tuple(diff[0])]} != {expected[tuple(diff[0])]}")
+    assert diff.size == 0, (
+        f"{len(diff)} values differ from Pillow, first at {tuple(diff[0])}: "
+        f"{got[tuple(diff[0])]} != {expected[tuple(diff[0])]}"
+    )
 
 
 def reference_resize(image, height, width):
@@ -70,6 +76,7 @@ def reference_resize(image, height, width):
 
 
 # --- bicubic resize -----------------------------------------------------------------------------------------
+
 
 @pytest.mark.conformance
 @settings(deadline=None)
@@ -107,6 +114,7 @@ def test_pass_order_is_a_recorded_pillow_version_difference():
 # impl's CPU resamplers, each forced in turn: the compiled kernel (the default where built), Pillow's own passes
 # (where the compiled kernel is missing), the torch matmuls (CUDA's path, also run on the CPU). The target's resize
 # runs the default only.
+
 
 @pytest.mark.modules
 @pytest.mark.stage("resize")
@@ -164,6 +172,7 @@ def test_planted_weight_table_is_caught(path, monkeypatch):
         w = w.copy()
         w[len(w) // 2, 1] += 1 << 12
         return first, w
+
     monkeypatch.setattr(ir, "pillow_weights", off_by_one)
     if path == "pillow":  # the probe refuses Pillow once the tables differ from Pillow's own
         assert not ir.pillow_usable(torch.from_numpy(image), 93, 13, 31, 7)
@@ -172,14 +181,17 @@ def test_planted_weight_table_is_caught(path, monkeypatch):
 
 
 @pytest.mark.parametrize("resize", [REFERENCE.resize, ir.resize], ids=["reference", "impl"])  # reference as a target
-@pytest.mark.parametrize("args, error", [
-    ((np.zeros((4, 4, 3), np.float32), 8, 8), TypeError),  # not uint8
-    ((np.zeros((4, 4, 4), np.uint8), 8, 8), ValueError),  # RGBA: convert first
-    ((np.zeros((4, 4), np.uint8), 8, 8), ValueError),
-    ((np.zeros((0, 4, 3), np.uint8), 8, 8), ValueError),
-    ((np.zeros((4, 4, 3), np.uint8), 8.0, 8), TypeError),
-    ((np.zeros((4, 4, 3), np.uint8), 8, 0), ValueError),
-])
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        ((np.zeros((4, 4, 3), np.float32), 8, 8), TypeError),  # not uint8
+        ((np.zeros((4, 4, 4), np.uint8), 8, 8), ValueError),  # RGBA: convert first
+        ((np.zeros((4, 4), np.uint8), 8, 8), ValueError),
+        ((np.zeros((0, 4, 3), np.uint8), 8, 8), ValueError),
+        ((np.zeros((4, 4, 3), np.uint8), 8.0, 8), TypeError),
+        ((np.zeros((4, 4, 3), np.uint8), 8, 0), ValueError),
+    ],
+)
 def test_resize_errors(resize, args, error):
     with pytest.raises(error):
         resize(*args)
@@ -187,17 +199,24 @@ def test_resize_errors(resize, args, error):
 
 # Negative controls: the Pillow check rejects each planted resampling bug.
 
+
 def float_two_pass(image, height, width):
     """Planted bug: both passes in float, one rounding at the end (no 8-bit clip in between)."""
     first_h, wh = rr.bicubic_weights(image.shape[0], height)
     first_w, ww = rr.bicubic_weights(image.shape[1], width)
+
     def dense(first, w, n):
         m = np.zeros((len(first), n))
         for i, (f, row) in enumerate(zip(first, w)):
-            m[i, f:f + len(row)] = row[:max(0, min(len(row), n - f))]
-        return m / 2 ** rr.PRECISION_BITS
-    out = np.einsum("yi,xj,ijc->yxc", dense(first_h, wh, image.shape[0]), dense(first_w, ww, image.shape[1]),
-                    image.astype(np.float64))
+            m[i, f : f + len(row)] = row[: max(0, min(len(row), n - f))]
+        return m / 2**rr.PRECISION_BITS
+
+    out = np.einsum(
+        "yi,xj,ijc->yxc",
+        dense(first_h, wh, image.shape[0]),
+        dense(first_w, ww, image.shape[1]),
+        image.astype(np.float64),
+    )
     return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
 
 
@@ -207,9 +226,12 @@ def test_pillow_check_rejects_planted_bug(planted, monkeypatch):
     image, size = make_image(7, 93, 13, "checkerboard"), (31, 7)
     check_matches_pillow(reference_resize, image, *size)
     other = "horizontal_first" if installed_pass_order() == "pillow13" else "pillow13"
-    bug = {"a = -0.75": reference_resize, "no intermediate clip": float_two_pass,
-           "other pass order": lambda im, h, w: rr.resize(im, h, w, pass_order=other),
-           "height/width swapped": lambda im, h, w: reference_resize(im, w, h)}[planted]
+    bug = {
+        "a = -0.75": reference_resize,
+        "no intermediate clip": float_two_pass,
+        "other pass order": lambda im, h, w: rr.resize(im, h, w, pass_order=other),
+        "height/width swapped": lambda im, h, w: reference_resize(im, w, h),
+    }[planted]
     if planted == "a = -0.75":
         monkeypatch.setattr(rr, "BICUBIC_A", -0.75)
     with pytest.raises(AssertionError):
@@ -219,8 +241,11 @@ def test_pillow_check_rejects_planted_bug(planted, monkeypatch):
 # --- smart_resize ---------------------------------------------------------------------------------------------
 
 WORKED = [  # SPEC-NOTES §1.1 item 6
-    ((1080, 1920), REL, (1092, 1932)), ((3000, 4000), REL, (2996, 4004)), ((512, 512), REL, (504, 504)),
-    ((70, 70), REL, (56, 56)), ((20, 30), REL, (56, 84)),
+    ((1080, 1920), REL, (1092, 1932)),
+    ((3000, 4000), REL, (2996, 4004)),
+    ((512, 512), REL, (504, 504)),
+    ((70, 70), REL, (56, 56)),
+    ((20, 30), REL, (56, 84)),
     ((1080, 1920), dict(min_pixels=3136, max_pixels=HF_MAX), (728, 1316)),
     ((3000, 4000), dict(min_pixels=3136, max_pixels=HF_MAX), (840, 1148)),
 ]
@@ -255,6 +280,7 @@ def test_impl_smart_resize_rounds_ties_to_even():
 def test_ties_check_rejects_round_half_up():
     def half_up(h, w, factor, min_pixels, max_pixels):
         return int(h / factor + 0.5) * factor, int(w / factor + 0.5) * factor
+
     with pytest.raises(AssertionError):
         check_ties_to_even(half_up)
 
@@ -270,12 +296,18 @@ def test_aspect_ratio_200_passes_and_above_raises(smart_resize, variant):
 
 
 @pytest.mark.parametrize("smart_resize", [rr.smart_resize, ir.smart_resize], ids=["reference", "impl"])
-@pytest.mark.parametrize("kwargs, error", [
-    (dict(height=28.0, width=28), TypeError), (dict(height=28, width=True), TypeError),
-    (dict(height=0, width=28), ValueError), (dict(height=28, width=28, factor=28.0), TypeError),
-    (dict(height=28, width=28, max_pixels=1e6), TypeError), (dict(height=28, width=28, variant="vllm"), ValueError),
-    (dict(height=28, width=28, min_pixels=5000, max_pixels=4000, variant="qvu"), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        (dict(height=28.0, width=28), TypeError),
+        (dict(height=28, width=True), TypeError),
+        (dict(height=0, width=28), ValueError),
+        (dict(height=28, width=28, factor=28.0), TypeError),
+        (dict(height=28, width=28, max_pixels=1e6), TypeError),
+        (dict(height=28, width=28, variant="vllm"), ValueError),
+        (dict(height=28, width=28, min_pixels=5000, max_pixels=4000, variant="qvu"), ValueError),
+    ],
+)
 def test_smart_resize_errors(smart_resize, kwargs, error):
     with pytest.raises(error):
         smart_resize(**kwargs)
@@ -371,15 +403,40 @@ def test_compiled_kernel_checks_its_buffers():
     with pytest.raises(ValueError, match="dst must hold 336 bytes"):
         ir.native.resample_pass(src, np.zeros((27, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w, w.shape[1], 0, 28)
     with pytest.raises(ValueError, match="weights must hold"):
-        ir.native.resample_pass(src, np.zeros((28, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w.astype(np.int64),
-                                w.shape[1], 0, 28)
+        ir.native.resample_pass(
+            src, np.zeros((28, 4, 3), np.uint8), 0, 10, 4, 28, 3, first, w.astype(np.int64), w.shape[1], 0, 28
+        )
     with pytest.raises(ValueError, match="0 <= lo <= hi <= the output rows"):
-        ir.native.resample_pass(src, np.zeros((10, 28, 3), np.uint8), 1, 10, 4, 28, 3, *ir.native_weights(4, 28),
-                                ir.native_weights(4, 28)[1].shape[1], 0, 11)
+        ir.native.resample_pass(
+            src,
+            np.zeros((10, 28, 3), np.uint8),
+            1,
+            10,
+            4,
+            28,
+            3,
+            *ir.native_weights(4, 28),
+            ir.native_weights(4, 28)[1].shape[1],
+            0,
+            11,
+        )
     bad_first = first.copy()
     bad_first[-1] = 9  # its non-zero taps would read rows 10, 11, ...
     with pytest.raises(ValueError, match="reads past the input"):
         ir.native.resample_pass(src, np.zeros((28, 4, 3), np.uint8), 0, 10, 4, 28, 3, bad_first, w, w.shape[1], 0, 28)
     with pytest.raises(ValueError, match="lut must hold"):
-        ir.native.to_pixel_values(np.zeros((28, 28, 3), np.uint8), np.zeros((4, 1176), np.float32),
-                                  np.zeros((3, 255), np.float32), 1, 28, 28, 3, 14, 2, 2, 4, 0, 1)
+        ir.native.to_pixel_values(
+            np.zeros((28, 28, 3), np.uint8),
+            np.zeros((4, 1176), np.float32),
+            np.zeros((3, 255), np.float32),
+            1,
+            28,
+            28,
+            3,
+            14,
+            2,
+            2,
+            4,
+            0,
+            1,
+        )

@@ -1,6 +1,7 @@
 """2-D RoPE (SPEC-NOTES §3): position ids exact, cos/sin and rotation under the tolerance model, and the RoPE
 invariants (norm per rotation pair, relative offsets, identity at 0, pixel-row order, frames tiled), each with a
 negative control."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,9 +44,15 @@ def check_positions_follow_pixel_rows(grid_thw, position_ids) -> None:
     got = to_numpy(position_ids)
     if got.shape != expected.shape or not np.array_equal(got, expected):
         bad = int(np.flatnonzero(np.any(got != expected, axis=1))[0]) if got.shape == expected.shape else 0
-        fail("rotary_position_ids", "position ids do not follow the pixel rows' (row, col)", dict(grid_thw=grid_thw),
-             [f"row {bad}: got {got[bad].tolist() if got.shape == expected.shape else got.shape}, pixels say "
-              f"{expected[bad].tolist()}"])
+        fail(
+            "rotary_position_ids",
+            "position ids do not follow the pixel rows' (row, col)",
+            dict(grid_thw=grid_thw),
+            [
+                f"row {bad}: got {got[bad].tolist() if got.shape == expected.shape else got.shape}, pixels say "
+                f"{expected[bad].tolist()}"
+            ],
+        )
 
 
 @pytest.mark.stage("rotary_position_ids")
@@ -80,9 +87,17 @@ def test_rotary_angles_match_reference(stage, target, position_ids, head_dim):
     dtype = target_dtype(target)
     got = stage("rotary_angles")(position_ids, head_dim)
     mag = tolerance.angle(position_ids, head_dim, dtype)[:, : head_dim // 2]
-    assert_close("rotary_angles", got, ref_rope.rotary_angles(position_ids, head_dim), K=1, magnitude=mag, dtype=dtype,
-                 baseline=lambda: baseline.rotary_angles(position_ids, head_dim, dtype),
-                 position_ids=position_ids[:6], head_dim=head_dim)
+    assert_close(
+        "rotary_angles",
+        got,
+        ref_rope.rotary_angles(position_ids, head_dim),
+        K=1,
+        magnitude=mag,
+        dtype=dtype,
+        baseline=lambda: baseline.rotary_angles(position_ids, head_dim, dtype),
+        position_ids=position_ids[:6],
+        head_dim=head_dim,
+    )
 
 
 def check_angle_invariants(angles, pos, other, head_dim: int, dtype: str) -> None:
@@ -97,16 +112,23 @@ def check_angle_invariants(angles, pos, other, head_dim: int, dtype: str) -> Non
     mag = 1.0 + np.abs(a_p) + np.abs(a_q)
     err = np.abs(a_pq - a_p - a_q) / (eps * mag)
     if not np.max(err) <= 2 * c:
-        fail("rotary_angles", f"angles are not linear in the position: angles(p+q) - angles(p) - angles(q) is "
-                              f"{np.max(err):.3g} x eps*magnitude", ctx)
+        fail(
+            "rotary_angles",
+            f"angles are not linear in the position: angles(p+q) - angles(p) - angles(q) is "
+            f"{np.max(err):.3g} x eps*magnitude",
+            ctx,
+        )
     rows_only = pos.copy()
     rows_only[:, 1] = 0
     cols_only = pos.copy()
     cols_only[:, 0] = 0
     a_r, a_c = to_numpy(angles(rows_only, head_dim)), to_numpy(angles(cols_only, head_dim))
-    if np.any(a_r[:, half // 2:] != 0) or np.any(a_c[:, : half // 2] != 0):
-        fail("rotary_angles", "the first head_dim/4 angles must depend only on the row and the last head_dim/4 "
-                              "only on the column", ctx)
+    if np.any(a_r[:, half // 2 :] != 0) or np.any(a_c[:, : half // 2] != 0):
+        fail(
+            "rotary_angles",
+            "the first head_dim/4 angles must depend only on the row and the last head_dim/4 only on the column",
+            ctx,
+        )
     zero = to_numpy(angles(np.zeros_like(pos), head_dim))
     if np.any(zero != 0):
         fail("rotary_angles", "position (0, 0) must have angle 0", ctx)
@@ -129,16 +151,21 @@ def angles_interleaved(pos, head_dim):
 def angles_of_bfloat16_positions(pos, head_dim):
     """Positions rounded to bf16 before the angles (above 256 they snap to even values)."""
     import torch
-    return ref_rope.rotary_angles(torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(),
-                                  head_dim)
+
+    return ref_rope.rotary_angles(
+        torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(), head_dim
+    )
 
 
 def angles_one_based(pos, head_dim):
     return ref_rope.rotary_angles(pos + 1, head_dim)
 
 
-PLANTED_ANGLES = {"angles_interleaved": "depend only on the row", "angles_of_bfloat16_positions": "not linear",
-                  "angles_one_based": "not linear"}
+PLANTED_ANGLES = {
+    "angles_interleaved": "depend only on the row",
+    "angles_of_bfloat16_positions": "not linear",
+    "angles_one_based": "not linear",
+}
 
 
 @pytest.mark.negative_control
@@ -162,10 +189,12 @@ def test_rotary_cos_sin_matches_reference(stage, target, position_ids, head_dim)
     base = lambda: baseline.rotary_cos_sin(position_ids, head_dim, dtype)  # noqa: E731
     mag = tolerance.angle(position_ids, head_dim, dtype)
     ctx = dict(position_ids=position_ids[:6], head_dim=head_dim)
-    assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[0],
-                 output="cos", **ctx)
-    assert_close("rotary_cos_sin", sin, ref_sin, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[1],
-                 output="sin", **ctx)
+    assert_close(
+        "rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[0], output="cos", **ctx
+    )
+    assert_close(
+        "rotary_cos_sin", sin, ref_sin, K=1, magnitude=mag, dtype=dtype, baseline=lambda: base()[1], output="sin", **ctx
+    )
 
 
 @pytest.mark.stage("apply_rotary")
@@ -178,10 +207,23 @@ def test_apply_rotary_matches_reference(stage, target, position_ids, head_dim, h
     got = stage("apply_rotary")(x, rotary_for(target, angles))
     # A target that takes angles computes cos and sin itself, in float32 or wider (SPEC-NOTES §3): the angle's
     # float32 rounding (eps * |angle|) is part of the stage's error budget; given (cos, sin), it is not.
-    mag = tolerance.pair(x) * (tolerance.angle(position_ids, head_dim, dtype)[:, None, :] if declared(target).rotary == "angles" else 1)
-    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2,
-                 magnitude=mag, dtype=dtype, baseline=lambda: baseline.apply_rotary(x, cos, sin, dtype),
-                 position_ids=position_ids[:6], head_dim=head_dim, heads=heads, seed=seed, scale=scale)
+    mag = tolerance.pair(x) * (
+        tolerance.angle(position_ids, head_dim, dtype)[:, None, :] if declared(target).rotary == "angles" else 1
+    )
+    assert_close(
+        "apply_rotary",
+        got,
+        ref_rope.apply_rotary(x, angles),
+        K=2,
+        magnitude=mag,
+        dtype=dtype,
+        baseline=lambda: baseline.apply_rotary(x, cos, sin, dtype),
+        position_ids=position_ids[:6],
+        head_dim=head_dim,
+        heads=heads,
+        seed=seed,
+        scale=scale,
+    )
 
 
 def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
@@ -208,16 +250,21 @@ def check_rope_invariants(rope, x, y, pos, shift, dtype: str) -> None:
 
 
 @pytest.mark.stage("apply_rotary", "rotary_angles")
-@given(S.seeds, st.sampled_from([8, 16, 80]), st.integers(1, 2),
-       st.tuples(st.integers(-40, 40), st.integers(-40, 40)))
+@given(S.seeds, st.sampled_from([8, 16, 80]), st.integers(1, 2), st.tuples(st.integers(-40, 40), st.integers(-40, 40)))
 def test_rope_invariants(stage, target, seed, head_dim, heads, shift):
     """The target's angles handed to its own apply_rotary in the form it declares (as a port chains them)."""
     rng = S.rng(seed)
     pos = rng.integers(41, 300, (16, 2))
     x, y = (rng.standard_normal((16, heads, head_dim)) for _ in range(2))
     angles, apply = stage("rotary_angles"), stage("apply_rotary")
-    check_rope_invariants(lambda a, p: apply(a, rotary_for(target, to_numpy(angles(p, head_dim)))), x, y, pos,
-                          np.array(shift), target_dtype(target))
+    check_rope_invariants(
+        lambda a, p: apply(a, rotary_for(target, to_numpy(angles(p, head_dim)))),
+        x,
+        y,
+        pos,
+        np.array(shift),
+        target_dtype(target),
+    )
 
 
 @pytest.mark.modules
@@ -227,11 +274,22 @@ def test_rope_invariants(stage, target, seed, head_dim, heads, shift):
 def test_impl_apply_rotary_in_both_forms(form, position_ids, head_dim, heads, seed):
     """impl takes either rotary form (with_options(rotary=...)); both match the reference in float32."""
     from vitspec import impl
+
     x = S.normal(seed, (len(position_ids), heads, head_dim))
     angles = ref_rope.rotary_angles(position_ids, head_dim)
     got = impl.TARGET.with_options(dtype="float32", rotary=form).apply_rotary(x, as_form(angles, form))
-    assert_close("apply_rotary", got, ref_rope.apply_rotary(x, angles), K=2, magnitude=tolerance.pair(x), dtype="float32",
-                 form=form, head_dim=head_dim, heads=heads, seed=seed)
+    assert_close(
+        "apply_rotary",
+        got,
+        ref_rope.apply_rotary(x, angles),
+        K=2,
+        magnitude=tolerance.pair(x),
+        dtype="float32",
+        form=form,
+        head_dim=head_dim,
+        heads=heads,
+        seed=seed,
+    )
 
 
 def interleaved_cos_sin(pos, head_dim):
@@ -254,8 +312,10 @@ def one_based_positions(pos, head_dim):
 def bfloat16_positions(pos, head_dim):
     """Positions rounded to bf16 (8 significant bits): above 256 they snap to even values."""
     import torch
-    return ref_rope.rotary_cos_sin(torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(),
-                                   head_dim)
+
+    return ref_rope.rotary_cos_sin(
+        torch.as_tensor(pos, dtype=torch.float64).to(torch.bfloat16).double().numpy(), head_dim
+    )
 
 
 PLANTED_ROPE = {  # name -> (cos_sin, apply, the invariant that must reject it)
@@ -274,7 +334,8 @@ def test_rope_invariants_reject(planted):
     pos, shift = rng.integers(41, 300, (16, 2)), np.array([3, -5])
     x, y = (rng.standard_normal((16, 2, 16)) for _ in range(2))
     cos_sin, apply, message = PLANTED_ROPE[planted]
-    check_rope_invariants(lambda a, p: ref_rope.apply_rotary(a, ref_rope.rotary_cos_sin(p, 16)), x, y, pos, shift,
-                          "float32")
+    check_rope_invariants(
+        lambda a, p: ref_rope.apply_rotary(a, ref_rope.rotary_cos_sin(p, 16)), x, y, pos, shift, "float32"
+    )
     with pytest.raises(AssertionError, match=message):
         check_rope_invariants(lambda a, p: apply(a, cos_sin(p, 16)), x, y, pos, shift, "float32")

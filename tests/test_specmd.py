@@ -1,4 +1,5 @@
 """spec/SPEC.md is generated (vitspec/specmd.py) and must not drift from the spec data and the reference."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,8 +28,19 @@ def test_generation_is_deterministic(text):
 def test_every_stage_with_signature_in_pipeline_order(text):
     for s in STAGES:
         assert f"`{s.name}`" in text and s.signature in text and s.rule in text, s.name
-    modules = ["resize", "pixels", "patchify", "embed", "rope", "windows", "attention", "block", "merger", "tower",
-               "tokens"]  # ARCHITECTURE.md: the order data flows
+    modules = [
+        "resize",
+        "pixels",
+        "patchify",
+        "embed",
+        "rope",
+        "windows",
+        "attention",
+        "block",
+        "merger",
+        "tower",
+        "tokens",
+    ]  # ARCHITECTURE.md: the order data flows
     positions = [text.index(f"### {m} (reference/{m}.py") for m in modules]
     assert positions == sorted(positions)
 
@@ -57,21 +69,35 @@ def test_invariant_catalogue_section(text):
         assert f"| {inv.id} | `{inv.stage}` |" in text
 
 
-@pytest.mark.parametrize("fragment", [
-    "first [1, 2, 9, 10]", "first patch → [12.2, 14.4]", "output 7×7", "distinct values {-9}",  # seed §1
-    "grid_thw [1, 16, 16]: 256 patches", "4 of 112×112 px (64 patches)", "256 rows of 588 values",  # seed §3
-    "Merged tokens: 64",
-    "1080×1920 (min_pixels 3136, max_pixels 12845056) → 1092×1932",  # SPEC-NOTES §1.1, §4
-    "grid_thw [1, 78, 138]",
-    "Merged tokens: 2691", "Windows: 180 in all", "728×1316",
-    "grid_thw [3, 16, 24]", "Full-attention segments: 3 of 384 patches", "Merged tokens: 288",  # 5 frames → t = 3
-    "temporal patches (0, 1), (2, 3), (4, 4)",  # §1.2: the last frame repeated
-    "| 3000×4000 | 3136 | 12845056 | 2996×4004 |", "| 20×30 | 3136 | 12845056 | 56×84 |",
-    "28×812 (HF) and 28×196 (qwen-vl-utils)",
-    "cu_window_seqlens [0, 64, 96, 160, 192, 224, 240]", "336×336: the inverse permutation differs",
-    "448×448: the inverse permutation equals",
-    "(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)",  # merge-block order of positions
-])
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "first [1, 2, 9, 10]",
+        "first patch → [12.2, 14.4]",
+        "output 7×7",
+        "distinct values {-9}",  # seed §1
+        "grid_thw [1, 16, 16]: 256 patches",
+        "4 of 112×112 px (64 patches)",
+        "256 rows of 588 values",  # seed §3
+        "Merged tokens: 64",
+        "1080×1920 (min_pixels 3136, max_pixels 12845056) → 1092×1932",  # SPEC-NOTES §1.1, §4
+        "grid_thw [1, 78, 138]",
+        "Merged tokens: 2691",
+        "Windows: 180 in all",
+        "728×1316",
+        "grid_thw [3, 16, 24]",
+        "Full-attention segments: 3 of 384 patches",
+        "Merged tokens: 288",  # 5 frames → t = 3
+        "temporal patches (0, 1), (2, 3), (4, 4)",  # §1.2: the last frame repeated
+        "| 3000×4000 | 3136 | 12845056 | 2996×4004 |",
+        "| 20×30 | 3136 | 12845056 | 56×84 |",
+        "28×812 (HF) and 28×196 (qwen-vl-utils)",
+        "cu_window_seqlens [0, 64, 96, 160, 192, 224, 240]",
+        "336×336: the inverse permutation differs",
+        "448×448: the inverse permutation equals",
+        "(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)",  # merge-block order of positions
+    ],
+)
 def test_hand_derived_values_appear(text, fragment):
     assert fragment in text
 

@@ -4,6 +4,7 @@ derandomized run, every draw is classified here (independently of the strategies
 each claimed class must appear at least MIN_SHARE of the time. A negative control shows a collapsed strategy
 fails the same check.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -22,11 +23,18 @@ def draw_many(strategy, n: int = DRAWS) -> list:
     """n examples of a strategy from a derandomized, shrink-free Hypothesis run (the same every time)."""
     seen = []
 
-    @settings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(x):
         seen.append(x)
+
     collect()
     return seen
 
@@ -34,9 +42,13 @@ def draw_many(strategy, n: int = DRAWS) -> list:
 def grid_classes(t: int, h: int, w: int) -> set[str]:
     """The boundary classes of one grid (patch units): merged 1×n / n×1, side residues mod 4, window fit, shape, t."""
     ch, cw = h // 2, w // 2
-    out = {f"merged rows ≡ {ch % 4} (mod 4)", f"merged cols ≡ {cw % 4} (mod 4)",
-           "larger than one window" if max(ch, cw) > 4 else "fits one window",
-           "non-square" if ch != cw else "square", "video t > 1" if t > 1 else "still t = 1"}
+    out = {
+        f"merged rows ≡ {ch % 4} (mod 4)",
+        f"merged cols ≡ {cw % 4} (mod 4)",
+        "larger than one window" if max(ch, cw) > 4 else "fits one window",
+        "non-square" if ch != cw else "square",
+        "video t > 1" if t > 1 else "still t = 1",
+    }
     if ch == 1 and cw > 1:
         out.add("merged 1×n")
     if cw == 1 and ch > 1:
@@ -60,10 +72,21 @@ def batch_classes(rows) -> set[str]:
 
 
 GRID_CLASSES = {f"merged {a} ≡ {r} (mod 4)" for a in ("rows", "cols") for r in range(4)} | {
-    "larger than one window", "fits one window", "non-square", "square", "video t > 1", "still t = 1",
-    "merged 1×n", "merged n×1"}
-BATCH_CLASSES = GRID_CLASSES | {"batch of several", "video beside a still image", "different sizes in a batch",
-                                "batch with a grid larger than one window"}
+    "larger than one window",
+    "fits one window",
+    "non-square",
+    "square",
+    "video t > 1",
+    "still t = 1",
+    "merged 1×n",
+    "merged n×1",
+}
+BATCH_CLASSES = GRID_CLASSES | {
+    "batch of several",
+    "video beside a still image",
+    "different sizes in a batch",
+    "batch with a grid larger than one window",
+}
 
 
 def assert_reaches(draws, classify, required: set[str], what: str) -> Counter:
@@ -71,14 +94,21 @@ def assert_reaches(draws, classify, required: set[str], what: str) -> Counter:
     counts = Counter(c for x in draws for c in classify(x))
     floor = max(1, int(MIN_SHARE * len(draws)))
     missing = {c: counts.get(c, 0) for c in sorted(required) if counts.get(c, 0) < floor}
-    assert not missing, (f"{what}: classes drawn fewer than {floor} times in {len(draws)} draws: {missing}; "
-                         f"all counts {dict(counts)}")
+    assert not missing, (
+        f"{what}: classes drawn fewer than {floor} times in {len(draws)} draws: {missing}; all counts {dict(counts)}"
+    )
     return counts
 
 
 # grid_lists as the suite instantiates it: (max_images, max_cells, max_t, max_patches)
-GRID_LISTS = {"tower": (3, 12, 3, 700), "windows": (3, 20, 4, 4000), "block": (2, 10, 3, 600),
-              "isolation": (3, 8, 3, 500), "rope": (3, 20, 4, 3000), "tokens": (4, 40, 5, 20000)}
+GRID_LISTS = {
+    "tower": (3, 12, 3, 700),
+    "windows": (3, 20, 4, 4000),
+    "block": (2, 10, 3, 600),
+    "isolation": (3, 8, 3, 500),
+    "rope": (3, 20, 4, 3000),
+    "tokens": (4, 40, 5, 20000),
+}
 
 
 def test_grids_reach_every_boundary_class():
@@ -119,9 +149,23 @@ def test_configs_always_mix_full_and_window_blocks_in_every_position():
     for cfg in draws:
         full = set(cfg["fullatt_block_indexes"])
         assert full and len(full) < cfg["depth"] and full <= set(range(cfg["depth"])), cfg
-    assert_reaches(draws, config_classes, {"full block first", "window block first", "full block last",
-                                           "window block last", "window blocks before and after a full block",
-                                           "head_dim 8", "head_dim 16", "depth 2", "depth 3", "depth 4"}, "configs()")
+    assert_reaches(
+        draws,
+        config_classes,
+        {
+            "full block first",
+            "window block first",
+            "full block last",
+            "window block last",
+            "window blocks before and after a full block",
+            "head_dim 8",
+            "head_dim 16",
+            "depth 2",
+            "depth 3",
+            "depth 4",
+        },
+        "configs()",
+    )
 
 
 def segment_classes(cu) -> set[str]:
@@ -146,22 +190,39 @@ def test_segments_reach_every_shape():
     draws = draw_many(S.segments())
     for cu in draws:
         assert cu[0] == 0 and cu[-1] > 0 and np.all(np.diff(cu) >= 0), cu
-    assert_reaches(draws, segment_classes, {"one segment", "several segments", "equal-length segments",
-                                            "uneven neighbours", "a 1-token segment", "a window-sized segment (64)"},
-                   "segments()")
+    assert_reaches(
+        draws,
+        segment_classes,
+        {
+            "one segment",
+            "several segments",
+            "equal-length segments",
+            "uneven neighbours",
+            "a 1-token segment",
+            "a window-sized segment (64)",
+        },
+        "segments()",
+    )
 
 
 def test_positions_reach_grids_and_values_beyond_256():
     """positions(): grid positions and values above 256, odd ones included (rounded in bf16)."""
     draws = draw_many(S.positions())
-    assert_reaches(draws, lambda p: {"beyond 256" if int(np.max(p)) > 256 else "within 256",
-                                     "odd beyond 256" if np.any((p > 256) & (p % 2 == 1)) else "no odd beyond 256"},
-                   {"beyond 256", "within 256", "odd beyond 256"}, "positions()")
+    assert_reaches(
+        draws,
+        lambda p: {
+            "beyond 256" if int(np.max(p)) > 256 else "within 256",
+            "odd beyond 256" if np.any((p > 256) & (p % 2 == 1)) else "no odd beyond 256",
+        },
+        {"beyond 256", "within 256", "odd beyond 256"},
+        "positions()",
+    )
 
 
 @pytest.mark.negative_control
-@pytest.mark.parametrize("collapsed", [st.just((1, 8, 8)), st.tuples(st.just(1), st.sampled_from([2, 4]),
-                                                                     st.sampled_from([2, 4]))])
+@pytest.mark.parametrize(
+    "collapsed", [st.just((1, 8, 8)), st.tuples(st.just(1), st.sampled_from([2, 4]), st.sampled_from([2, 4]))]
+)
 def test_coverage_check_rejects_a_collapsed_strategy(collapsed):
     """Negative control: a strategy collapsed to a few square still grids fails the coverage check."""
     with pytest.raises(AssertionError, match="fewer than"):
@@ -171,17 +232,19 @@ def test_coverage_check_rejects_a_collapsed_strategy(collapsed):
 # The target tests that draw grid batches, with the name of their grid argument: under the ci profile (25
 # derandomized draws, 7 for a heavy tower test) a 2 % class is missed more often than not, so each carries
 # S.BOUNDARY_BATCHES as explicit examples.
-BOUNDARY_TESTS = {"test_tower.py::test_vision_tower_matches_reference": "grid_thw",
-                  "test_windows.py::test_window_index_matches_reference": "grid_thw",
-                  "test_windows.py::test_window_invariants": "grid_thw",
-                  "test_block.py::test_vision_block_matches_reference": "grid_thw"}
+BOUNDARY_TESTS = {
+    "test_tower.py::test_vision_tower_matches_reference": "grid_thw",
+    "test_windows.py::test_window_index_matches_reference": "grid_thw",
+    "test_windows.py::test_window_invariants": "grid_thw",
+    "test_block.py::test_vision_block_matches_reference": "grid_thw",
+}
 
 
 def explicit_grids(test, argname: str) -> list:
     """The grid batches of a Hypothesis test's explicit @example()s (positional or by name)."""
     import inspect
-    params = [p for p in inspect.signature(test.hypothesis.inner_test).parameters
-              if p not in ("stage", "target")]
+
+    params = [p for p in inspect.signature(test.hypothesis.inner_test).parameters if p not in ("stage", "target")]
     grids = []
     for ex in getattr(test, "hypothesis_explicit_examples", []):
         if argname in ex.kwargs:
@@ -194,9 +257,13 @@ def explicit_grids(test, argname: str) -> list:
 def check_explicit_examples_reach_every_class(test, argname: str, what: str) -> None:
     """Every grid and batch class is reached by the test's explicit examples alone, and the ci profile runs them."""
     from hypothesis import settings as hsettings
+
     assert Phase.explicit in hsettings.get_profile("ci").phases, "the ci profile skips explicit examples"
-    reached = set().union(*(batch_classes(g) for g in explicit_grids(test, argname))) if explicit_grids(
-        test, argname) else set()
+    reached = (
+        set().union(*(batch_classes(g) for g in explicit_grids(test, argname)))
+        if explicit_grids(test, argname)
+        else set()
+    )
     missing = sorted(BATCH_CLASSES - reached)
     assert not missing, f"{what}: classes no explicit example reaches (a ci run may miss them): {missing}"
 
@@ -208,6 +275,7 @@ def test_boundary_classes_reached_under_the_ci_profile(name):
     import importlib
 
     from vitspec.tests.plugin import _register_profiles
+
     _register_profiles()
     module, func = name.split("::")
     test = getattr(importlib.import_module(f"vitspec.tests.{module.removesuffix('.py')}"), func)
@@ -227,5 +295,6 @@ def test_explicit_example_check_rejects_a_test_without_boundary_examples():
     @example([(1, 8, 8)])
     def square_only(grid_thw):
         pass
+
     with pytest.raises(AssertionError, match="no explicit example reaches"):
         check_explicit_examples_reach_every_class(square_only, "grid_thw", "square_only")

@@ -1,5 +1,6 @@
 """Token accounting (SPEC-NOTES §4): placeholders per image exact, the vision output rows equal to the prompt's
 image pads, and the prompt check rejecting a mismatch; each with a negative control."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,13 @@ def test_num_image_tokens_is_thw_over_4(stage, grid_thw):
 @pytest.mark.parametrize("size", sorted(TOKEN_EXAMPLES))
 def test_num_image_tokens_worked_values(stage, size):
     grid, count = TOKEN_EXAMPLES[size]
-    assert_index_equal("num_image_tokens", stage("num_image_tokens")(np.array([grid])), np.array([count]),
-                       image_size=size, grid_thw=[grid])
+    assert_index_equal(
+        "num_image_tokens",
+        stage("num_image_tokens")(np.array([grid])),
+        np.array([count]),
+        image_size=size,
+        grid_thw=[grid],
+    )
 
 
 def prompt(n_images: int) -> list[int]:
@@ -43,16 +49,20 @@ def prompt(n_images: int) -> list[int]:
     return ids
 
 
-def check_tokens_match_rows(num_image_tokens, output_rows: int, grid_thw,
-                            check_image_tokens=ref_tokens.check_image_tokens) -> None:
+def check_tokens_match_rows(
+    num_image_tokens, output_rows: int, grid_thw, check_image_tokens=ref_tokens.check_image_tokens
+) -> None:
     """TOKENS-COUNT and TOKENS-PROMPT: the expanded prompt holds exactly as many image pads as the vision tower
     returned rows, the prompt check accepts that, and it rejects one pad more or less."""
     counts = to_numpy(num_image_tokens(np.array(grid_thw, dtype=np.int64)))
     ids = ref_tokens.expand_image_pads(prompt(len(grid_thw)), grid_thw)
     pads = sum(1 for t in ids if t == IMAGE_PAD_ID)
     if pads != int(np.sum(counts)) or pads != output_rows:
-        fail("num_image_tokens", f"prompt pads {pads}, num_image_tokens {counts.tolist()}, vision rows {output_rows}",
-             dict(grid_thw=grid_thw))
+        fail(
+            "num_image_tokens",
+            f"prompt pads {pads}, num_image_tokens {counts.tolist()}, vision rows {output_rows}",
+            dict(grid_thw=grid_thw),
+        )
     check_image_tokens(ids, output_rows)
     for wrong in (output_rows - 1, output_rows + 1):
         try:
@@ -61,8 +71,11 @@ def check_tokens_match_rows(num_image_tokens, output_rows: int, grid_thw,
             if "Image features and image tokens do not match" not in str(e):
                 fail("num_image_tokens", f"the prompt check's error does not say what mismatched: {e}", {})
         else:
-            fail("num_image_tokens", f"the prompt check accepts {wrong} vision rows for {pads} image pads",
-                 dict(grid_thw=grid_thw))
+            fail(
+                "num_image_tokens",
+                f"the prompt check accepts {wrong} vision rows for {pads} image pads",
+                dict(grid_thw=grid_thw),
+            )
 
 
 @pytest.mark.stage("vision_tower", "num_image_tokens")
@@ -72,17 +85,24 @@ def test_vision_rows_equal_prompt_pads(stage, grid_thw, seed):
     g = np.array(grid_thw, dtype=np.int64)
     out = stage("vision_tower")(S.pixel_values(seed, grid_thw), g, random_weights(CONFIG, seed), CONFIG)
     if tuple(out.shape) != (S.num_patches(grid_thw) // 4, CONFIG["out_hidden_size"]):
-        fail("vision_tower", f"output shape {tuple(out.shape)}, expected (sum t*h*w/4, out_hidden_size)",
-             dict(grid_thw=grid_thw))
+        fail(
+            "vision_tower",
+            f"output shape {tuple(out.shape)}, expected (sum t*h*w/4, out_hidden_size)",
+            dict(grid_thw=grid_thw),
+        )
     check_tokens_match_rows(stage("num_image_tokens"), int(out.shape[0]), grid_thw)
 
 
 @pytest.mark.negative_control
 @pytest.mark.stage("num_image_tokens")
-@pytest.mark.parametrize("planted", [
-    lambda g: np.array([h * w // 4 for t, h, w in g]),  # frames ignored
-    lambda g: np.array([(h // 2) * (w // 2) * t + 2 for t, h, w in g]),  # vision_start/end counted as pads
-], ids=["frames_ignored", "start_end_counted"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        lambda g: np.array([h * w // 4 for t, h, w in g]),  # frames ignored
+        lambda g: np.array([(h // 2) * (w // 2) * t + 2 for t, h, w in g]),  # vision_start/end counted as pads
+    ],
+    ids=["frames_ignored", "start_end_counted"],
+)
 def test_token_check_rejects(planted):
     grid = [(3, 4, 6), (1, 8, 8)]
     check_tokens_match_rows(ref_tokens.num_image_tokens, 34, grid)

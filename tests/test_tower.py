@@ -1,6 +1,7 @@
 """The whole vision tower (SPEC-NOTES §3): against the reference under the tolerance model; images and frames
 isolated; a batch equal to its images run alone. Planted towers with the bug classes of SPEC-NOTES §7 show each
 check rejects them."""
+
 from __future__ import annotations
 
 from unittest import mock
@@ -34,9 +35,14 @@ def test_vision_tower_matches_reference(stage, target, config, grid_thw, seed):
     check_tower_matches(stage("vision_tower"), config, grid_thw, seed, target_dtype(target))
 
 
-DIFFERENTIAL_BUGS = {"window_index_as_inverse": [(1, 24, 24)], "full_blocks_never_selected": [(1, 20, 12)],
-                     "window_and_full_swapped": [(1, 20, 12)], "tanh_gelu": [(1, 20, 12)],
-                     "attention_scale_missing": [(1, 20, 12)], "rms_eps_1e-5": [(1, 20, 12)]}
+DIFFERENTIAL_BUGS = {
+    "window_index_as_inverse": [(1, 24, 24)],
+    "full_blocks_never_selected": [(1, 20, 12)],
+    "window_and_full_swapped": [(1, 20, 12)],
+    "tanh_gelu": [(1, 20, 12)],
+    "attention_scale_missing": [(1, 20, 12)],
+    "rms_eps_1e-5": [(1, 20, 12)],
+}
 
 
 @pytest.mark.negative_control
@@ -67,8 +73,11 @@ def check_tower_isolation(tower, config, grid_thw, seed, image: int, frame: int 
     before = to_numpy(tower(px, g, weights, config))
     starts = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid_thw])])
     t, h, w = grid_thw[image]
-    a, b = (starts[image], starts[image + 1]) if frame is None else \
-        (starts[image] + frame * h * w, starts[image] + (frame + 1) * h * w)
+    a, b = (
+        (starts[image], starts[image + 1])
+        if frame is None
+        else (starts[image] + frame * h * w, starts[image] + (frame + 1) * h * w)
+    )
     px2 = px.copy()
     px2[a:b] = -px2[a:b][::-1]
     after = tower(px2, g, weights, config)
@@ -77,8 +86,18 @@ def check_tower_isolation(tower, config, grid_thw, seed, image: int, frame: int 
         if i == image and (frame is None or f == frame):
             keep[lo:hi] = False
     what = f"perturbing image {image}" + ("" if frame is None else f" frame {frame}") + " moved other tokens"
-    assert_unchanged("vision_tower", after, before, keep, K=K_tower(config, grid_thw), magnitude=tolerance.row_rms(before),
-                     dtype=dtype, what=what, grid_thw=grid_thw, seed=seed)
+    assert_unchanged(
+        "vision_tower",
+        after,
+        before,
+        keep,
+        K=K_tower(config, grid_thw),
+        magnitude=tolerance.row_rms(before),
+        dtype=dtype,
+        what=what,
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("vision_tower")
@@ -93,8 +112,10 @@ def test_tower_isolates_images_and_frames(stage, target, config, grid_thw, seed)
 
 @pytest.mark.negative_control
 @pytest.mark.stage("vision_tower")
-@pytest.mark.parametrize("bug,grid,frame", [("per_image_full_segments", [(2, 8, 8)], 1),
-                                            ("batch_as_one_segment", [(1, 8, 8), (1, 4, 6)], None)])
+@pytest.mark.parametrize(
+    "bug,grid,frame",
+    [("per_image_full_segments", [(2, 8, 8)], 1), ("batch_as_one_segment", [(1, 8, 8), (1, 4, 6)], None)],
+)
 def test_tower_isolation_check_rejects(bug, grid, frame):
     check_tower_isolation(planted_tower("none"), CONFIG, grid, 0, 0, frame, "float32")
     with pytest.raises(AssertionError, match="moved other tokens"):
@@ -106,11 +127,24 @@ def check_batch_equals_separate(tower, config, grid_thw, seed, dtype: str) -> No
     weights, px = random_weights(config, seed), S.pixel_values(seed, grid_thw)
     batch = to_numpy(tower(px, np.array(grid_thw, dtype=np.int64), weights, config))
     starts = np.concatenate([[0], np.cumsum([t * h * w for t, h, w in grid_thw])])
-    separate = np.concatenate([to_numpy(tower(px[starts[i]:starts[i + 1]], np.array([g], dtype=np.int64), weights,
-                                              config)) for i, g in enumerate(grid_thw)])
-    assert_unchanged("vision_tower", batch, separate, np.ones(len(separate), dtype=bool), K=K_tower(config, grid_thw),
-                     magnitude=tolerance.row_rms(separate), dtype=dtype, what="the batch differs from its images run alone",
-                     grid_thw=grid_thw, seed=seed)
+    separate = np.concatenate(
+        [
+            to_numpy(tower(px[starts[i] : starts[i + 1]], np.array([g], dtype=np.int64), weights, config))
+            for i, g in enumerate(grid_thw)
+        ]
+    )
+    assert_unchanged(
+        "vision_tower",
+        batch,
+        separate,
+        np.ones(len(separate), dtype=bool),
+        K=K_tower(config, grid_thw),
+        magnitude=tolerance.row_rms(separate),
+        dtype=dtype,
+        what="the batch differs from its images run alone",
+        grid_thw=grid_thw,
+        seed=seed,
+    )
 
 
 @pytest.mark.stage("vision_tower")
@@ -138,6 +172,7 @@ def test_impl_weight_cache_checks_weights_against_each_config(field):
     check the weights against that config (a config whose shapes they do not have is refused) instead of
     reusing the first preparation."""
     from vitspec.impl.target import TorchTarget
+
     target, config = TorchTarget(dtype="float32"), small_config(depth=2, fullatt_block_indexes=(1,))
     other = {**config, field: config[field] * 2 if field != "hidden_size" else config[field] + config["num_heads"]}
     grid = np.array([(1, 4, 4)])
@@ -156,8 +191,9 @@ def far_position_grids(draw):
     return [(1, draw(st.sampled_from([2, 4])), 2 * draw(st.integers(150, 200)))]
 
 
-FAR_CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
-                          fullatt_block_indexes=(1,))
+FAR_CONFIG = small_config(
+    depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16, fullatt_block_indexes=(1,)
+)
 
 
 @pytest.mark.stage("vision_tower")
@@ -186,14 +222,18 @@ def tower_with_bf16_angles(dtype: str):
         rows = [tuple(int(v) for v in r) for r in np.asarray(grid_thw)]
         with mock.patch.object(rope, "rotary_cos_sin", cos_sin):
             return baseline.vision_tower(pixel_values, rows, weights, config, dtype)
+
     return tower
 
 
 def baseline_tower(dtype: str):
     """The same-dtype baseline as a tower target."""
+
     def tower(pixel_values, grid_thw, weights, config):
-        return baseline.vision_tower(pixel_values, [tuple(int(v) for v in r) for r in np.asarray(grid_thw)], weights,
-                                     config, dtype)
+        return baseline.vision_tower(
+            pixel_values, [tuple(int(v) for v in r) for r in np.asarray(grid_thw)], weights, config, dtype
+        )
+
     return tower
 
 
@@ -219,10 +259,18 @@ def check_replayed_tower(tower, dtype: str) -> None:
     for seed in (1, 2, 3):
         px = S.pixel_values(seed, GRAPH_GRID)
         ref = ref_tower.vision_tower(px, g, weights, CONFIG)
-        assert_close("vision_tower", tower(px, g, weights, CONFIG), ref, K=K_tower(CONFIG, GRAPH_GRID),
-                     magnitude=tolerance.row_rms(ref), dtype=dtype,
-                     baseline=lambda px=px: baseline.vision_tower(px, GRAPH_GRID, weights, CONFIG, dtype),
-                     grid_thw=GRAPH_GRID, seed=seed, path="fixed grid (CUDA graph)")
+        assert_close(
+            "vision_tower",
+            tower(px, g, weights, CONFIG),
+            ref,
+            K=K_tower(CONFIG, GRAPH_GRID),
+            magnitude=tolerance.row_rms(ref),
+            dtype=dtype,
+            baseline=lambda px=px: baseline.vision_tower(px, GRAPH_GRID, weights, CONFIG, dtype),
+            grid_thw=GRAPH_GRID,
+            seed=seed,
+            path="fixed grid (CUDA graph)",
+        )
 
 
 @pytest.mark.modules
@@ -233,6 +281,7 @@ def test_cuda_graph_tower_matches_reference(dtype):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device on this machine: the CUDA-graph tower is checked where CUDA is present")
     from vitspec.impl.target import TorchTarget
+
     target = TorchTarget(device="cuda", dtype=dtype)
     check_replayed_tower(lambda px, g, w, c: target.vision_tower(px, g, w, c, cuda_graph=True), dtype)
 
@@ -240,12 +289,14 @@ def test_cuda_graph_tower_matches_reference(dtype):
 def stale_replay_tower(dtype: str):
     """Planted: a fixed-grid tower that replays its first output (inputs not copied into the captured buffer)."""
     from vitspec.impl.target import TorchTarget
+
     target, first = TorchTarget(dtype=dtype), {}
 
     def tower(pixel_values, grid_thw, weights, config):
         if "out" not in first:
             first["out"] = target.vision_tower(pixel_values, grid_thw, weights, config, cuda_graph=True)
         return first["out"]
+
     return tower
 
 
@@ -254,6 +305,7 @@ def stale_replay_tower(dtype: str):
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_replay_check_rejects_stale_replay(dtype):
     from vitspec.impl.target import TorchTarget
+
     target = TorchTarget(dtype=dtype)  # on the CPU the fixed-grid path runs eagerly
     check_replayed_tower(lambda px, g, w, c: target.vision_tower(px, g, w, c, cuda_graph=True), dtype)
     with pytest.raises(AssertionError, match="exceeds the tolerance"):

@@ -5,6 +5,7 @@ HF computes RMSNorm statistics, the rotary cos/sin and their application in floa
 the stages that go through those steps are compared at the measured bound tolerance.HF_FLOAT64 (the float32 row
 of the table); the others (index stages exactly, patch_embed and mlp) at float64. One test shows the islands are
 real: the float64 tower does not pass the float64 tolerance."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,8 +48,10 @@ def block_problem(config, seed, grid_thw, window: bool):
     m = config["spatial_merge_size"]
     index, cu_window = ref_windows.window_index(grid_thw)
     head_dim = config["hidden_size"] // config["num_heads"]
-    rotary = tuple(ref_windows.permute_groups(a, index, m * m)
-                   for a in ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid_thw), head_dim))
+    rotary = tuple(
+        ref_windows.permute_groups(a, index, m * m)
+        for a in ref_rope.rotary_cos_sin(ref_rope.rotary_position_ids(grid_thw), head_dim)
+    )
     x = S.normal(seed, (S.num_patches(grid_thw), config["hidden_size"]))
     params = subdict(random_weights(config, seed), "blocks.0")
     return x, params, cu_window if window else ref_windows.cu_seqlens(grid_thw), rotary
@@ -61,15 +64,25 @@ def K_segments(config, cu) -> int:
 @pytest.mark.stage("rotary_position_ids")
 @given(S.grid_lists(max_cells=20, max_t=4, max_patches=3000))
 def test_hf_position_ids_equal_reference(hf, grid_thw):
-    assert_index_equal("rotary_position_ids", hf.rotary_position_ids(np.array(grid_thw)),
-                       ref_rope.rotary_position_ids(grid_thw), grid_thw=grid_thw, oracle="hf")
+    assert_index_equal(
+        "rotary_position_ids",
+        hf.rotary_position_ids(np.array(grid_thw)),
+        ref_rope.rotary_position_ids(grid_thw),
+        grid_thw=grid_thw,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("cu_seqlens")
 @given(S.grid_lists(max_cells=20, max_t=4, max_patches=3000))
 def test_hf_cu_seqlens_equal_reference(hf, grid_thw):
-    assert_index_equal("cu_seqlens", hf.cu_seqlens(np.array(grid_thw)), ref_windows.cu_seqlens(grid_thw),
-                       grid_thw=grid_thw, oracle="hf")
+    assert_index_equal(
+        "cu_seqlens",
+        hf.cu_seqlens(np.array(grid_thw)),
+        ref_windows.cu_seqlens(grid_thw),
+        grid_thw=grid_thw,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("window_index")
@@ -87,8 +100,17 @@ def test_hf_window_index_equals_reference(hf, grid_thw):
 @given(st.integers(1, 32), S.seeds)
 def test_hf_patch_embed_equals_reference(hf, rows, seed):
     x, w = S.pixel_values(seed, [(1, 1, rows)]), S.normal(seed, (32, 3, 2, 14, 14), 1 / np.sqrt(1176))
-    assert_close("patch_embed", hf.patch_embed(x, w), ref_embed.patch_embed(x, w), K=1176,
-                 magnitude=tolerance.terms(x, w.reshape(32, -1)), dtype="float64", rows=rows, seed=seed, oracle="hf")
+    assert_close(
+        "patch_embed",
+        hf.patch_embed(x, w),
+        ref_embed.patch_embed(x, w),
+        K=1176,
+        magnitude=tolerance.terms(x, w.reshape(32, -1)),
+        dtype="float64",
+        rows=rows,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("rotary_cos_sin")
@@ -101,8 +123,17 @@ def test_hf_rope_equals_reference(hf, grid_thw, head_dim, seed):
     assert_close("rotary_cos_sin", cos, ref_cos, K=1, magnitude=mag, dtype=ISLANDS, grid_thw=grid_thw, oracle="hf")
     assert_close("rotary_cos_sin", sin, ref_sin, K=1, magnitude=mag, dtype=ISLANDS, grid_thw=grid_thw, oracle="hf")
     x = S.normal(seed, (len(pos), 2, head_dim))
-    assert_close("apply_rotary", hf.apply_rotary(x, (ref_cos, ref_sin)), ref_rope.apply_rotary(x, (ref_cos, ref_sin)),
-                 K=2, magnitude=tolerance.pair(x), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
+    assert_close(
+        "apply_rotary",
+        hf.apply_rotary(x, (ref_cos, ref_sin)),
+        ref_rope.apply_rotary(x, (ref_cos, ref_sin)),
+        K=2,
+        magnitude=tolerance.pair(x),
+        dtype=ISLANDS,
+        grid_thw=grid_thw,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("attention_module")
@@ -111,9 +142,17 @@ def test_hf_attention_module_equals_reference(hf, config, grid_thw, window, seed
     x, params, cu, rotary = block_problem(config, seed, grid_thw, window)
     attn = subdict(params, "attn")
     ref = ref_attention.attention_module(x, attn, cu, rotary, config["num_heads"])
-    assert_close("attention_module", hf.attention_module(x, attn, cu, rotary, config["num_heads"]), ref,
-                 K=K_segments(config, cu), magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
-                 oracle="hf")
+    assert_close(
+        "attention_module",
+        hf.attention_module(x, attn, cu, rotary, config["num_heads"]),
+        ref,
+        K=K_segments(config, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype=ISLANDS,
+        grid_thw=grid_thw,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("rms_norm")
@@ -124,11 +163,29 @@ def test_hf_rms_norm_and_mlp_equal_reference(hf, rows, hidden, seed, scale):
     weights = random_weights(config, seed)
     w, mlp = weights["blocks.0.norm1.weight"], subdict(weights, "blocks.0.mlp")
     ref = ref_block.rms_norm(x, w, EPS)
-    assert_close("rms_norm", hf.rms_norm(x, w, EPS), ref, K=hidden, magnitude=np.abs(ref), dtype=ISLANDS,
-                 seed=seed, scale=scale, oracle="hf")
+    assert_close(
+        "rms_norm",
+        hf.rms_norm(x, w, EPS),
+        ref,
+        K=hidden,
+        magnitude=np.abs(ref),
+        dtype=ISLANDS,
+        seed=seed,
+        scale=scale,
+        oracle="hf",
+    )
     ref = ref_block.mlp(x, mlp)
-    assert_close("mlp", hf.mlp(x, mlp), ref, K=max(hidden, config["intermediate_size"]),
-                 magnitude=tolerance.row_rms(ref), dtype="float64", seed=seed, scale=scale, oracle="hf")
+    assert_close(
+        "mlp",
+        hf.mlp(x, mlp),
+        ref,
+        K=max(hidden, config["intermediate_size"]),
+        magnitude=tolerance.row_rms(ref),
+        dtype="float64",
+        seed=seed,
+        scale=scale,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("vision_block")
@@ -137,9 +194,17 @@ def test_hf_rms_norm_and_mlp_equal_reference(hf, rows, hidden, seed, scale):
 def test_hf_block_equals_reference(hf, config, grid_thw, window, seed):
     x, params, cu, rotary = block_problem(config, seed, grid_thw, window)
     ref = ref_block.vision_block(x, params, cu, rotary, config["num_heads"], EPS)
-    assert_close("vision_block", hf.vision_block(x, params, cu, rotary, config["num_heads"], EPS), ref,
-                 K=K_segments(config, cu), magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed,
-                 oracle="hf")
+    assert_close(
+        "vision_block",
+        hf.vision_block(x, params, cu, rotary, config["num_heads"], EPS),
+        ref,
+        K=K_segments(config, cu),
+        magnitude=tolerance.row_rms(ref),
+        dtype=ISLANDS,
+        grid_thw=grid_thw,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("merger")
@@ -147,8 +212,16 @@ def test_hf_block_equals_reference(hf, config, grid_thw, window, seed):
 def test_hf_merger_equals_reference(hf, config, cells, seed):
     x, params = S.normal(seed, (4 * cells, config["hidden_size"])), subdict(random_weights(config, seed), "merger")
     ref = ref_merger.merger(x, params, 2, EPS)
-    assert_close("merger", hf.merger(x, params, 2, EPS), ref, K=4 * x.shape[1], magnitude=tolerance.row_rms(ref),
-                 dtype=ISLANDS, seed=seed, oracle="hf")
+    assert_close(
+        "merger",
+        hf.merger(x, params, 2, EPS),
+        ref,
+        K=4 * x.shape[1],
+        magnitude=tolerance.row_rms(ref),
+        dtype=ISLANDS,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 def K_tower(config, grid_thw) -> int:
@@ -166,8 +239,17 @@ def K_tower(config, grid_thw) -> int:
 def test_hf_tower_equals_reference(hf, config, grid_thw, seed):
     weights, px, g = random_weights(config, seed), S.pixel_values(seed, grid_thw), np.array(grid_thw)
     ref = ref_tower.vision_tower(px, g, weights, config)
-    assert_close("vision_tower", hf.vision_tower(px, g, weights, config), ref, K=K_tower(config, grid_thw),
-                 magnitude=tolerance.row_rms(ref), dtype=ISLANDS, grid_thw=grid_thw, seed=seed, oracle="hf")
+    assert_close(
+        "vision_tower",
+        hf.vision_tower(px, g, weights, config),
+        ref,
+        K=K_tower(config, grid_thw),
+        magnitude=tolerance.row_rms(ref),
+        dtype=ISLANDS,
+        grid_thw=grid_thw,
+        seed=seed,
+        oracle="hf",
+    )
 
 
 @pytest.mark.stage("vision_tower")

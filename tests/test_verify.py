@@ -2,6 +2,7 @@
 their PYTHONPATH (also in the suite's child processes), --checks target|self|all, the call recorder and the per-stage
 rows (exercised, FAIL on the failed stage only, failed elsewhere, recorded differences), a reproduce command that
 works where verify ran, and runs that leave no files in the user's directory."""
+
 from __future__ import annotations
 
 import io
@@ -19,7 +20,7 @@ from vitspec.verify import COLUMNS, Collector, format_notes, format_table
 
 SUITE = Path(__file__).resolve().parent
 IMPL_TARGET = "from vitspec.impl import TARGET\n"
-TOKENS = '''import numpy as np
+TOKENS = """import numpy as np
 
 class Tokens:
     name = "{name}"
@@ -29,7 +30,7 @@ class Tokens:
         return g[:, 0] * g[:, 1] * g[:, 2] // (merge_size * merge_size) + {plus}
 
 TARGET = Tokens()
-'''
+"""
 LEFT_BEHIND = {".hypothesis", ".pytest_cache", ".benchmarks"}
 
 
@@ -40,6 +41,7 @@ def user_files(folder: Path) -> set[str]:
 
 # --- 1. child processes see the user's target -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("where", ["working directory", "PYTHONPATH"])
 def test_subprocess_checks_import_the_users_target(tmp_path, where):
     """The tower's cross-process determinism check and the block's memory check start children that load the target:
@@ -49,16 +51,24 @@ def test_subprocess_checks_import_the_users_target(tmp_path, where):
     (home / "usermod.py").write_text(IMPL_TARGET)
     run_in = tmp_path / "elsewhere" if where == "PYTHONPATH" else home
     run_in.mkdir(exist_ok=True)
-    argv = subproc.python("-m", "pytest", "-q", "-p", "no:cacheprovider", "--target", "usermod:TARGET",
-                          f"{SUITE / 'test_determinism.py'}::test_tower_bit_identical_across_processes",
-                          f"{SUITE / 'test_extremes.py'}::test_full_width_window_block_memory_light")
+    argv = subproc.python(
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--target",
+        "usermod:TARGET",
+        f"{SUITE / 'test_determinism.py'}::test_tower_bit_identical_across_processes",
+        f"{SUITE / 'test_extremes.py'}::test_full_width_window_block_memory_light",
+    )
     done = subproc.run(argv, cwd_=run_in, env_=subproc.env([home] if where == "PYTHONPATH" else []), timeout=900)
     assert done.returncode == 0 and "2 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
 
 
 # --- 2. --checks ---------------------------------------------------------------------------------------------------
 
-PLANTED = '''import pytest
+PLANTED = """import pytest
 
 @pytest.mark.stage("num_image_tokens")
 def test_target(target):
@@ -85,20 +95,35 @@ def test_document():
 
 def test_unmarked():
     pass
-'''
+"""
 
 
-@pytest.mark.parametrize("which, ran", [("target", {"test_target"}),
-                                        ("self", {"test_conformance", "test_negative", "test_modules", "test_document",
-                                                  "test_unmarked"}),
-                                        ("all", {"test_target", "test_conformance", "test_negative", "test_modules",
-                                                 "test_document", "test_unmarked"})])
+@pytest.mark.parametrize(
+    "which, ran",
+    [
+        ("target", {"test_target"}),
+        ("self", {"test_conformance", "test_negative", "test_modules", "test_document", "test_unmarked"}),
+        ("all", {"test_target", "test_conformance", "test_negative", "test_modules", "test_document", "test_unmarked"}),
+    ],
+)
 def test_checks_option_selects_target_or_self_checks(tmp_path, which, ran):
     (tmp_path / "test_planted_checks.py").write_text(PLANTED)
     xml = tmp_path / "out.xml"
-    done = subproc.run(subproc.python("-m", "pytest", tmp_path / "test_planted_checks.py", "-p", "no:cacheprovider",
-                                      "--target", "vitspec.reference:TARGET", "--checks", which, f"--junitxml={xml}"),
-                       cwd_=tmp_path)
+    done = subproc.run(
+        subproc.python(
+            "-m",
+            "pytest",
+            tmp_path / "test_planted_checks.py",
+            "-p",
+            "no:cacheprovider",
+            "--target",
+            "vitspec.reference:TARGET",
+            "--checks",
+            which,
+            f"--junitxml={xml}",
+        ),
+        cwd_=tmp_path,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     names = {case.get("name") for case in ET.parse(xml).getroot().iter("testcase")}
     assert names == ran, (names, done.stdout[-1000:])
@@ -112,6 +137,7 @@ def test_bad_checks_value_is_a_usage_error(tmp_path):
 
 
 # --- 3 and 4. the recorder, failed stages, recorded differences ----------------------------------------------------
+
 
 class Dummy:
     name, dtype = "dummy", "float32"
@@ -142,7 +168,7 @@ def test_recorder_forwards_and_records_stage_calls():
     assert wrapped.num_image_tokens([[1, 2, 2]]) == [5]  # attributes are set on the target itself
 
 
-ATTRIBUTED = '''import pytest
+ATTRIBUTED = """import pytest
 from vitspec.tests import checks
 
 @pytest.mark.stage("window_index", "cu_seqlens")
@@ -154,19 +180,32 @@ def test_two_stages(target):
 def test_plain_assert(target):
     target.window_index([[1, 4, 4]])
     assert False, "no stage named"
-'''
+"""
 
 
 def properties(xml: Path) -> dict[str, list[tuple[str, str]]]:
-    return {case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
-            for case in ET.parse(xml).getroot().iter("testcase")}
+    return {
+        case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
+        for case in ET.parse(xml).getroot().iter("testcase")
+    }
 
 
 def test_failed_stage_and_exercised_stages_are_on_the_report(tmp_path):
     (tmp_path / "test_attributed.py").write_text(ATTRIBUTED)
     xml = tmp_path / "out.xml"
-    done = subproc.run(subproc.python("-m", "pytest", tmp_path / "test_attributed.py", "-p", "no:cacheprovider",
-                                      "--target", "vitspec.reference:TARGET", f"--junitxml={xml}"), cwd_=tmp_path)
+    done = subproc.run(
+        subproc.python(
+            "-m",
+            "pytest",
+            tmp_path / "test_attributed.py",
+            "-p",
+            "no:cacheprovider",
+            "--target",
+            "vitspec.reference:TARGET",
+            f"--junitxml={xml}",
+        ),
+        cwd_=tmp_path,
+    )
     assert done.returncode == 1, done.stdout[-2000:]
     props = properties(xml)
     assert props["test_two_stages"] == [(EXERCISED, "cu_seqlens"), (FAILED_STAGE, "cu_seqlens")], props
@@ -175,9 +214,16 @@ def test_failed_stage_and_exercised_stages_are_on_the_report(tmp_path):
 
 
 def report(node, when, outcome, props=(), longrepr=None):
-    return SimpleNamespace(nodeid=node, when=when, failed=outcome == "failed", skipped=outcome == "skipped",
-                           passed=outcome == "passed", user_properties=list(props), longrepr=longrepr,
-                           longreprtext="E   planted")
+    return SimpleNamespace(
+        nodeid=node,
+        when=when,
+        failed=outcome == "failed",
+        skipped=outcome == "skipped",
+        passed=outcome == "passed",
+        user_properties=list(props),
+        longrepr=longrepr,
+        longreprtext="E   planted",
+    )
 
 
 def fed_collector(reports, rows) -> Collector:
@@ -193,13 +239,20 @@ def test_table_fails_only_the_named_stage_and_lists_recorded_differences():
     two = [("target", "window_index"), ("target", "cu_seqlens")]
     rows = {"t.py::a": two, "t.py::b": two, "t.py::c": two, "t.py::d": [("target", "window_index")]}
     lacks = ("", 0, "Skipped: NOT COVERED: target x lacks stage cu_seqlens")
-    c = fed_collector([
-        report("t.py::a", "call", "failed", [(EXERCISED, "cu_seqlens"), (FAILED_STAGE, "cu_seqlens")]),
-        report("t.py::b", "call", "failed", [(EXERCISED, "window_index")]),  # no stage named: both rows fail
-        report("t.py::c", "setup", "skipped", longrepr=lacks),
-        report("t.py::d", "call", "passed", [(EXERCISED, "window_index"),
-                                             (DIFFERENCE, "window_index: empty windows kept: 2 zero-length windows")]),
-    ], rows)
+    c = fed_collector(
+        [
+            report("t.py::a", "call", "failed", [(EXERCISED, "cu_seqlens"), (FAILED_STAGE, "cu_seqlens")]),
+            report("t.py::b", "call", "failed", [(EXERCISED, "window_index")]),  # no stage named: both rows fail
+            report("t.py::c", "setup", "skipped", longrepr=lacks),
+            report(
+                "t.py::d",
+                "call",
+                "passed",
+                [(EXERCISED, "window_index"), (DIFFERENCE, "window_index: empty windows kept: 2 zero-length windows")],
+            ),
+        ],
+        rows,
+    )
     table = c.table(provided={"window_index"})
     w, s = table["target"]["window_index"], table["target"]["cu_seqlens"]
     assert (w["checks"], w["failed"], w["elsewhere"], w["passed"], w["exercised"], w["skipped"]) == (4, 1, 1, 1, 2, 1)
@@ -209,15 +262,20 @@ def test_table_fails_only_the_named_stage_and_lists_recorded_differences():
     assert lines["window_index"].endswith("FAIL") and lines["cu_seqlens"].endswith("FAIL")
     notes = format_notes(c.skip_reasons({"window_index"}), c.recorded_differences())
     assert "window_index: 1 skipped: needs cu_seqlens, which the target lacks" in notes, notes
-    assert "recorded differences" in notes and "window_index: empty windows kept: 2 zero-length windows (1 check)" \
-        in notes, notes
+    assert (
+        "recorded differences" in notes and "window_index: empty windows kept: 2 zero-length windows (1 check)" in notes
+    ), notes
 
 
 def test_table_says_not_covered_only_for_stages_the_target_lacks():
     rows = {"t.py::a": [("target", "cu_seqlens")], "t.py::b": [("target", "rms_norm")]}
-    c = fed_collector([report("t.py::a", "setup", "skipped", longrepr=("", 0, "NOT COVERED: target x lacks stage "
-                                                                            "cu_seqlens")),
-                       report("t.py::b", "setup", "skipped", longrepr=("", 0, "NOT COVERED: capability media"))], rows)
+    c = fed_collector(
+        [
+            report("t.py::a", "setup", "skipped", longrepr=("", 0, "NOT COVERED: target x lacks stage cu_seqlens")),
+            report("t.py::b", "setup", "skipped", longrepr=("", 0, "NOT COVERED: capability media")),
+        ],
+        rows,
+    )
     provided = {"rms_norm"}
     text = format_table(c.table(provided), "title", provided, {"cu_seqlens": "computed inline in the tower"})
     lines = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ")}
@@ -229,14 +287,20 @@ def test_table_says_not_covered_only_for_stages_the_target_lacks():
 
 # --- 5 and 6. verify from a user's directory: the report, the reproduce command, no files left -------------------
 
+
 def test_reproduce_command_works_where_verify_ran(tmp_path):
     (tmp_path / "badmod.py").write_text(TOKENS.format(name="bad", plus=1))
     env = subproc.env(PYTHONPATH=None)  # vitspec comes from the installation, not from the checkout
-    done = subproc.run(subproc.python("-m", "vitspec.cli", "verify", "--target", "badmod:TARGET", "-k", "test_tokens"),
-                       cwd_=tmp_path, env_=env, timeout=600)
+    done = subproc.run(
+        subproc.python("-m", "vitspec.cli", "verify", "--target", "badmod:TARGET", "-k", "test_tokens"),
+        cwd_=tmp_path,
+        env_=env,
+        timeout=600,
+    )
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
-    fail_rows = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ") and
-                 line.rstrip().endswith("FAIL")]
+    fail_rows = [
+        line.split()[0] for line in done.stdout.splitlines() if line.startswith("  ") and line.rstrip().endswith("FAIL")
+    ]
     assert fail_rows == ["num_image_tokens"], done.stdout[-3000:]
     commands = [line.split("reproduce: ", 1)[1] for line in done.stdout.splitlines() if "reproduce: " in line]
     assert commands, done.stdout[-3000:]
@@ -252,22 +316,45 @@ def test_reproduce_command_works_where_verify_ran(tmp_path):
 def test_default_runs_leave_no_files_in_the_users_directory(tmp_path):
     (tmp_path / "goodmod.py").write_text(TOKENS.format(name="good", plus=0))
     env = subproc.env(PYTHONPATH=None)
-    done = subproc.run(subproc.python("-m", "vitspec.cli", "verify", "--target", "goodmod:TARGET", "-k", "test_tokens"),
-                       cwd_=tmp_path, env_=env, timeout=600)
+    done = subproc.run(
+        subproc.python("-m", "vitspec.cli", "verify", "--target", "goodmod:TARGET", "-k", "test_tokens"),
+        cwd_=tmp_path,
+        env_=env,
+        timeout=600,
+    )
     assert done.returncode == 0 and "PASS" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
     row = next(line.split() for line in done.stdout.splitlines() if line.startswith("  num_image_tokens"))
     assert int(row[1 + COLUMNS.index("exercised")]) > 0, row
     assert user_files(tmp_path) == set(), user_files(tmp_path)
-    done = subproc.run(subproc.python("-m", "pytest", "--pyargs", "vitspec.tests", "--target", "goodmod:TARGET", "-q",
-                                      "-k", "test_tokens", "--checks", "target"), cwd_=tmp_path, env_=env, timeout=600)
+    done = subproc.run(
+        subproc.python(
+            "-m",
+            "pytest",
+            "--pyargs",
+            "vitspec.tests",
+            "--target",
+            "goodmod:TARGET",
+            "-q",
+            "-k",
+            "test_tokens",
+            "--checks",
+            "target",
+        ),
+        cwd_=tmp_path,
+        env_=env,
+        timeout=600,
+    )
     assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
     assert user_files(tmp_path) == set(), user_files(tmp_path)
 
 
 def test_bad_capabilities_declaration_is_one_usage_line(tmp_path, monkeypatch, capsys):
     from vitspec.verify import main
-    (tmp_path / "badcaps.py").write_text('class T:\n    capabilities = {"rotary": "quaternion"}\n\n'
-                                         '    def cu_seqlens(self, grid_thw):\n        return grid_thw\n\n\nTARGET = T()\n')
+
+    (tmp_path / "badcaps.py").write_text(
+        'class T:\n    capabilities = {"rotary": "quaternion"}\n\n'
+        "    def cu_seqlens(self, grid_thw):\n        return grid_thw\n\n\nTARGET = T()\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["--target", "badcaps:TARGET"]) == 2
     out, err = capsys.readouterr()

@@ -1,5 +1,6 @@
 """window_index and cu_seqlens (SPEC-NOTES §3): exact against the reference, the window invariants checked
 bit-exactly on cell coordinates, the worked values, and a negative control for every invariant."""
+
 from __future__ import annotations
 
 import math
@@ -16,15 +17,28 @@ from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline, strategies as S
 from vitspec.tests.checks import assert_index_equal, fail, record_difference, target_dtype, to_numpy
 
-KNOWN_BUG_GRIDS = ([(1, 24, 24)], [(1, 16, 16)], [(1, 20, 12)], [(3, 10, 22)], [(2, 10, 6)], [(1, 2, 40)],
-                   [(1, 4, 6), (2, 6, 4)], [(1, 18, 2), (1, 8, 8)])
+KNOWN_BUG_GRIDS = (
+    [(1, 24, 24)],
+    [(1, 16, 16)],
+    [(1, 20, 12)],
+    [(3, 10, 22)],
+    [(2, 10, 6)],
+    [(1, 2, 40)],
+    [(1, 4, 6), (2, 6, 4)],
+    [(1, 18, 2), (1, 8, 8)],
+)
 big_grids = S.grid_lists(max_images=3, max_cells=20, max_t=4, max_patches=4000)
 
 
 def cell_coordinates(grid_thw) -> list[tuple[int, int, int, int]]:
     """(image, frame, row, col) of every merged cell in raster order: the meaning of a window_index entry."""
-    return [(i, f, r, c) for i, (t, h, w) in enumerate(grid_thw)
-            for f in range(t) for r in range(h // 2) for c in range(w // 2)]
+    return [
+        (i, f, r, c)
+        for i, (t, h, w) in enumerate(grid_thw)
+        for f in range(t)
+        for r in range(h // 2)
+        for c in range(w // 2)
+    ]
 
 
 def check_windows(grid_thw, index, cu) -> None:
@@ -34,12 +48,20 @@ def check_windows(grid_thw, index, cu) -> None:
     index, cu = to_numpy(index).astype(np.int64), to_numpy(cu).astype(np.int64)
     coords = cell_coordinates(grid_thw)
     if sorted(index.tolist()) != list(range(len(coords))):
-        fail("window_index", "window_index is not a permutation of the merged cells", ctx,
-             [f"length {index.size} for {len(coords)} cells; head {index[:16].tolist()}"])
+        fail(
+            "window_index",
+            "window_index is not a permutation of the merged cells",
+            ctx,
+            [f"length {index.size} for {len(coords)} cells; head {index[:16].tolist()}"],
+        )
     sizes = np.diff(cu)
     if cu[0] != 0 or cu[-1] != 4 * len(coords) or np.any(sizes <= 0) or np.any(sizes > 64) or np.any(sizes % 4):
-        fail("window_index", "window sizes must lie in (0, 64] patches, be multiples of 4 and sum to the patches",
-             ctx, [f"cu_window_seqlens {cu.tolist()[:20]}"])
+        fail(
+            "window_index",
+            "window sizes must lie in (0, 64] patches, be multiples of 4 and sum to the patches",
+            ctx,
+            [f"cu_window_seqlens {cu.tolist()[:20]}"],
+        )
     expected_count = sum(t * math.ceil(h / 8) * math.ceil(w / 8) for t, h, w in grid_thw)
     if sizes.size != expected_count:
         fail("window_index", f"{sizes.size} windows, expected sum t*ceil(h/8)*ceil(w/8) = {expected_count}", ctx)
@@ -49,17 +71,29 @@ def check_windows(grid_thw, index, cu) -> None:
         image, frame, r0, c0 = cells[0]
         top, left = 4 * (r0 // 4), 4 * (c0 // 4)
         _, h, w = grid_thw[image]
-        tile = [(image, frame, r, c) for r in range(top, min(top + 4, h // 2)) for c in range(left, min(left + 4, w // 2))]
+        tile = [
+            (image, frame, r, c) for r in range(top, min(top + 4, h // 2)) for c in range(left, min(left + 4, w // 2))
+        ]
         if cells != tile:
-            fail("window_index", f"window at cells {a}..{b} is not the 4x4 tile at row {top}, col {left} of image "
-                                 f"{image} frame {frame}, row-major", ctx, [f"got (image, frame, row, col) {cells[:6]}..."])
+            fail(
+                "window_index",
+                f"window at cells {a}..{b} is not the 4x4 tile at row {top}, col {left} of image "
+                f"{image} frame {frame}, row-major",
+                ctx,
+                [f"got (image, frame, row, col) {cells[:6]}..."],
+            )
         keys.append((image, frame, top, left))
     if keys != sorted(keys):
-        fail("window_index", "windows are not visited image by image, frame by frame, row-major", ctx,
-             [f"window order {keys[:8]}"])
+        fail(
+            "window_index",
+            "windows are not visited image by image, frame by frame, row-major",
+            ctx,
+            [f"window order {keys[:8]}"],
+        )
 
 
 # Planted bugs: each is a (grid_thw) -> (window_index, cu_window_seqlens) that a published port has had.
+
 
 def hf_padding_without_unique(grid_thw):
     """The pad formula adds a whole empty window when a side is divisible by 4; duplicates kept."""
@@ -71,8 +105,11 @@ def hf_padding_without_unique(grid_thw):
         for f in range(t):
             for a in range(nh):
                 for b in range(nw):
-                    cells = [offset + (f * rows + r) * cols + c for r in range(4 * a, min(4 * a + 4, rows))
-                             for c in range(4 * b, min(4 * b + 4, cols))]
+                    cells = [
+                        offset + (f * rows + r) * cols + c
+                        for r in range(4 * a, min(4 * a + 4, rows))
+                        for c in range(4 * b, min(4 * b + 4, cols))
+                    ]
                     index += cells
                     cu.append(cu[-1] + 4 * len(cells))
         offset += t * rows * cols
@@ -142,8 +179,11 @@ def canonical_windows(grid_thw, cu):
         return cu
     keep = np.concatenate([[True], np.diff(cu) != 0])
     if not keep.all():
-        record_difference("window_index", "empty windows kept", f"grid_thw {list(map(list, grid_thw))}: "
-                                                                f"{int(np.sum(~keep))} zero-length windows")
+        record_difference(
+            "window_index",
+            "empty windows kept",
+            f"grid_thw {list(map(list, grid_thw))}: {int(np.sum(~keep))} zero-length windows",
+        )
     return cu[keep]
 
 
@@ -152,12 +192,14 @@ def check_window_index(window_index, grid_thw) -> None:
     index, cu = window_index(np.array(grid_thw, dtype=np.int64))
     ref_index, ref_cu = ref_windows.window_index(grid_thw)
     assert_index_equal("window_index", index, ref_index, grid_thw=grid_thw, output="window_index")
-    assert_index_equal("window_index", canonical_windows(grid_thw, cu), ref_cu, grid_thw=grid_thw,
-                       output="cu_window_seqlens")
+    assert_index_equal(
+        "window_index", canonical_windows(grid_thw, cu), ref_cu, grid_thw=grid_thw, output="cu_window_seqlens"
+    )
 
 
 class KeepsEmptyWindows:
     """The reference target, except that window_index keeps HF's zero-length windows (no unique_consecutive)."""
+
     name = "reference keeping empty windows"
 
     def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
@@ -173,8 +215,11 @@ def test_target_keeping_empty_windows_passes_and_records_it(request):
         raw = target.window_index(np.array(grid))[1]
         assert np.any(np.diff(raw) == 0), f"grid {grid}: the planted target kept no empty window"
         check_window_index(target.window_index, grid)
-        check_windows(grid, target.window_index(np.array(grid))[0],
-                      canonical_windows(grid, target.window_index(np.array(grid))[1]))
+        check_windows(
+            grid,
+            target.window_index(np.array(grid))[0],
+            canonical_windows(grid, target.window_index(np.array(grid))[1]),
+        )
     recorded = [v for k, v in request.node.user_properties if k == "vitspec_difference"]
     assert recorded and all(v.startswith("window_index: empty windows kept: ") for v in recorded), recorded
 
@@ -194,11 +239,12 @@ def test_window_index_worked_values(stage, grid):
     """SPEC-NOTES §3 worked values, written out by hand."""
     index, cu = stage("window_index")(np.array([grid], dtype=np.int64))
     expected = WINDOW_EXAMPLES[grid]
-    assert_index_equal("window_index", canonical_windows([grid], cu), np.array(expected["cu_window_seqlens"]),
-                       grid_thw=[grid])
+    assert_index_equal(
+        "window_index", canonical_windows([grid], cu), np.array(expected["cu_window_seqlens"]), grid_thw=[grid]
+    )
     head = expected.get("window_index_head")
     if head is not None:
-        assert_index_equal("window_index", to_numpy(index)[:len(head)], np.array(head), grid_thw=[grid])
+        assert_index_equal("window_index", to_numpy(index)[: len(head)], np.array(head), grid_thw=[grid])
 
 
 @pytest.mark.stage("window_index")
@@ -231,14 +277,16 @@ def self_inverse(grid_thw) -> bool:
 def window_order_grids(draw):
     """A batch whose first grid spans several windows in both directions and whose window order is not its own
     inverse, so window order, raster order and the wrong inverse (window_index itself) all differ."""
-    first = draw(S.grids(max_cells=14, max_t=2, max_patches=600, shape="several windows").filter(
-        lambda g: not self_inverse([g])))
+    first = draw(
+        S.grids(max_cells=14, max_t=2, max_patches=600, shape="several windows").filter(lambda g: not self_inverse([g]))
+    )
     rest = draw(S.grid_lists(max_images=2, max_cells=8, max_t=2, max_patches=300)) if draw(st.booleans()) else []
     return [first] + rest
 
 
-LOCAL_CONFIG = small_config(depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
-                            fullatt_block_indexes=(1,))
+LOCAL_CONFIG = small_config(
+    depth=2, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16, fullatt_block_indexes=(1,)
+)
 
 
 def token_local_weights(seed: int) -> dict:
@@ -259,16 +307,26 @@ def check_restores_raster_order(tower, grid_thw, seed: int, dtype: str) -> None:
     expected = ref_tower.vision_tower(px, g, weights, LOCAL_CONFIG)  # raster order, one row per merged cell
     cells = S.num_patches(grid_thw) // 4
     if got.shape != expected.shape:
-        fail("vision_tower", f"output shape {got.shape} for the {cells} merged cells of the grid, expected "
-                             f"{expected.shape}", ctx)
+        fail(
+            "vision_tower",
+            f"output shape {got.shape} for the {cells} merged cells of the grid, expected {expected.shape}",
+            ctx,
+        )
     distance = np.sum((got[:, None, :] - expected[None, :, :]) ** 2, axis=-1)
     source = np.argmin(np.where(np.isfinite(distance), distance, np.inf), axis=1)
     wrong = np.flatnonzero(source != np.arange(cells))
     if wrong.size:
         r = int(wrong[0])
-        fail("vision_tower", "the tower does not put its tokens back in raster order (WIN-INVERSE)", ctx,
-             [f"{wrong.size} of {cells} output rows hold another merged cell's token; row {r} holds cell "
-              f"{int(source[r])}", f"window_index head {ref_windows.window_index(grid_thw)[0][:12].tolist()}"])
+        fail(
+            "vision_tower",
+            "the tower does not put its tokens back in raster order (WIN-INVERSE)",
+            ctx,
+            [
+                f"{wrong.size} of {cells} output rows hold another merged cell's token; row {r} holds cell "
+                f"{int(source[r])}",
+                f"window_index head {ref_windows.window_index(grid_thw)[0][:12].tolist()}",
+            ],
+        )
 
 
 @pytest.mark.stage("vision_tower")
@@ -284,12 +342,14 @@ def tower_restoring_with(inverse, dtype: str):
     """A planted tower computing in dtype (the same-dtype baseline's embedding and merger: with token-local weights
     the blocks are the identity) whose window-order output is put back with inverse(window_index) instead of
     argsort(window_index)."""
+
     def tower(pixel_values, grid_thw, weights, config):
         rows = [tuple(int(v) for v in r) for r in np.asarray(grid_thw)]
         x = baseline.patch_embed(pixel_values, weights["patch_embed.proj.weight"], dtype)
         raster = baseline.merger(x, subdict(weights, "merger"), config["spatial_merge_size"], 1e-6, dtype)
         index = ref_windows.window_index(rows)[0]
         return raster[index][inverse(index)]
+
     return tower
 
 
@@ -327,11 +387,18 @@ def check_one_window(grid_thw, index, cu_window, cu_full) -> None:
     """WIN-SMALL: a frame of at most 8×8 patches is one window, so window order is raster order and the window
     segments are the full-attention segments: window blocks equal full blocks there."""
     index, cu_window = to_numpy(index), to_numpy(cu_window)
-    if not np.array_equal(index, np.arange(S.num_patches(grid_thw) // 4)) or \
-            not np.array_equal(cu_window, to_numpy(cu_full)):
-        fail("window_index", "a grid within one window must keep raster order and the full segments",
-             dict(grid_thw=grid_thw), [f"window_index {index[:12].tolist()}", f"cu_window_seqlens "
-                                       f"{cu_window[:8].tolist()}, cu_seqlens {to_numpy(cu_full)[:8].tolist()}"])
+    if not np.array_equal(index, np.arange(S.num_patches(grid_thw) // 4)) or not np.array_equal(
+        cu_window, to_numpy(cu_full)
+    ):
+        fail(
+            "window_index",
+            "a grid within one window must keep raster order and the full segments",
+            dict(grid_thw=grid_thw),
+            [
+                f"window_index {index[:12].tolist()}",
+                f"cu_window_seqlens {cu_window[:8].tolist()}, cu_seqlens {to_numpy(cu_full)[:8].tolist()}",
+            ],
+        )
 
 
 @pytest.mark.stage("window_index", "cu_seqlens")
@@ -364,8 +431,12 @@ def check_full_segments(grid_thw, cu) -> None:
     lengths = np.diff(to_numpy(cu).astype(np.int64)).tolist()
     expected = [h * w for t, h, w in grid_thw for _ in range(t)]
     if to_numpy(cu)[0] != 0 or lengths != expected:
-        fail("cu_seqlens", "full-attention segments must be one per image and frame", dict(grid_thw=grid_thw),
-             [f"segment lengths {lengths[:12]}, expected {expected[:12]}"])
+        fail(
+            "cu_seqlens",
+            "full-attention segments must be one per image and frame",
+            dict(grid_thw=grid_thw),
+            [f"segment lengths {lengths[:12]}, expected {expected[:12]}"],
+        )
 
 
 @pytest.mark.stage("cu_seqlens")
@@ -376,10 +447,14 @@ def test_cu_seqlens_one_segment_per_frame(stage, grid_thw):
 
 @pytest.mark.negative_control
 @pytest.mark.stage("cu_seqlens")
-@pytest.mark.parametrize("planted", [
-    lambda g: np.concatenate([[0], np.cumsum([t * h * w for t, h, w in g])]),  # one segment per image
-    lambda g: np.array([0, sum(t * h * w for t, h, w in g)]),  # the whole batch as one segment
-], ids=["per_image_segments", "one_segment_for_the_batch"])
+@pytest.mark.parametrize(
+    "planted",
+    [
+        lambda g: np.concatenate([[0], np.cumsum([t * h * w for t, h, w in g])]),  # one segment per image
+        lambda g: np.array([0, sum(t * h * w for t, h, w in g)]),  # the whole batch as one segment
+    ],
+    ids=["per_image_segments", "one_segment_for_the_batch"],
+)
 def test_full_segment_check_rejects(planted):
     check_full_segments([(3, 10, 22)], ref_windows.cu_seqlens([(3, 10, 22)]))
     with pytest.raises(AssertionError, match="one per image and frame"):

@@ -3,6 +3,7 @@
 Every loader calls pytest.skip with a reason starting with MISSING, so a run that lacks an oracle
 shows it in the skip summary instead of passing silently.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,8 +16,16 @@ import pytest
 
 MISSING = "UPSTREAM ORACLE MISSING:"
 HF_PIL_MODULE = "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl"
-QVU_NEEDED = ("MAX_RATIO", "IMAGE_MIN_TOKEN_NUM", "IMAGE_MAX_TOKEN_NUM",
-              "round_by_factor", "ceil_by_factor", "floor_by_factor", "smart_resize", "to_rgb")
+QVU_NEEDED = (
+    "MAX_RATIO",
+    "IMAGE_MIN_TOKEN_NUM",
+    "IMAGE_MAX_TOKEN_NUM",
+    "round_by_factor",
+    "ceil_by_factor",
+    "floor_by_factor",
+    "smart_resize",
+    "to_rgb",
+)
 
 
 def require(module: str):
@@ -49,9 +58,12 @@ def _qvu_namespace() -> dict:
     if source is None or not source.is_file():
         return {}
     tree = ast.parse(source.read_text(), filename=str(source))
-    keep = [node for node in tree.body
-            if (isinstance(node, ast.FunctionDef) and node.name in QVU_NEEDED)
-            or (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in QVU_NEEDED for t in node.targets))]
+    keep = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name in QVU_NEEDED)
+        or (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in QVU_NEEDED for t in node.targets))
+    ]
     namespace: dict = {}
     exec("import math\nfrom typing import Optional, Tuple\nfrom PIL import Image", namespace)
     exec(compile(ast.Module(body=keep, type_ignores=[]), str(source), "exec"), namespace)

@@ -5,4 +5,5 @@ Layers, bottom to top (docs/ARCHITECTURE.md): ``vitspec.spec`` (data, rules, pro
 mutants, adapters, bench, plot, specmd) and the suite (``vitspec.tests``). Importing this package imports
 nothing else.
 """
+
 __version__ = "0.2.0"

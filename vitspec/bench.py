@@ -5,6 +5,7 @@ Each row times both implementations on the same random weights and the same rand
 reports ratio = hf_ms / impl_ms (above 1: impl is faster). impl_rel_err and hf_rel_err are the relative
 L2 errors of each merged output against a float64 run of impl with the same weights and input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,20 @@ from vitspec.impl.windows import window_cells, window_layout
 from vitspec.reference.weights import expected_shapes
 from vitspec.spec.configs import PREPROCESSOR, vision_config
 
-HF_FIELDS = ("depth", "hidden_size", "hidden_act", "intermediate_size", "num_heads", "in_channels", "patch_size",
-             "spatial_merge_size", "temporal_patch_size", "window_size", "fullatt_block_indexes", "out_hidden_size")
+HF_FIELDS = (
+    "depth",
+    "hidden_size",
+    "hidden_act",
+    "intermediate_size",
+    "num_heads",
+    "in_channels",
+    "patch_size",
+    "spatial_merge_size",
+    "temporal_patch_size",
+    "window_size",
+    "fullatt_block_indexes",
+    "out_hidden_size",
+)
 
 
 def log(msg: str) -> None:
@@ -37,8 +50,9 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", part)
         if not m:
-            raise UsageError(f"--sizes must be a comma-separated list of HEIGHTxWIDTH, e.g. 448x336,896x672, "
-                             f"got {part!r}")
+            raise UsageError(
+                f"--sizes must be a comma-separated list of HEIGHTxWIDTH, e.g. 448x336,896x672, got {part!r}"
+            )
         h, w = int(m.group(1)), int(m.group(2))
         if h <= 0 or w <= 0 or h % 28 or w % 28:
             raise UsageError(f"--sizes: height and width must be positive multiples of 28, got {part!r}")
@@ -103,6 +117,7 @@ def hf_tower(config: dict, weights: dict, dtype: torch.dtype, device):
     """HF's Qwen2_5_VisionTransformerPretrainedModel (sdpa) holding the same weights, in dtype on device."""
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+
     hf_cfg = Qwen2_5_VLVisionConfig(**{k: config[k] for k in HF_FIELDS})
     with torch.device(device):
         model = Qwen2_5_VisionTransformerPretrainedModel._from_config(hf_cfg, attn_implementation="sdpa", dtype=dtype)
@@ -143,8 +158,9 @@ def rel_err(x: torch.Tensor, truth: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(x - truth) / torch.linalg.vector_norm(truth))
 
 
-def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_graph: bool = True,
-                 compile: bool = False, seed: int = 0) -> list[dict]:
+def bench_towers(
+    sizes, config, dtype: str, device: str, repeats: int, cuda_graph: bool = True, compile: bool = False, seed: int = 0
+) -> list[dict]:
     """Tower rows (and tower_cuda_graph rows on CUDA) for each image size."""
     target = TorchTarget(device, dtype, compile=compile)
     tdtype = target.torch_dtype
@@ -168,18 +184,24 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
             hf_out = hf_merged(model, pv, grid)
             errs = {"impl_rel_err": rel_err(impl_out, truth), "hf_rel_err": rel_err(hf_out, truth)}
             log(f"[bench] {h}x{w}: timing impl vs HF ({repeats} runs)")
-            impl_ms, hf_ms = time_pair(lambda pv=pv, g=grid_rows: target.vision_tower(pv, g, weights, config),
-                                       lambda pv=pv, grid=grid: hf_merged(model, pv, grid), device, repeats)
+            impl_ms, hf_ms = time_pair(
+                lambda pv=pv, g=grid_rows: target.vision_tower(pv, g, weights, config),
+                lambda pv=pv, grid=grid: hf_merged(model, pv, grid),
+                device,
+                repeats,
+            )
             rows.append(make_row(stage, h, w, n, impl_ms, hf_ms, errs, config, grid_rows, dtype, device))
             log(progress(rows[-1]))
             if cuda_graph and device.startswith("cuda"):
                 log(f"[bench] {h}x{w}: capturing CUDA graph")
                 graphed = target.fixed_grid_tower(grid_rows, weights, config)
                 errs = dict(errs, impl_rel_err=rel_err(graphed(pv), truth))
-                g_ms, hf_ms = time_pair(lambda f=graphed, pv=pv: f(pv), lambda pv=pv, grid=grid: hf_merged(model, pv, grid),
-                                        device, repeats)
-                rows.append(make_row(stage + "_cuda_graph", h, w, n, g_ms, hf_ms, errs, config, grid_rows, dtype,
-                                     device))
+                g_ms, hf_ms = time_pair(
+                    lambda f=graphed, pv=pv: f(pv), lambda pv=pv, grid=grid: hf_merged(model, pv, grid), device, repeats
+                )
+                rows.append(
+                    make_row(stage + "_cuda_graph", h, w, n, g_ms, hf_ms, errs, config, grid_rows, dtype, device)
+                )
                 log(progress(rows[-1]))
                 del graphed
             target.clear_caches()
@@ -188,23 +210,36 @@ def bench_towers(sizes, config, dtype: str, device: str, repeats: int, cuda_grap
 
 def progress(row: dict) -> str:
     """One stderr line per measured row."""
-    return (f"[bench] {row['stage']} {row['size']}: impl {row['impl_ms']:.2f} ms, HF {row['hf_ms']:.2f} ms "
-            f"(ratio {row['ratio']:.2f})")
+    return (
+        f"[bench] {row['stage']} {row['size']}: impl {row['impl_ms']:.2f} ms, HF {row['hf_ms']:.2f} ms "
+        f"(ratio {row['ratio']:.2f})"
+    )
 
 
 def make_row(stage, h, w, n, impl_ms, hf_ms, errs, config, grid_rows, dtype, device) -> dict:
     """One result row."""
     flops = tower_flops(grid_rows, config)
-    return {"stage": stage, "size": f"{h}x{w}", "patches": n, "impl_ms": round(impl_ms, 3), "hf_ms": round(hf_ms, 3),
-            "ratio": round(hf_ms / impl_ms, 3), "impl_rel_err": errs.get("impl_rel_err"),
-            "hf_rel_err": errs.get("hf_rel_err"), "tflops": round(flops / impl_ms / 1e9, 2), "device": device,
-            "dtype": dtype, "depth": config["depth"]}
+    return {
+        "stage": stage,
+        "size": f"{h}x{w}",
+        "patches": n,
+        "impl_ms": round(impl_ms, 3),
+        "hf_ms": round(hf_ms, 3),
+        "ratio": round(hf_ms / impl_ms, 3),
+        "impl_rel_err": errs.get("impl_rel_err"),
+        "hf_rel_err": errs.get("hf_rel_err"),
+        "tflops": round(flops / impl_ms / 1e9, 2),
+        "device": device,
+        "dtype": dtype,
+        "depth": config["depth"],
+    }
 
 
 def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     """impl preprocess vs HF's PIL image processor on one random 1080x1920 image (host, both)."""
     from PIL import Image
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
     try:
         from vitspec.impl.pixels import preprocess
     except ImportError as e:
@@ -222,22 +257,48 @@ def bench_preprocess(repeats: int, seed: int = 0) -> list[dict]:
     impl_pv = np.asarray(impl_pv.detach().cpu() if hasattr(impl_pv, "detach") else impl_pv, dtype=np.float64)
     diff = float(np.linalg.norm(impl_pv - hf_pv) / np.linalg.norm(hf_pv)) if impl_pv.shape == hf_pv.shape else None
     impl_ms, hf_ms = time_pair(run_impl, run_hf, "cpu", repeats)
-    rows = [{"stage": "preprocess", "size": "1080x1920", "patches": int(impl_pv.shape[0]), "impl_ms": round(impl_ms, 3),
-             "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3), "impl_rel_err": diff, "hf_rel_err": None,
-             "tflops": None, "device": "cpu", "dtype": "float32", "depth": None}]
+    rows = [
+        {
+            "stage": "preprocess",
+            "size": "1080x1920",
+            "patches": int(impl_pv.shape[0]),
+            "impl_ms": round(impl_ms, 3),
+            "hf_ms": round(hf_ms, 3),
+            "ratio": round(hf_ms / impl_ms, 3),
+            "impl_rel_err": diff,
+            "hf_rel_err": None,
+            "tflops": None,
+            "device": "cpu",
+            "dtype": "float32",
+            "depth": None,
+        }
+    ]
     log(progress(rows[-1]))
     # the resize inside it: impl's CPU resampler against Pillow's Image.resize (the call HF's processor makes)
     from vitspec.impl.resize import resize
+
     height, width = (int(v) * 14 for v in impl_grid[0, 1:])
     log(f"[bench] resize 1080x1920 -> {height}x{width}")
     run_resize = lambda: resize(image, height, width)  # noqa: E731
     run_pillow = lambda: pil.resize((width, height), Image.Resampling.BICUBIC)  # noqa: E731
     same = np.array_equal(run_resize().numpy(), np.asarray(run_pillow()))
     impl_ms, hf_ms = time_pair(run_resize, run_pillow, "cpu", repeats)
-    rows.append({"stage": "resize (Pillow)", "size": "1080x1920", "patches": int(impl_pv.shape[0]),
-                 "impl_ms": round(impl_ms, 3), "hf_ms": round(hf_ms, 3), "ratio": round(hf_ms / impl_ms, 3),
-                 "impl_rel_err": 0.0 if same else None, "hf_rel_err": None, "tflops": None, "device": "cpu",
-                 "dtype": "uint8", "depth": None})
+    rows.append(
+        {
+            "stage": "resize (Pillow)",
+            "size": "1080x1920",
+            "patches": int(impl_pv.shape[0]),
+            "impl_ms": round(impl_ms, 3),
+            "hf_ms": round(hf_ms, 3),
+            "ratio": round(hf_ms / impl_ms, 3),
+            "impl_rel_err": 0.0 if same else None,
+            "hf_rel_err": None,
+            "tflops": None,
+            "device": "cpu",
+            "dtype": "uint8",
+            "depth": None,
+        }
+    )
     log(progress(rows[-1]))
     return rows
 
@@ -248,23 +309,33 @@ def table(rows: list[dict]) -> str:
     lines = [head, "|" + "---|" * 9]
     fmt = lambda v: "—" if v is None else f"{v:.2e}"  # noqa: E731
     for r in rows:
-        lines.append(f"| {r['stage']} | {r['size']} | {r['patches']} | {r['impl_ms']:.2f} | {r['hf_ms']:.2f} | "
-                     f"{r['ratio']:.2f} | {'—' if r['tflops'] is None else r['tflops']} | {fmt(r['impl_rel_err'])} | "
-                     f"{fmt(r['hf_rel_err'])} |")
+        lines.append(
+            f"| {r['stage']} | {r['size']} | {r['patches']} | {r['impl_ms']:.2f} | {r['hf_ms']:.2f} | "
+            f"{r['ratio']:.2f} | {'—' if r['tflops'] is None else r['tflops']} | {fmt(r['impl_rel_err'])} | "
+            f"{fmt(r['hf_rel_err'])} |"
+        )
     return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
     """The vitspec bench options (a bad one raises UsageError)."""
-    p = Parser(prog="vitspec bench", description=__doc__.splitlines()[0],
-               epilog="Progress goes to stderr, a line per measured row. Exit codes: 0 done, 2 bad arguments.")
+    p = Parser(
+        prog="vitspec bench",
+        description=__doc__.splitlines()[0],
+        epilog="Progress goes to stderr, a line per measured row. Exit codes: 0 done, 2 bad arguments.",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
-                   help="model dtype (default float32 on cpu, bfloat16 on cuda)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "bfloat16", "float16"],
+        help="model dtype (default float32 on cpu, bfloat16 on cuda)",
+    )
     p.add_argument("--depth", type=positive_int, default=None, help="tower depth (default 8 on cpu, 32 on cuda)")
     p.add_argument("--sizes", default=None, help="HxW list, e.g. 448x336,896x672 (default 448x448 on cpu)")
-    p.add_argument("--repeats", type=positive_int, default=None,
-                   help="timed runs per side (default 3 on cpu, 10 on cuda)")
+    p.add_argument(
+        "--repeats", type=positive_int, default=None, help="timed runs per side (default 3 on cpu, 10 on cuda)"
+    )
     p.add_argument("--json", action="store_true", help="print the result rows as JSON to stdout instead of the table")
     p.add_argument("--output", metavar="FILE", default=None, help="also write the result rows as JSON to FILE")
     p.add_argument("--no-preprocess", action="store_true", help="skip the preprocessing row")
@@ -293,8 +364,10 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     repeats = args.repeats or (10 if cuda else 3)
     config = tower_config(args.depth, args.device)
-    log(f"[bench] {len(sizes)} size(s), depth {config['depth']}, {repeats} timed runs per side, {dtype} on "
-        f"{args.device}")
+    log(
+        f"[bench] {len(sizes)} size(s), depth {config['depth']}, {repeats} timed runs per side, {dtype} on "
+        f"{args.device}"
+    )
     rows = bench_towers(sizes, config, dtype, args.device, repeats)
     if args.compile:
         rows += bench_towers(sizes, config, dtype, args.device, repeats, compile=True)

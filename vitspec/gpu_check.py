@@ -7,6 +7,7 @@ Run from the repository root: `python3 vitspec/gpu_check.py` (or `--smoke` on a 
 2. The 7B vision config (depth 32) against impl in float64 on the same device, HF bf16 as the baseline.
 3. The benchmark table (bf16, depth 32) with CUDA graph rows; JSON and markdown go to $OUT when set.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -83,8 +84,10 @@ def small_against_reference(report: Report, device: str, grids) -> None:
     """impl on device against the NumPy reference (small config with two full-attention blocks)."""
     cfg = small_config(depth=4, fullatt_block_indexes=(1, 3))
     weights = random_weights(cfg, seed=1)
-    hf = {dt: hf_tower(cfg, {k: torch.from_numpy(v).float() for k, v in weights.items()}, getattr(torch, dt), device)
-          for dt in ("bfloat16", "float16")}
+    hf = {
+        dt: hf_tower(cfg, {k: torch.from_numpy(v).float() for k, v in weights.items()}, getattr(torch, dt), device)
+        for dt in ("bfloat16", "float16")
+    }
     for i, grid in enumerate(grids):
         pv = grid_input(grid, i)
         truth = torch.from_numpy(reference.TARGET.vision_tower(pv, grid, weights, cfg))
@@ -111,10 +114,13 @@ def stages_against_reference(report: Report, device: str) -> None:
     cu = np.array([0, 10, 10, 50, 60, 100, 140, 240])
     target = TorchTarget(device, "float32")
     truth = reference.TARGET.attention(q, k, v, np.unique(cu))
-    report.check("attention odd segments float32", rel_err(target.attention(q, k, v, cu).cpu(), torch.from_numpy(truth)),
-                 FP32_LIMIT)
+    report.check(
+        "attention odd segments float32",
+        rel_err(target.attention(q, k, v, cu).cpu(), torch.from_numpy(truth)),
+        FP32_LIMIT,
+    )
     cfg = small_config(depth=1, fullatt_block_indexes=(0,))
-    params = {k[len("blocks.0."):]: v for k, v in random_weights(cfg, 2).items() if k.startswith("blocks.0.")}
+    params = {k[len("blocks.0.") :]: v for k, v in random_weights(cfg, 2).items() if k.startswith("blocks.0.")}
     x, cos, sin = rng.standard_normal((240, 64)), rng.standard_normal((240, 16)), rng.standard_normal((240, 16))
     truth = reference_block(x, params, np.unique(cu), (cos, sin), 4)  # the reference's math takes either form
     out = target.with_options(rotary="cos_sin").vision_block(x, params, cu, (cos, sin), 4)
@@ -138,13 +144,22 @@ def full_size_check(report: Report, device: str, depth: int, grids) -> None:
             truth = truth_target.vision_tower(pv, grid, weights, cfg)
             truth_target.clear_caches()
             base = rel_err(hf_merged(model, pv.bfloat16(), torch.tensor(grid, device=device)), truth)
-            report.check(f"7B depth {depth} {grid} float32 vs float64", rel_err(fp32.vision_tower(pv, grid, weights, cfg),
-                                                                             truth), FP32_LIMIT)
+            report.check(
+                f"7B depth {depth} {grid} float32 vs float64",
+                rel_err(fp32.vision_tower(pv, grid, weights, cfg), truth),
+                FP32_LIMIT,
+            )
             fp32.clear_caches()
-            report.check(f"7B depth {depth} {grid} bfloat16 eager (HF bf16 {base:.2e})",
-                         rel_err(bf16.vision_tower(pv, grid, weights, cfg), truth), HALF_FACTOR * base)
-            report.check(f"7B depth {depth} {grid} bfloat16 graph",
-                         rel_err(bf16.vision_tower(pv, grid, weights, cfg, cuda_graph=True), truth), HALF_FACTOR * base)
+            report.check(
+                f"7B depth {depth} {grid} bfloat16 eager (HF bf16 {base:.2e})",
+                rel_err(bf16.vision_tower(pv, grid, weights, cfg), truth),
+                HALF_FACTOR * base,
+            )
+            report.check(
+                f"7B depth {depth} {grid} bfloat16 graph",
+                rel_err(bf16.vision_tower(pv, grid, weights, cfg, cuda_graph=True), truth),
+                HALF_FACTOR * base,
+            )
             bf16.clear_caches()
     del model
 
@@ -160,7 +175,8 @@ def profile_tower(size, device: str, depth: int) -> str:
     for _ in range(2):
         target.vision_tower(pv, grid, weights, cfg)
     activities = [torch.profiler.ProfilerActivity.CPU] + (
-        [torch.profiler.ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+        [torch.profiler.ProfilerActivity.CUDA] if device.startswith("cuda") else []
+    )
     with torch.profiler.profile(activities=activities) as prof:
         target.vision_tower(pv, grid, weights, cfg)
         torch.cuda.synchronize() if device.startswith("cuda") else None
@@ -172,17 +188,27 @@ def profile_tower(size, device: str, depth: int) -> str:
 def environment(device: str) -> dict:
     """Card, versions and date for the results header."""
     import transformers
+
     card = torch.cuda.get_device_name(device) if device.startswith("cuda") else (platform.processor() or "cpu")
-    return {"device": card, "date": datetime.date.today().isoformat(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version()}
+    return {
+        "device": card,
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def main(argv=None) -> int:
     """Correctness checks, then the benchmark; exit status 1 when a check fails."""
     from vitspec.bench import parse_sizes
     from vitspec.cli import Parser, UsageError, positive_int
-    p = Parser(prog="python -m vitspec.gpu_check", description=__doc__.splitlines()[0],
-               epilog="Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device.")
+
+    p = Parser(
+        prog="python -m vitspec.gpu_check",
+        description=__doc__.splitlines()[0],
+        epilog="Exit codes: 0 every check passed, 1 a check failed, 2 bad arguments or no CUDA device.",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes and depth on the CPU (rehearsal)")
     p.add_argument("--compile", action="store_true", help="add rows with torch.compile'd element-wise parts")
     p.add_argument("--profile", action="store_true", help="print an operator profile of impl at the largest size")
@@ -205,8 +231,12 @@ def main(argv=None) -> int:
     small_against_reference(report, device, GRIDS[:2] + GRIDS[3:5] if args.smoke else GRIDS)
     stages_against_reference(report, device)
     log("[gpu_check] 2. 7B config against impl float64")
-    full_size_check(report, device, 2 if args.smoke else 32,
-                    [[[1, 8, 12]]] if args.smoke else [[[1, 32, 24]], [[1, 16, 16], [2, 20, 12]]])
+    full_size_check(
+        report,
+        device,
+        2 if args.smoke else 32,
+        [[[1, 8, 12]]] if args.smoke else [[[1, 32, 24]], [[1, 16, 16], [2, 20, 12]]],
+    )
     torch.cuda.empty_cache() if device == "cuda" else None
     log("[gpu_check] 3. benchmark")
     cfg = tower_config(2 if args.smoke else 32, device)

@@ -4,6 +4,7 @@ A check function whose docstring begins with invariant ids ("WIN-PERM, WIN-TILES
 invariants, and every test that calls it (or names an id in its own docstring) is listed; tests marked
 ``negative_control`` are its negative controls. The files are parsed, never imported or run.
 """
+
 from __future__ import annotations
 
 import ast
@@ -48,5 +49,7 @@ def checking_tests(tests_dir: Path = TESTS_DIR) -> dict[str, dict[str, list[str]
 def with_tests() -> tuple[Invariant, ...]:
     """The catalogue with each invariant's tests and negative controls filled in from the suite."""
     found = checking_tests()
-    return tuple(replace(inv, tests=tuple(found[inv.id]["tests"]), negative=tuple(found[inv.id]["negative"]))
-                 for inv in INVARIANTS)
+    return tuple(
+        replace(inv, tests=tuple(found[inv.id]["tests"]), negative=tuple(found[inv.id]["negative"]))
+        for inv in INVARIANTS
+    )

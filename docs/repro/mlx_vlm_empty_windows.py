@@ -16,6 +16,7 @@ The script shows it from the outside: it wraps the first block of a one-block mo
 block is given, and compares with what get_window_index returned. Exit status 1 while the bug is present, 0 once
 fixed.
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,6 +26,7 @@ from mlx_vlm.models.qwen2_5_vl import vision
 
 try:
     from importlib.metadata import version
+
     MLX_VLM = version("mlx-vlm")
 except Exception:  # noqa: BLE001 - only for the printout
     MLX_VLM = "?"
@@ -38,8 +40,15 @@ def main() -> int:
     print(f"mx.array(128) in {{mx.array(128)}}: {mx.array(128) in seen}  (hash by identity)")
 
     # 2. The effect inside VisionModel.__call__: one window-attention block on a 16x16 patch grid (224x224 pixels).
-    config = vision.VisionConfig(model_type="qwen2_5_vl", depth=1, hidden_size=32, num_heads=2, intermediate_size=64,
-                                 out_hidden_size=32, fullatt_block_indexes=[])
+    config = vision.VisionConfig(
+        model_type="qwen2_5_vl",
+        depth=1,
+        hidden_size=32,
+        num_heads=2,
+        intermediate_size=64,
+        out_hidden_size=32,
+        fullatt_block_indexes=[],
+    )
     model = vision.VisionModel(config)
     grid = mx.array([[1, 16, 16]])
     _, from_get_window_index = model.get_window_index(grid)
@@ -62,8 +71,10 @@ def main() -> int:
     print(f"cu_seqlens the window block receives:    {given}")
     print(f"after removing repeated boundaries:      {deduplicated}")
     if given != deduplicated:
-        print(f"BUG: the removal loop in VisionModel.__call__ removed {len(boundaries) - len(given)} of "
-              f"{len(boundaries) - len(deduplicated)} repeated boundaries (zero-length windows are passed on)")
+        print(
+            f"BUG: the removal loop in VisionModel.__call__ removed {len(boundaries) - len(given)} of "
+            f"{len(boundaries) - len(deduplicated)} repeated boundaries (zero-length windows are passed on)"
+        )
         return 1
     print("fixed: the block receives no zero-length windows")
     return 0

@@ -13,6 +13,7 @@ min_pixels, at least one factor per side).
 
 Exit status 1 while the video processor refuses, 0 once it accepts.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,6 +23,7 @@ from mlx_vlm.models.qwen3_vl.processing_qwen3_vl import Qwen3VLImageProcessor, Q
 
 try:
     from importlib.metadata import version
+
     MLX_VLM = version("mlx-vlm")
 except Exception:  # noqa: BLE001 - only for the printout
     MLX_VLM = "?"
@@ -41,8 +43,10 @@ def main() -> int:
         out = Qwen3VLVideoProcessor(**QWEN25)(videos=[video])
     except ValueError as e:
         print(f"video 4x20x20    -> ValueError: {e}")
-        print("BUG: the video processor refuses a side below 28 px that the image processor (and HF 5.x's video "
-              "processor) resize into the budget")
+        print(
+            "BUG: the video processor refuses a side below 28 px that the image processor (and HF 5.x's video "
+            "processor) resize into the budget"
+        )
         return 1
     print(f"video 4x20x20    -> video_grid_thw {out['video_grid_thw'].tolist()}")
     print("fixed: small video sides are resized into the budget")

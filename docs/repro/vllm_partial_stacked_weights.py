@@ -8,6 +8,7 @@ freshly allocated parameter held. Runs with vLLM alone (CPU build, one process);
 
     python docs/repro/vllm_partial_stacked_weights.py
 """
+
 import os
 import sys
 import tempfile
@@ -18,23 +19,37 @@ from vllm.config import VllmConfig, set_current_vllm_config
 from vllm.distributed import parallel_state
 from vllm.model_executor.models.qwen2_5_vl import Qwen2_5_VisionTransformer
 
-config = Qwen2_5_VLVisionConfig(depth=1, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16,
-                                fullatt_block_indexes=[0])
+config = Qwen2_5_VLVisionConfig(
+    depth=1, hidden_size=32, num_heads=2, intermediate_size=40, out_hidden_size=16, fullatt_block_indexes=[0]
+)
 with set_current_vllm_config(VllmConfig()):
     path = os.path.join(tempfile.mkdtemp(), "dist")
-    parallel_state.init_distributed_environment(world_size=1, rank=0, local_rank=0,
-                                                distributed_init_method=f"file://{path}", backend="gloo")
+    parallel_state.init_distributed_environment(
+        world_size=1, rank=0, local_rank=0, distributed_init_method=f"file://{path}", backend="gloo"
+    )
     parallel_state.initialize_model_parallel(1)
     model = Qwen2_5_VisionTransformer(config)
     torch.manual_seed(0)
     # an HF-named checkpoint of the right shapes, without blocks.0.mlp.up_proj.weight
-    shapes = {"patch_embed.proj.weight": (32, 3, 2, 14, 14), "blocks.0.norm1.weight": (32,),
-              "blocks.0.norm2.weight": (32,), "blocks.0.attn.qkv.weight": (96, 32), "blocks.0.attn.qkv.bias": (96,),
-              "blocks.0.attn.proj.weight": (32, 32), "blocks.0.attn.proj.bias": (32,),
-              "blocks.0.mlp.gate_proj.weight": (40, 32), "blocks.0.mlp.gate_proj.bias": (40,),
-              "blocks.0.mlp.up_proj.bias": (40,), "blocks.0.mlp.down_proj.weight": (32, 40),
-              "blocks.0.mlp.down_proj.bias": (32,), "merger.ln_q.weight": (32,), "merger.mlp.0.weight": (128, 128),
-              "merger.mlp.0.bias": (128,), "merger.mlp.2.weight": (16, 128), "merger.mlp.2.bias": (16,)}
+    shapes = {
+        "patch_embed.proj.weight": (32, 3, 2, 14, 14),
+        "blocks.0.norm1.weight": (32,),
+        "blocks.0.norm2.weight": (32,),
+        "blocks.0.attn.qkv.weight": (96, 32),
+        "blocks.0.attn.qkv.bias": (96,),
+        "blocks.0.attn.proj.weight": (32, 32),
+        "blocks.0.attn.proj.bias": (32,),
+        "blocks.0.mlp.gate_proj.weight": (40, 32),
+        "blocks.0.mlp.gate_proj.bias": (40,),
+        "blocks.0.mlp.up_proj.bias": (40,),
+        "blocks.0.mlp.down_proj.weight": (32, 40),
+        "blocks.0.mlp.down_proj.bias": (32,),
+        "merger.ln_q.weight": (32,),
+        "merger.mlp.0.weight": (128, 128),
+        "merger.mlp.0.bias": (128,),
+        "merger.mlp.2.weight": (16, 128),
+        "merger.mlp.2.bias": (16,),
+    }
     before = model.blocks[0].mlp.gate_up_proj.weight.detach().clone()
     loaded = model.load_weights((name, torch.randn(shape)) for name, shape in shapes.items())
     not_loaded = {name for name, _ in model.named_parameters()} - set(loaded)  # DefaultModelLoader's check

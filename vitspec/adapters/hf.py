@@ -28,6 +28,7 @@ HF does not validate its inputs (bad shapes broadcast, truncate or fail deep ins
 is False, so the bad-input checks are not covered. num_image_tokens is inline in HF (the processor's grid and the
 prompt builder): declared in ``capabilities["inline"]``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,14 +59,17 @@ class HFTarget:
         "smart_resize_variants": ("hf",),
         "media": ("image",),
         "validates_inputs": False,
-        "inline": {"num_image_tokens": "computed inline by HF's processor and prompt builder (grid_thw.prod() // "
-                                       "merge_size**2); checked through preprocess's grid_thw"},
+        "inline": {
+            "num_image_tokens": "computed inline by HF's processor and prompt builder (grid_thw.prod() // "
+            "merge_size**2); checked through preprocess's grid_thw"
+        },
     }
 
     def __init__(self, dtype: str = "float32"):
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         import transformers
+
         self.dtype, self.torch_dtype = dtype, DTYPES[dtype]
         self.version = transformers.__version__
         self.name = f"hf-transformers {self.version}"
@@ -89,8 +93,9 @@ class HFTarget:
         return to_numpy(vision_utils.get_vision_cu_seqlens(_grid(grid_thw)))
 
     def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
-        index, cu = vision_utils.get_vision_window_index(_grid(grid_thw), int(merge_size), int(window_size),
-                                                         int(patch_size))
+        index, cu = vision_utils.get_vision_window_index(
+            _grid(grid_thw), int(merge_size), int(window_size), int(patch_size)
+        )
         return to_numpy(index), to_numpy(cu)
 
     # ---- preprocessing: the PIL image processor ---------------------------------------------------------
@@ -99,11 +104,13 @@ class HFTarget:
             raise ValueError(f"HF has only its own smart_resize (variant 'hf'), got variant={variant!r}")
         return tuple(pil_processing.smart_resize(height, width, factor, min_pixels=min_pixels, max_pixels=max_pixels))
 
-    def preprocess(self, media, image_min_pixels=3136, image_max_pixels=12845056, video_min_pixels=3136,
-                   video_max_pixels=12845056):
+    def preprocess(
+        self, media, image_min_pixels=3136, image_max_pixels=12845056, video_min_pixels=3136, video_max_pixels=12845056
+    ):
         if any(np.asarray(m).ndim == 4 for m in media):
             raise ValueError("the HF adapter preprocesses images only (HF's video processor needs torchvision)")
         from PIL import Image
+
         processor = pil_processing.Qwen2VLImageProcessorPil(min_pixels=image_min_pixels, max_pixels=image_max_pixels)
         # PIL images, as users hand them over: HF guesses the channel axis of a bare array, and a (1, s, 3) or
         # (s, 1, 3) array is read as channels-first
@@ -128,11 +135,13 @@ class HFTarget:
 
     @torch.no_grad()
     def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
-        attn = modeling.Qwen2_5_VLVisionAttention(hf_config(hidden_size=int(np.asarray(x).shape[1]),
-                                                            num_heads=int(num_heads)))
+        attn = modeling.Qwen2_5_VLVisionAttention(
+            hf_config(hidden_size=int(np.asarray(x).shape[1]), num_heads=int(num_heads))
+        )
         attn = self._module(attn, params)
-        return to_numpy(attn(self._in(x), cu_seqlens=to_torch(cu_seqlens, torch.int32),
-                             position_embeddings=self._rotary(rotary)))
+        return to_numpy(
+            attn(self._in(x), cu_seqlens=to_torch(cu_seqlens, torch.int32), position_embeddings=self._rotary(rotary))
+        )
 
     @torch.no_grad()
     def rms_norm(self, x, weight, eps=1e-6):
@@ -141,18 +150,27 @@ class HFTarget:
 
     @torch.no_grad()
     def mlp(self, x, params):
-        config = hf_config(hidden_size=int(np.asarray(x).shape[1]), num_heads=1, hidden_act="silu",
-                           intermediate_size=int(np.asarray(params["gate_proj.weight"]).shape[0]))
+        config = hf_config(
+            hidden_size=int(np.asarray(x).shape[1]),
+            num_heads=1,
+            hidden_act="silu",
+            intermediate_size=int(np.asarray(params["gate_proj.weight"]).shape[0]),
+        )
         return to_numpy(self._module(modeling.Qwen2_5_VLMLP(config, bias=True), params)(self._in(x)))
 
     @torch.no_grad()
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
-        config = hf_config(hidden_size=int(np.asarray(x).shape[1]), num_heads=int(num_heads), hidden_act="silu",
-                           intermediate_size=int(np.asarray(params["mlp.gate_proj.weight"]).shape[0]))
+        config = hf_config(
+            hidden_size=int(np.asarray(x).shape[1]),
+            num_heads=int(num_heads),
+            hidden_act="silu",
+            intermediate_size=int(np.asarray(params["mlp.gate_proj.weight"]).shape[0]),
+        )
         block = self._module(modeling.Qwen2_5_VLVisionBlock(config), params)
         block.norm1.variance_epsilon = block.norm2.variance_epsilon = float(eps)  # HF hard-codes 1e-6
-        return to_numpy(block(self._in(x), cu_seqlens=to_torch(cu_seqlens, torch.int32),
-                              position_embeddings=self._rotary(rotary)))
+        return to_numpy(
+            block(self._in(x), cu_seqlens=to_torch(cu_seqlens, torch.int32), position_embeddings=self._rotary(rotary))
+        )
 
     @torch.no_grad()
     def merger(self, x, params, merge_size=2, eps=1e-6):
@@ -173,8 +191,9 @@ class HFCosSin(HFTarget):
 
     @torch.no_grad()
     def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
-        config = hf_config(hidden_size=int(head_dim), num_heads=1,
-                           rope_parameters={"rope_type": "axial", "rope_theta": float(theta)})
+        config = hf_config(
+            hidden_size=int(head_dim), num_heads=1, rope_parameters={"rope_type": "axial", "rope_theta": float(theta)}
+        )
         rope = modeling.Qwen2_5_VLVisionRotaryEmbedding(config)
         cos, sin = rope(torch.zeros(1, dtype=self.torch_dtype), to_torch(position_ids, torch.int64))
         return to_numpy(cos), to_numpy(sin)

@@ -2,6 +2,7 @@
 
 Nothing here computes a stage: it builds HF's own modules from a config and a state dict, and converts arrays.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,10 @@ try:
     from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
     from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as pil_processing
 except ImportError as e:  # the adapter is useless without transformers: say so when it is loaded
-    raise ImportError(f"vitspec.adapters.hf needs transformers 5.x with Qwen2.5-VL, transformers.vision_utils and the "
-                      f"PIL image processor (pip install 'vitspec[hf]'): {e}") from e
+    raise ImportError(
+        f"vitspec.adapters.hf needs transformers 5.x with Qwen2.5-VL, transformers.vision_utils and the "
+        f"PIL image processor (pip install 'vitspec[hf]'): {e}"
+    ) from e
 
 __all__ = ["DTYPES", "hf_config", "loaded", "modeling", "pil_processing", "to_numpy", "to_torch", "vision_utils"]
 

