@@ -49,20 +49,23 @@ def native_pixel_values(
     table = np.arange(256, dtype=scale.numpy().dtype)[None, :] * scale.numpy()[:, None]
     table += shift.numpy()[:, None]
     out = np.empty((groups * (H // P) * (W // P), C, T, P * P), dtype=table.dtype)
-    run = lambda band: native.to_pixel_values(
-        x,
-        out,
-        table,
-        frames,
-        H,
-        W,
-        C,
-        P,
-        T,
-        m,  # noqa: E731
-        out.itemsize,
-        *band,
-    )
+
+    def run(band):
+        return native.to_pixel_values(
+            x,
+            out,
+            table,
+            frames,
+            H,
+            W,
+            C,
+            P,
+            T,
+            m,
+            out.itemsize,
+            *band,
+        )
+
     in_threads(run, split(groups * (H // (P * m))))
     return torch.from_numpy(out), torch.tensor([groups, H // P, W // P], dtype=torch.int64)
 

@@ -303,19 +303,22 @@ def native_pass(src: np.ndarray, dst: np.ndarray, axis: int) -> None:
     in_h, in_w, channels = src.shape
     out_size = dst.shape[axis]
     first, w = native_weights(src.shape[axis], out_size)
-    run = lambda band: native.resample_pass(
-        src,
-        dst,
-        axis,
-        in_h,
-        in_w,
-        out_size,
-        channels,
-        first,
-        w,  # noqa: E731
-        w.shape[1],
-        *band,
-    )
+
+    def run(band):
+        return native.resample_pass(
+            src,
+            dst,
+            axis,
+            in_h,
+            in_w,
+            out_size,
+            channels,
+            first,
+            w,
+            w.shape[1],
+            *band,
+        )
+
     in_threads(run, split(dst.shape[0], MIN_BAND // 4))
 
 

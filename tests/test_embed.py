@@ -133,9 +133,11 @@ def test_still_image_is_2d_conv_with_summed_kernel(stage, target, seed, ch, cw):
 @pytest.mark.negative_control
 @pytest.mark.stage("patch_embed")
 def test_still_image_check_rejects_one_temporal_slice():
-    one_slice = lambda x, w: (
-        2 * x.reshape(-1, 3, 2, 196)[:, :, 0].reshape(len(x), -1) @ w[:, :, 0].reshape(len(w), -1).T
-    )  # noqa: E731  "conv kernel reduced to one temporal slice"
+    def one_slice(x, w):
+        return (
+            2 * x.reshape(-1, 3, 2, 196)[:, :, 0].reshape(len(x), -1) @ w[:, :, 0].reshape(len(w), -1).T
+        )  # the conv kernel reduced to one temporal slice
+
     check_still_image_is_2d_conv(ref_embed.patch_embed, 0, 2, 4, 32, "float32")
     with pytest.raises(AssertionError, match="exceeds the tolerance"):
         check_still_image_is_2d_conv(one_slice, 0, 2, 4, 32, "float32")
