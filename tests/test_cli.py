@@ -237,3 +237,16 @@ def test_bench_shows_a_progress_line_per_row(capsys):
     assert [(r["stage"], r["size"], r["depth"]) for r in rows] == [("tower", "28x28", 1)]
     done = [line for line in err.splitlines() if line.startswith("[bench] tower 28x28: impl")]
     assert len(done) == len(rows), err
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """.ci/run's command is the README's second command, character for character (the set-up contract)."""
+    root = Path(__file__).resolve().parents[1]
+    readme, ci = root / "README.md", root / ".ci" / "run"
+    if not (readme.exists() and ci.exists()):
+        pytest.skip("README.md and .ci/run are in the checkout only (not installed)")
+    block = readme.read_text().split("## The two commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("  #", 1)[0].strip() for line in block.strip().splitlines()]
+    assert len(commands) == 2, commands
+    ci_lines = [ln for ln in ci.read_text().splitlines() if ln.strip() and not ln.startswith(("#", "set ", "cd "))]
+    assert ci_lines == [commands[1]], (ci_lines, commands[1])

@@ -23,6 +23,7 @@ from the repository root:
         "vitspec.reference.rope.x_rotary_position_ids*" "vitspec.reference.rope.x_inv_freq*" "vitspec.reference.resize.x_smart_resize*"
     mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && mutmut results
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,24 +49,41 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv):
     """The options of `vitspec mutants` (UsageError for a bad one)."""
-    p = _Parser(prog="vitspec mutants", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dtype", default="all", metavar="D[,D...]|all",
-                   help="compute dtypes to run the catalogue at: float32, bfloat16, float16, comma-separated, or all "
-                        "(default)")
-    p.add_argument("--profile", default="mutation", choices=["dev", "ci", "nightly", "mutation"],
-                   help="Hypothesis profile of every run (default mutation: few derandomized examples)")
-    p.add_argument("--json", action="store_true",
-                   help="print the results as JSON to stdout (the matrix and summary go to stderr)")
+    p = _Parser(
+        prog="vitspec mutants",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--dtype",
+        default="all",
+        metavar="D[,D...]|all",
+        help="compute dtypes to run the catalogue at: float32, bfloat16, float16, comma-separated, or all (default)",
+    )
+    p.add_argument(
+        "--profile",
+        default="mutation",
+        choices=["dev", "ci", "nightly", "mutation"],
+        help="Hypothesis profile of every run (default mutation: few derandomized examples)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the results as JSON to stdout (the matrix and summary go to stderr)"
+    )
     p.add_argument("--output", metavar="FILE", help="also write the results as JSON to FILE")
     p.add_argument("--only", metavar="NAME,...", help="run only these mutants (comma-separated names)")
-    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel pytest processes "
-                   "(default: CPU count)")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel pytest processes (default: CPU count)"
+    )
     p.add_argument("--junitxml", metavar="FILE", help="write one JUnit test case per mutant (killed = pass)")
     p.add_argument("--maxfail", type=int, default=1, help="failures after which a mutant's run stops (default 1)")
     p.add_argument("--all-tests", action="store_true", help="run every target test on each mutant, its stages first")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per pytest process (default 600)")
     p.add_argument("--list", action="store_true", help="print the catalogue and exit")
+    p.add_argument(
+        "--index-float32-only",
+        action="store_true",
+        help="run mutants whose stages do no float arithmetic at float32 only (the in-suite gate's setting)",
+    )
     args = p.parse_args(argv)
     args.dtypes = parse_dtypes(args.dtype)
     if args.jobs < 1 or args.maxfail < 1 or args.timeout <= 0:
@@ -88,21 +106,26 @@ def parse_dtypes(text: str) -> tuple[str, ...]:
     return tuple(d for d in DTYPES if d in names)
 
 
-def dtypes_of(mutant, selected) -> list[str]:
+def dtypes_of(mutant, selected, index_float32_only: bool = False) -> list[str]:
     """The dtypes a mutant runs at: its own fixed dtype; else float32 and bfloat16, and float16 when one of its
-    stages does float arithmetic (has a tolerance row); only those among `selected`."""
+    stages does float arithmetic (has a tolerance row); only those among `selected`. index_float32_only: a mutant
+    whose stages do no float arithmetic runs at float32 only (its stages run the same integer code in any dtype)."""
     from vitspec.spec.protocol import STAGES
+
     if mutant.dtype:
         return [mutant.dtype] if mutant.dtype in selected else []
     if mutant.below_low_precision:
         return [d for d in selected if d == "float32"]
     float_stage = any(s.tolerance is not None for s in STAGES if s.name in mutant.stages)
+    if index_float32_only and not float_stage:
+        return [d for d in selected if d == "float32"]
     return [d for d in selected if d != "float16" or float_stage]
 
 
 def select(only):
     """The catalogue entries named by --only (all when None)."""
     from vitspec.mutants.catalogue import BY_NAME, CATALOGUE
+
     if not only:
         return list(CATALOGUE)
     names = [n.strip() for n in only.split(",") if n.strip()]
@@ -112,11 +135,14 @@ def select(only):
     return [BY_NAME[n] for n in names]
 
 
-def plan(mutants, dtypes=("float32",)) -> list[Job]:
+def plan(mutants, dtypes=("float32",), index_float32_only: bool = False) -> list[Job]:
     """One pytest run per mutant and dtype, --target vitspec.mutants.catalogue:<name> --dtype <dtype>, on the stages
     its bug changes."""
-    return [Job(f"{m.name}@{d}", f"vitspec.mutants.catalogue:{m.name}", m.stages, d, mutant=m.name)
-            for m in mutants for d in dtypes_of(m, dtypes)]
+    return [
+        Job(f"{m.name}@{d}", f"vitspec.mutants.catalogue:{m.name}", m.stages, d, mutant=m.name)
+        for m in mutants
+        for d in dtypes_of(m, dtypes, index_float32_only)
+    ]
 
 
 def kill_table(jobs) -> list[str]:
@@ -140,10 +166,12 @@ def main(argv=None) -> int:
         return 2
     if args.list:
         for m in mutants:
-            print(f"{m.name:40} {','.join(m.stages):50} {','.join(dtypes_of(m, DTYPES)):24} {m.bug_class}"
-                  + (f" (float32 only: {m.below_low_precision})" if m.below_low_precision else ""))
+            print(
+                f"{m.name:40} {','.join(m.stages):50} {','.join(dtypes_of(m, DTYPES)):24} {m.bug_class}"
+                + (f" (float32 only: {m.below_low_precision})" if m.below_low_precision else "")
+            )
         return 0
-    mutant_jobs = plan(mutants, args.dtypes)
+    mutant_jobs = plan(mutants, args.dtypes, args.index_float32_only)
     start = time.monotonic()
     run_all(mutant_jobs, args)
     controls = verify_kills(mutant_jobs, args)
@@ -154,9 +182,11 @@ def main(argv=None) -> int:
     killed = sum(j.status == "killed" for j in mutant_jobs)
     for c in controls:
         if c.status != "passed":
-            print(f"CONTROL FAILED: {c.name}: impl unmutated fails tests that killed mutants ({c.detail}); "
-                  "those kills do not count, and the suite must pass on impl before the gate means anything",
-                  file=out)
+            print(
+                f"CONTROL FAILED: {c.name}: impl unmutated fails tests that killed mutants ({c.detail}); "
+                "those kills do not count, and the suite must pass on impl before the gate means anything",
+                file=out,
+            )
     survivors = [j.name for j in mutant_jobs if j.status != "killed"]
     if survivors:
         print(f"not killed: {', '.join(survivors)}", file=out)
