@@ -97,6 +97,7 @@ BAD = [
     # ports
     ("vitspec", ["ports", "--port", "no_such_port"], "--port"),
     ("vitspec", ["ports", "--bogus"], "unrecognized"),
+    ("vitspec", ["ports", "--profile", "fast"], "--profile"),
     # module entry points
     ("specmd", ["--bogus"], "unrecognized"),
     ("specmd", ["--output", NO_DIR], "--output"),

@@ -94,6 +94,8 @@ from pathlib import Path
 
 import tomllib
 
+from vitspec.tests.plugin import PROFILES
+
 RESULTS_FORMAT = 1
 STATUSES = ("ran", "install failed", "load failed", "timed out")
 STAGE_STATUSES = ("pass", "fail", "not covered", "recorded difference")
@@ -619,7 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CACHE,
         help=f"where the venvs and run logs go (default {DEFAULT_CACHE}, or $VITSPEC_PORTS_CACHE)",
     )
-    p.add_argument("--profile", default="ci", help="Hypothesis profile of each verify run (default ci)")
+    p.add_argument(
+        "--profile", default="ci", choices=PROFILES, help="Hypothesis profile of each verify run (default ci)"
+    )
     p.add_argument(
         "--max-examples",
         type=int,
