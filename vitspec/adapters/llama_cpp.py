@@ -108,39 +108,21 @@ def check_config(config: dict) -> None:
 
 
 def hf_shapes(config: dict) -> dict[str, tuple[int, ...]]:
-    """The HF-named weights an mmproj is written from, with the shapes its clip.* metadata implies."""
-    D, I, out = int(config["hidden_size"]), int(config["intermediate_size"]), int(config["out_hidden_size"])
-    C, T, P, m = (int(config[k]) for k in ("in_channels", "temporal_patch_size", "patch_size", "spatial_merge_size"))
-    shapes = {"patch_embed.proj.weight": (D, C, T, P, P)}
-    for i in range(int(config["depth"])):
-        b = f"blocks.{i}."
-        shapes.update(
-            {
-                b + "norm1.weight": (D,),
-                b + "norm2.weight": (D,),
-                b + "attn.qkv.weight": (3 * D, D),
-                b + "attn.qkv.bias": (3 * D,),
-                b + "attn.proj.weight": (D, D),
-                b + "attn.proj.bias": (D,),
-                b + "mlp.gate_proj.weight": (I, D),
-                b + "mlp.gate_proj.bias": (I,),
-                b + "mlp.up_proj.weight": (I, D),
-                b + "mlp.up_proj.bias": (I,),
-                b + "mlp.down_proj.weight": (D, I),
-                b + "mlp.down_proj.bias": (D,),
-            }
-        )
-    M = D * m * m
-    shapes.update(
-        {
-            "merger.ln_q.weight": (D,),
-            "merger.mlp.0.weight": (M, M),
-            "merger.mlp.0.bias": (M,),
-            "merger.mlp.2.weight": (out, M),
-            "merger.mlp.2.bias": (out,),
-        }
+    """The HF-named weights an mmproj is written from, with the shapes its clip.* metadata implies (the spec's
+    weight layout, vitspec.spec.validate.expected_shapes, with the config's values as ints)."""
+    from vitspec.spec.validate import expected_shapes
+
+    keys = (
+        "hidden_size",
+        "intermediate_size",
+        "out_hidden_size",
+        "in_channels",
+        "temporal_patch_size",
+        "patch_size",
+        "spatial_merge_size",
+        "depth",
     )
-    return shapes
+    return expected_shapes({**config, **{k: int(config[k]) for k in keys}})
 
 
 def check_weights(weights: dict, config: dict) -> None:
