@@ -217,6 +217,22 @@ class VLLMTarget:
         half = cos.shape[-1] // 2
         return self._in(cos[:, :half]), self._in(sin[:, :half])
 
+    def _run_rotary(self, module, backend, x, cu_seqlens, rotary):
+        """Run a vLLM vision module that takes x (N, 1, D), the segment metadata and vLLM's half (cos, sin);
+        returns (N, D)."""
+        cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, backend)
+        cos, sin = self._half(rotary)
+        out = self._run(
+            module,
+            self._in(x)[:, None],
+            cu_seqlens=cu,
+            rotary_pos_emb_cos=cos,
+            rotary_pos_emb_sin=sin,
+            max_seqlen=max_seqlen,
+            sequence_lengths=lengths,
+        )
+        return self._np(out[:, 0])
+
     def _act(self, name="silu"):
         from vllm.model_executor.layers.activation import get_act_and_mul_fn
         from vllm.platforms import current_platform
@@ -318,18 +334,7 @@ class VLLMTarget:
             )
         )
         self._load(attn, params)
-        cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, attn.attn.attn_backend)
-        cos, sin = self._half(rotary)
-        out = self._run(
-            attn,
-            self._in(x)[:, None],
-            cu_seqlens=cu,
-            rotary_pos_emb_cos=cos,
-            rotary_pos_emb_sin=sin,
-            max_seqlen=max_seqlen,
-            sequence_lengths=lengths,
-        )
-        return self._np(out[:, 0])
+        return self._run_rotary(attn, attn.attn.attn_backend, x, cu_seqlens, rotary)
 
     def rms_norm(self, x, weight, eps=1e-6):
         norm = self._build(lambda: self._rms(eps)(len(weight)))
@@ -358,18 +363,7 @@ class VLLMTarget:
             )
         )
         self._load(block, params)
-        cu, max_seqlen, lengths = self._seqlen_args(cu_seqlens, block.attn.attn.attn_backend)
-        cos, sin = self._half(rotary)
-        out = self._run(
-            block,
-            self._in(x)[:, None],
-            cu_seqlens=cu,
-            rotary_pos_emb_cos=cos,
-            rotary_pos_emb_sin=sin,
-            max_seqlen=max_seqlen,
-            sequence_lengths=lengths,
-        )
-        return self._np(out[:, 0])
+        return self._run_rotary(block, block.attn.attn.attn_backend, x, cu_seqlens, rotary)
 
     def merger(self, x, params, merge_size=2, eps=1e-6):
         out_dim, D = int(np.shape(params["mlp.2.weight"])[0]), int(np.shape(x)[1])
