@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from vitspec.impl.weights import to_tensor
-from vitspec.spec.validate import require_float, require_ndim, shape_of
+from vitspec.spec.validate import patch_embed_inputs
 
 
 def embed_matrix(weight, dtype, device) -> torch.Tensor:
@@ -17,15 +17,5 @@ def embed_matrix(weight, dtype, device) -> torch.Tensor:
 
 def patch_embed(pixel_values, weight, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """pixel_values @ W.reshape(D, C*T*P*P).T, identical to the Conv3d."""
-    require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
-    require_ndim("weight", weight, 5, "(hidden, channels, temporal, patch, patch)")
-    require_float("weight", weight)
-    D, C, T, P, P2 = shape_of(weight)
-    if P != P2:
-        raise ValueError(f"weight must have a square patch kernel, got shape {shape_of(weight)}")
-    if int(pixel_values.shape[1]) != C * T * P * P:
-        raise ValueError(
-            f"pixel_values rows must hold channels*temporal*patch*patch = {C * T * P * P} values "
-            f"for weight shape {shape_of(weight)}, got {int(pixel_values.shape[1])}"
-        )
+    patch_embed_inputs(pixel_values, weight)
     return F.linear(to_tensor(pixel_values, dtype, device), embed_matrix(weight, dtype, device))
