@@ -234,6 +234,20 @@ CONFIGS = [
     ("not a dict", lambda d, c: list(c.items()), TypeError),
 ]
 GRID = {"grid": grid_breakage(0)}
+# rotary_angles and rotary_cos_sin take the same arguments (position_ids, head_dim, theta) and break alike
+ROTARY_TABLE = {
+    "head_dim": value_of([(1, "head_dim")]),
+    "theta": value_of([(2, "theta")], BAD_THETA),
+    "head_dim mod 4": one(
+        1,
+        lambda d, _: d(st.sampled_from([2, 6, 10, 78])),
+        ValueError,
+        ("head_dim",),
+        ("multiple of 4",),
+        "head_dim not a multiple of 4",
+    ),
+    "positions shape": reshaped(0, "position_ids", axes=(1,)),
+}
 ROTARY_ARGUMENT = {"apply_rotary": 1, "attention_module": 3, "vision_block": 3}  # where the angles go in _base
 
 KINDS: dict[str, dict[str, object]] = {
@@ -340,32 +354,8 @@ KINDS: dict[str, dict[str, object]] = {
     },
     "cu_seqlens": GRID,
     "num_image_tokens": {**GRID, "size": value_of([(1, "merge_size")])},
-    "rotary_angles": {
-        "head_dim": value_of([(1, "head_dim")]),
-        "theta": value_of([(2, "theta")], BAD_THETA),
-        "head_dim mod 4": one(
-            1,
-            lambda d, _: d(st.sampled_from([2, 6, 10, 78])),
-            ValueError,
-            ("head_dim",),
-            ("multiple of 4",),
-            "head_dim not a multiple of 4",
-        ),
-        "positions shape": reshaped(0, "position_ids", axes=(1,)),
-    },
-    "rotary_cos_sin": {
-        "head_dim": value_of([(1, "head_dim")]),
-        "theta": value_of([(2, "theta")], BAD_THETA),
-        "head_dim mod 4": one(
-            1,
-            lambda d, _: d(st.sampled_from([2, 6, 10, 78])),
-            ValueError,
-            ("head_dim",),
-            ("multiple of 4",),
-            "head_dim not a multiple of 4",
-        ),
-        "positions shape": reshaped(0, "position_ids", axes=(1,)),
-    },
+    "rotary_angles": {**ROTARY_TABLE},
+    "rotary_cos_sin": {**ROTARY_TABLE},
     "apply_rotary": {
         "x shape": reshaped(0, "x"),
         "rotary shape": reshaped(1, "rotary", (0, 1)),
