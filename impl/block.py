@@ -21,14 +21,13 @@ from vitspec.spec.validate import (
     BLOCK_KEYS,
     MLP_KEYS,
     check_block_params,
-    check_mlp_params,
+    mlp_inputs,
     positive_float,
     positive_int,
     require_cu_seqlens,
-    require_float,
     require_ndim,
+    rms_norm_inputs,
     rotary_input,
-    shape_of,
 )
 
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
@@ -135,19 +134,13 @@ def block_forward(
 
 def rms_norm(x, weight, eps: float = 1e-6, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """x / sqrt(mean(x^2) + eps) * weight, statistics in float32 or wider."""
-    require_ndim("x", x, 2, "(num_tokens, hidden)")
-    require_ndim("weight", weight, 1, "(hidden,)")
-    require_float("weight", weight)
-    eps = positive_float("eps", eps)
-    if int(weight.shape[0]) != int(x.shape[1]):
-        raise ValueError(f"weight must have shape ({int(x.shape[1])},) to match x, got {shape_of(weight)}")
-    return norm(to_tensor(x, dtype, device), to_tensor(weight, dtype, device), eps)
+    rms_norm_inputs(x, weight, eps)
+    return norm(to_tensor(x, dtype, device), to_tensor(weight, dtype, device), float(eps))
 
 
 def mlp(x, params, *, dtype=torch.float32, device="cpu") -> torch.Tensor:
     """down(silu(gate(x)) * up(x)) with gate and up as one GEMM."""
-    require_ndim("x", x, 2, "(num_tokens, hidden)")
-    check_mlp_params(params, int(x.shape[1]))
+    mlp_inputs(x, params)
     t = {k: to_tensor(params[k], dtype, device) for k in MLP_KEYS}
     gate_up = F.linear(
         to_tensor(x, dtype, device),
