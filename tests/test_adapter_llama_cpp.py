@@ -11,6 +11,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from vitspec.adapters import llama_cpp as L
 from vitspec.reference.patchify import patchify
 from vitspec.reference.tower import vision_tower as reference_tower
 from vitspec.reference.weights import random_weights
@@ -18,7 +19,6 @@ from vitspec.spec.configs import small_config
 from vitspec.tests.upstream import MISSING
 
 gguf = pytest.importorskip("gguf", reason=f"{MISSING} gguf not installed (pip install 'vitspec[gguf]')")
-L = pytest.importorskip("vitspec.adapters.llama_cpp")
 
 
 def expected_names(depth: int) -> set[str]:
