@@ -119,7 +119,13 @@ def check_pixels(pixel_values, rows, columns: int | None = None) -> None:
     """pixel_values is (num_patches of the grid, channels*temporal*patch*patch)."""
     require_ndim("pixel_values", pixel_values, 2, "(num_patches, channels*temporal*patch*patch)")
     require_rows_match_grid("pixel_values", pixel_values, rows)
-    if columns is not None and int(pixel_values.shape[1]) != columns:
+    if columns is not None:
+        check_columns(pixel_values, columns)
+
+
+def check_columns(pixel_values, columns: int) -> None:
+    """pixel_values rows hold `columns` values (the embedding's channels*temporal*patch*patch)."""
+    if int(pixel_values.shape[1]) != columns:
         raise ValueError(
             f"pixel_values rows must hold channels*temporal*patch*patch = {columns} values, "
             f"got {int(pixel_values.shape[1])}"
@@ -135,7 +141,7 @@ def setup(pixel_values, grid_thw, weights, config, dtype, device):
         check_pixels(pixel_values, rows)
     prepared = prepare_weights(weights, cfg, dtype, device)
     if pixel_values is not None:
-        check_pixels(pixel_values, rows, int(prepared.embed.shape[1]))
+        check_columns(pixel_values, int(prepared.embed.shape[1]))  # rows and rank checked above
     side = window_cells(cfg["window_size"], cfg["patch_size"], m)
     plan = tower_plan(
         tuple(rows), side, m, cfg["hidden_size"] // cfg["num_heads"], str(torch.device(device)), rope_dtype(dtype)
