@@ -5,41 +5,14 @@ without it these tests fail, loudly: CI installs it."""
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 from vitspec.spec.protocol import capabilities, provided_stages
-from vitspec.tests import subproc
-from vitspec.verify import COLUMNS
+from vitspec.tests.report import rows, verify
 
-ROOT = Path(__file__).resolve().parent.parent
 SOME_STAGES = (
     "test_rotary_position_ids_match_reference or test_rotary_cos_sin_matches_reference or "
     "test_apply_rotary_matches_reference or test_window_index_matches_reference or "
     "test_rms_norm_matches_reference"
 )
-
-
-def verify(target: str, keyword: str, extra_path=()) -> subprocess.CompletedProcess:
-    args = subproc.python("-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5", "-k", keyword)
-    return subproc.run(args, cwd_=ROOT, env_=subproc.env(extra_path), timeout=600)
-
-
-def rows(stdout: str) -> dict[str, dict]:
-    """The report's target rows: {stage: {column: count, "mark": text after the counts}}."""
-    out = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if (
-            line.startswith("  ")
-            and len(parts) > len(COLUMNS)
-            and all(p.isdigit() for p in parts[1 : len(COLUMNS) + 1])
-        ):
-            out.setdefault(
-                parts[0],
-                dict(zip(COLUMNS, map(int, parts[1 : len(COLUMNS) + 1])), mark=" ".join(parts[len(COLUMNS) + 1 :])),
-            )
-    return out
 
 
 def test_adapter_declares_what_hf_does():

@@ -4,14 +4,12 @@ its three stages as passed and every other stage as not covered, and a planted b
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from vitspec.tests import subproc
-from vitspec.verify import COLUMNS
+from vitspec.tests import report
+from vitspec.tests.report import ROOT, rows
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(
     not (ROOT / "docs" / "examples" / "toy_target.py").is_file(),
     reason="the adapter tour runs in a checkout (docs/examples is not installed)",
@@ -20,34 +18,7 @@ pytestmark = pytest.mark.skipif(
 
 def verify(target: str, extra_path=()) -> subprocess.CompletedProcess:
     """vitspec verify in a child, run from the checkout root (docs.examples is importable there)."""
-    args = subproc.python(
-        "-m",
-        "vitspec.cli",
-        "verify",
-        "--target",
-        target,
-        "--max-examples",
-        "5",
-        "-k",
-        "test_tokens or test_windows or rms_norm",
-    )
-    return subproc.run(args, cwd_=ROOT, env_=subproc.env(extra_path), timeout=600)
-
-
-def rows(stdout: str) -> dict[str, dict]:
-    """The report's target rows: {stage: {column: count, "mark": text after the counts}}."""
-    out = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if (
-            line.startswith("  ")
-            and len(parts) > len(COLUMNS)
-            and all(p.isdigit() for p in parts[1 : len(COLUMNS) + 1])
-        ):
-            out[parts[0]] = dict(
-                zip(COLUMNS, map(int, parts[1 : len(COLUMNS) + 1])), mark=" ".join(parts[len(COLUMNS) + 1 :])
-            )
-    return out
+    return report.verify(target, "test_tokens or test_windows or rms_norm", extra_path)
 
 
 def test_toy_target_report():
