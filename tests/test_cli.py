@@ -228,7 +228,10 @@ def test_verify_passes_options_after_double_dash_to_pytest(capsys):
 
 def test_bench_shows_a_progress_line_per_row(capsys):
     """bench at depth 1 on one 28x28 image: one progress line per measured row on stderr, JSON rows on stdout."""
-    pytest.importorskip("transformers", reason="bench compares against HF transformers (the upstream extra)")
+    pytest.importorskip(
+        "transformers",
+        reason="UPSTREAM ORACLE MISSING: bench compares against HF transformers (the upstream extra)",
+    )
     rc, out, err = run_cli(
         capsys, "bench", "--depth", "1", "--sizes", "28x28", "--repeats", "1", "--no-preprocess", "--json"
     )

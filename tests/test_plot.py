@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib", reason="NOT COVERED: matplotlib not installed (pip install 'vitspec[plot]')")
 
 from vitspec.cli import main  # noqa: E402
 from vitspec.reference.windows import windows  # noqa: E402
