@@ -248,6 +248,20 @@ ROTARY_TABLE = {
     ),
     "positions shape": reshaped(0, "position_ids", axes=(1,)),
 }
+# attention_module and vision_block take (x, params, cu_seqlens, rotary, num_heads, ...) and break alike there
+BLOCK_ARGUMENTS = {
+    "num_heads": value_of([(4, "num_heads")]),
+    "heads divide": one(
+        4,
+        lambda d, _: d(st.sampled_from([3, 5, 7])),
+        ValueError,
+        ("num_heads",),
+        ("divide",),
+        "num_heads does not divide hidden",
+    ),
+    "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
+    "rotary shape": reshaped(3, "rotary", (0, 1)),
+}
 ROTARY_ARGUMENT = {"apply_rotary": 1, "attention_module": 3, "vision_block": 3}  # where the angles go in _base
 
 KINDS: dict[str, dict[str, object]] = {
@@ -363,17 +377,7 @@ KINDS: dict[str, dict[str, object]] = {
         "rotary dtype": float_array(1, "rotary"),
     },
     "attention_module": {
-        "num_heads": value_of([(4, "num_heads")]),
-        "heads divide": one(
-            4,
-            lambda d, _: d(st.sampled_from([3, 5, 7])),
-            ValueError,
-            ("num_heads",),
-            ("divide",),
-            "num_heads does not divide hidden",
-        ),
-        "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
-        "rotary shape": reshaped(3, "rotary", (0, 1)),
+        **BLOCK_ARGUMENTS,
         "x shape": reshaped(0, "x"),
         "x dtype": float_array(0, "x"),
     },
@@ -406,17 +410,7 @@ KINDS: dict[str, dict[str, object]] = {
     },
     "mlp": {"x dtype": float_array(0, "x")},
     "vision_block": {
-        "num_heads": value_of([(4, "num_heads")]),
-        "heads divide": one(
-            4,
-            lambda d, _: d(st.sampled_from([3, 5, 7])),
-            ValueError,
-            ("num_heads",),
-            ("divide",),
-            "num_heads does not divide hidden",
-        ),
-        "cu values": one(2, _boundaries, ValueError, ("cu_seqlens",), CU_RULES, "bad boundaries"),
-        "rotary shape": reshaped(3, "rotary", (0, 1)),
+        **BLOCK_ARGUMENTS,
         "eps": value_of([(5, "eps")], BAD_EPS),
     },
     "merger": {
