@@ -219,15 +219,7 @@ def format_notes(skips: dict, differences: dict) -> str:
 
 def inline_reasons(target) -> dict[str, str]:
     """The target's capabilities["inline"]: {stage: why it has no method for it}."""
-    from vitspec.spec import protocol
-
-    read = getattr(protocol, "capabilities", None)
-    if read is not None:
-        caps = read(target)
-        inline = getattr(caps, "inline", {})
-        return dict(inline.items() if isinstance(inline, dict) else inline)
-    declared = getattr(target, "capabilities", None) or {}
-    return dict(declared.get("inline", {})) if isinstance(declared, dict) else {}
+    return dict(capabilities(target).inline)
 
 
 def failure_excerpt(text: str, limit: int = 30) -> str:
