@@ -171,6 +171,12 @@ class Collector:
 
 
 COLUMNS = ("checks", "exercised", "passed", "failed", "elsewhere", "not covered", "skipped")
+_STAGE_INDEX = {s: i for i, s in enumerate(STAGE_NAMES)}
+
+
+def stage_order(row: str, stage: str | None = None) -> tuple[int, str]:
+    """Sort key: rows in pipeline order of their stage (row itself unless given), other rows last, then by name."""
+    return _STAGE_INDEX.get(row if stage is None else stage, len(_STAGE_INDEX)), row
 
 
 def format_table(table: dict, title: str, provided=None, inline=None) -> str:
@@ -179,13 +185,12 @@ def format_table(table: dict, title: str, provided=None, inline=None) -> str:
     declares (capabilities["inline"]) when it gives one."""
     inline = inline or {}
     lines = [f"{'stage':32}" + "".join(f"{c:>12}" for c in COLUMNS)]
-    order = {s: i for i, s in enumerate(STAGE_NAMES)}
     for group in GROUPS:
         rows = table[group]
         if not rows:
             continue
         lines.append(title if group == "target" else group)
-        for row in sorted(rows, key=lambda r: (order.get(r.split(" vs ")[0], len(order)), r)):
+        for row in sorted(rows, key=lambda r: stage_order(r, r.split(" vs ")[0])):
             c = rows[row]
             if c["failed"]:
                 mark = "  FAIL"
@@ -202,16 +207,15 @@ def format_table(table: dict, title: str, provided=None, inline=None) -> str:
 
 def format_notes(skips: dict, differences: dict) -> str:
     """Skipped target checks of stages the target has (with why), and the recorded differences per stage."""
-    order = {s: i for i, s in enumerate(STAGE_NAMES)}
     lines = []
     if skips:
         lines.append("skipped target checks (stages the target has)")
-        for row in sorted(skips, key=lambda r: (order.get(r, len(order)), r)):
+        for row in sorted(skips, key=stage_order):
             for why, n in sorted(skips[row].items()):
                 lines.append(f"  {row}: {n} skipped: {why}")
     if differences:
         lines.append("recorded differences (the spec allows them; not failures)")
-        for stage in sorted(differences, key=lambda r: (order.get(r, len(order)), r)):
+        for stage in sorted(differences, key=stage_order):
             for what, n in sorted(differences[stage].items()):
                 lines.append(f"  {stage}: {what} ({n} check{'s' if n != 1 else ''})")
     return "\n".join(lines)
