@@ -164,7 +164,6 @@ class VLLMTarget:
 
     def _load(self, module, params: dict):
         """Fill module from HF-named params with vLLM's weight loaders, then process_weights_after_loading."""
-        from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
         from vllm.model_executor.model_loader.weight_utils import default_weight_loader
 
         torch = self.rt.torch
@@ -188,11 +187,18 @@ class VLLMTarget:
             missing = sorted(set(own) - loaded)
             if missing:
                 raise ValueError(f"{type(module).__name__}: no weights given for {missing}")
-            for sub in module.modules():
-                method = getattr(sub, "quant_method", None)
-                if isinstance(method, QuantizeMethodBase):
-                    method.process_weights_after_loading(sub)
+            self._after_loading(module)
         return module
+
+    @staticmethod
+    def _after_loading(module):
+        """process_weights_after_loading on every submodule with a quant_method, as vLLM's loaders end."""
+        from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
+
+        for sub in module.modules():
+            method = getattr(sub, "quant_method", None)
+            if isinstance(method, QuantizeMethodBase):
+                method.process_weights_after_loading(sub)
 
     def _run(self, fn, *args, **kwargs):
         with self.rt.set_config(self.rt.config), self.rt.torch.no_grad():
@@ -394,8 +400,6 @@ class VLLMTarget:
         """The whole tower as vLLM's model loader fills it: model.load_weights (AutoWeightsLoader with the
         hf_to_vllm_mapper), then DefaultModelLoader's check (every parameter *name* loaded), then
         process_weights_after_loading. Like vLLM, this does not notice a stacked parameter filled only in part."""
-        from vllm.model_executor.layers.quantization.base_config import QuantizeMethodBase
-
         torch = self.rt.torch
         with self.rt.set_config(self.rt.config), torch.no_grad():
             loaded = model.load_weights(
@@ -405,10 +409,7 @@ class VLLMTarget:
             missing = sorted({name for name, _ in model.named_parameters()} - set(loaded))
             if missing:
                 raise ValueError(f"Following weights were not initialized from checkpoint: {missing}")
-            for sub in model.modules():
-                method = getattr(sub, "quant_method", None)
-                if isinstance(method, QuantizeMethodBase):
-                    method.process_weights_after_loading(sub)
+            self._after_loading(model)
         return model
 
 
