@@ -21,22 +21,9 @@ from vitspec.cli import Parser, UsageError, check_device, check_output, positive
 from vitspec.impl import TorchTarget
 from vitspec.impl.windows import window_cells, window_layout
 from vitspec.reference.weights import expected_shapes
-from vitspec.spec.configs import PREPROCESSOR, vision_config
+from vitspec.spec.configs import PREPROCESSOR, VISION_FIELDS, vision_config
 
-HF_FIELDS = (
-    "depth",
-    "hidden_size",
-    "hidden_act",
-    "intermediate_size",
-    "num_heads",
-    "in_channels",
-    "patch_size",
-    "spatial_merge_size",
-    "temporal_patch_size",
-    "window_size",
-    "fullatt_block_indexes",
-    "out_hidden_size",
-)
+HF_FIELDS = VISION_FIELDS + ("hidden_act",)  # the vision config fields HF's Qwen2_5_VLVisionConfig takes
 
 
 def log(msg: str) -> None:
