@@ -308,8 +308,12 @@ def pytest_runtest_makereport(item, call):
         for name in sorted(checks.CURRENT["called"]):
             item.user_properties.append((EXERCISED, name))
         if call.excinfo is not None:
-            for name in dict.fromkeys(_mismatched_stages(call.excinfo.value)):
+            stages = list(dict.fromkeys(_mismatched_stages(call.excinfo.value)))
+            for name in stages:
                 item.user_properties.append((FAILED_STAGE, name))
+            if not stages and "reproduce:" not in str(call.excinfo.value):
+                # an exception raised inside the target (not a check's mismatch) gets the same reproduce line
+                call.excinfo.value.add_note(f"reproduce: {checks.repro_command()}")
     return (yield)
 
 

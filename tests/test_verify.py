@@ -359,3 +359,25 @@ def test_bad_capabilities_declaration_is_one_usage_line(tmp_path, monkeypatch, c
     assert main(["--target", "badcaps:TARGET"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "rotary" in err and "cos_sin" in err, err
+
+
+RAISING_TARGET = """
+class Raising:
+    name, dtype = "raising", "float64"
+
+    def num_image_tokens(self, grid_thw, merge_size=2):
+        raise RuntimeError("kernel exploded")
+
+
+TARGET = Raising()
+"""
+
+
+def test_an_exception_inside_the_target_gets_a_reproduce_command(tmp_path):
+    """A target that raises (no check's mismatch) still prints a reproduce: command under its error."""
+    (tmp_path / "raising_mod.py").write_text(RAISING_TARGET)
+    args = subproc.python("-m", "vitspec.cli", "verify", "--target", "raising_mod:TARGET", "-k", "worked_values")
+    done = subproc.run(args, cwd_=tmp_path, env_=subproc.env([tmp_path]), timeout=600)
+    assert done.returncode == 1, done.stderr[-2000:]
+    after = done.stdout.split("RuntimeError: kernel exploded", 1)
+    assert len(after) == 2 and "reproduce: " in after[1].split("\n\n", 1)[0], done.stdout[-3000:]
