@@ -146,9 +146,11 @@ def test_unbroken_calls_are_accepted(stage, target, stage_name, data):
 
 
 @pytest.mark.stage("vision_tower")
-@given(seed=st.integers(0, 2**32 - 1), bad=st.sampled_from(["shape", "missing", "dtype"]))
-def test_rejected_call_leaves_no_state(target, seed, bad):
-    """A weights dict edited in place into a bad one and back: the tower gives the same result before and after."""
+@pytest.mark.parametrize("bad", ["shape", "missing", "dtype"])
+def test_rejected_call_leaves_no_state(target, bad, seed=20240607):
+    """A weights dict edited in place into a bad one and back: the tower gives the same result before and after.
+    Three fixed cases, not a property: the inputs' values do not matter here, and a port that accepts a bad
+    checkpoint (as vLLM does, docs/repro/vllm_partial_stacked_weights.py) would otherwise pay for a shrink."""
     config = small_config(2, 32, 2, 40, 16, (1,))
     weights, grid = random_weights(config, seed), np.array([[1, 4, 10]])
     pixels = np.random.default_rng(seed).uniform(-1.8, 2.2, (40, 1176))
