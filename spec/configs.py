@@ -167,3 +167,18 @@ def small_config(
         fullatt_block_indexes=list(fullatt_block_indexes),
     )
     return cfg
+
+
+def periodic_fullatt(depth: int, period: int) -> tuple[int, ...]:
+    """The full-attention blocks of a periodic layout: every block i < depth with (i + 1) % period == 0 (the
+    released configs: period 8 at depth 32 gives 7, 15, 23, 31; llama.cpp stores only the period, n_wa_pattern)."""
+    return tuple(i for i in range(depth) if (i + 1) % period == 0)
+
+
+def fullatt_period(fullatt_block_indexes, depth: int) -> int | None:
+    """The period p with periodic_fullatt(depth, p) == the given blocks, or None when the layout is not periodic."""
+    blocks = tuple(sorted(int(i) for i in fullatt_block_indexes))
+    if not blocks:
+        return None
+    period = blocks[0] + 1
+    return period if periodic_fullatt(depth, period) == blocks else None

@@ -324,7 +324,7 @@ STAGES: tuple[Stage, ...] = (
         )
         + _TOWER_MUTANTS
         + ("tower_rope_angles_bfloat16",),
-        capabilities=_GEOMETRY,
+        capabilities=_GEOMETRY + ("fullatt_layout",),
     ),
     Stage(
         "num_image_tokens",
@@ -346,6 +346,7 @@ ROTARY_FORMS: tuple[str, ...] = ("angles", "cos_sin")
 SMART_RESIZE_VARIANTS: tuple[str, ...] = ("hf", "qvu")
 MEDIA: tuple[str, ...] = ("image", "video")
 VIDEO_RULES: tuple[str, ...] = ("per_frame", "frames_budget")
+FULLATT_LAYOUTS: tuple[str, ...] = ("any", "periodic")
 ROTARY_STAGES: tuple[str, ...] = tuple(s.name for s in STAGES if "rotary" in s.capabilities)
 
 
@@ -358,8 +359,10 @@ class Capabilities:
     handles (checks of others are NOT COVERED). video_rule: how its preprocess sizes videos, "per_frame" (HF 5.x's
     Qwen2-VL video processor: each frame like an image) or "frames_budget" (mlx-vlm: frames x pixels counted in the
     budget). temporal_patch_sizes, merge_sizes: the geometries it supports (None: any). validates_inputs: whether
-    it rejects bad input as the protocol prescribes (the bad-input checks count only then). inline: {stage: reason}
-    for stages it computes inline.
+    it rejects bad input as the protocol prescribes (the bad-input checks count only then). fullatt_layout: the
+    full-attention block sets its vision_tower runs, "any" or "periodic" (exactly the blocks i with
+    (i + 1) % p == 0 for one period p: llama.cpp's n_wa_pattern; spec/configs.py periodic_fullatt); tower checks
+    then draw only such configs. inline: {stage: reason} for stages it computes inline.
     """
 
     rotary: str = "cos_sin"
@@ -369,6 +372,7 @@ class Capabilities:
     temporal_patch_sizes: tuple[int, ...] | None = None
     merge_sizes: tuple[int, ...] | None = None
     validates_inputs: bool = False
+    fullatt_layout: str = "any"
     inline: tuple[tuple[str, str], ...] = ()  # (stage, reason) pairs
 
     def inline_reason(self, stage_name: str) -> str | None:
@@ -385,6 +389,7 @@ CAPABILITY_VALUES = {
     "temporal_patch_sizes": "None or a non-empty tuple of positive integers",
     "merge_sizes": "None or a non-empty tuple of positive integers",
     "validates_inputs": "True or False",
+    "fullatt_layout": f"one of {list(FULLATT_LAYOUTS)}",
     "inline": f"a dict {{stage: reason}} with stage names from {list(STAGE_NAMES)}",
 }
 
@@ -430,8 +435,8 @@ def capabilities(target) -> Capabilities:
         raise ValueError(f"target capabilities has unknown keys {unknown}; allowed keys: {list(CAPABILITY_KEYS)}")
     out = {}
     for key, value in declared.items():
-        if key == "rotary" or key == "video_rule":
-            allowed = ROTARY_FORMS if key == "rotary" else VIDEO_RULES
+        if key in ("rotary", "video_rule", "fullatt_layout"):
+            allowed = {"rotary": ROTARY_FORMS, "video_rule": VIDEO_RULES, "fullatt_layout": FULLATT_LAYOUTS}[key]
             if not isinstance(value, str) or value not in allowed:
                 raise ValueError(f"capabilities[{key!r}] must be {CAPABILITY_VALUES[key]}, got {value!r}")
             out[key] = value

@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import event, strategies as st
 
 from vitspec.reference import rope as ref_rope, windows as ref_windows
-from vitspec.spec.configs import small_config
+from vitspec.spec.configs import periodic_fullatt, small_config
+from vitspec.spec.protocol import capabilities
 
 MERGE = 2  # spatial_merge_size
 WINDOW_CELLS = 4  # window_size 112 / patch 14 / merge 2
@@ -91,14 +92,27 @@ def num_patches(grid_thw) -> int:
     return int(sum(t * h * w for t, h, w in grid_thw))
 
 
+def running_target_layout() -> str:
+    """The fullatt_layout the running check's target declares ("any" outside a target's check)."""
+    from vitspec.tests import checks
+
+    item = checks.CURRENT.get("item")
+    target = getattr(getattr(item, "config", None), "_vitspec_target", None)
+    return capabilities(target).fullatt_layout if target is not None else "any"
+
+
 @st.composite
 def configs(draw, max_depth: int = 4):
-    """A small config with the real geometry, at least one full-attention and one window block."""
+    """A small config with the real geometry, at least one full-attention and one window block; for a target that
+    declares fullatt_layout "periodic", a periodic layout (period 2..depth: one window block at least)."""
     depth = draw(st.integers(2, max_depth))
     hidden, heads = draw(st.sampled_from([(32, 2), (32, 4), (64, 4), (48, 3)]))  # head_dim 16, 8, 16, 16
     inter = draw(st.sampled_from([40, 96]))
     out = draw(st.sampled_from([16, 48]))
-    full = draw(st.sets(st.integers(0, depth - 1), min_size=1, max_size=depth - 1))
+    if running_target_layout() == "periodic":  # the target runs only periodic layouts (capabilities)
+        full = set(periodic_fullatt(depth, draw(st.integers(2, depth))))
+    else:
+        full = draw(st.sets(st.integers(0, depth - 1), min_size=1, max_size=depth - 1))
     event(f"full-attention blocks {sorted(full)} of depth {depth}")
     return small_config(depth, hidden, heads, inter, out, tuple(sorted(full)))
 

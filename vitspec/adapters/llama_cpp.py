@@ -430,6 +430,7 @@ class LlamaCppTarget:
         "temporal_patch_sizes": (2,),
         "merge_sizes": (2,),
         "validates_inputs": False,
+        "fullatt_layout": "periodic",  # one n_wa_pattern: n_wa_pattern() below refuses any other layout
         "inline": {
             s: "llama.cpp computes it inside its one ggml encoder graph (tools/mtmd/models/qwen2vl.cpp); "
             "only the whole encoder is callable"
