@@ -80,16 +80,30 @@ def test_preprocess_bit_identical_call_after_call(target, seed, sizes):
 
 @pytest.mark.stage("vision_tower")
 def test_tower_bit_identical_across_processes(target):
-    """Two fresh interpreters and this one: one digest."""
+    """A fresh interpreter (its own hash seed, allocator and thread pools) and this one: one digest. One child,
+    not more: a port's import is most of its cost (vLLM's is about 20 s of CPU)."""
     require_cpu(target)
-    argv = subproc.python("-m", "vitspec.tests.test_determinism", RUN["target"], RUN.get("dtype") or "")
-    runs = [subproc.popen(argv) for _ in range(2)]
-    outputs = [r.communicate(timeout=300) for r in runs]
-    for r, (_, err) in zip(runs, outputs):
-        assert r.returncode == 0, err[-2000:]
-    exercised("vision_tower")  # the children called the target's vision_tower
-    digests = [out.strip().splitlines()[-1] for out, _ in outputs] + [digest(fixed_output(target))]
+    check_across_processes(target, RUN["target"], RUN.get("dtype") or "")
+    exercised("vision_tower")  # the child called the target's vision_tower
+
+
+def check_across_processes(target, spec: str, dtype: str) -> None:
+    child = subproc.popen(subproc.python("-m", "vitspec.tests.test_determinism", spec, dtype))
+    mine = digest(fixed_output(target))  # while the child starts
+    out, err = child.communicate(timeout=300)
+    assert child.returncode == 0, err[-2000:]
+    digests = [out.strip().splitlines()[-1], mine]
     assert len(set(digests)) == 1, f"tower output digests differ between processes: {digests}"
+
+
+@pytest.mark.negative_control
+def test_process_check_catches_a_per_process_result():
+    """A tower whose last bits follow the process's string-hash seed passes call after call and fails here."""
+    from vitspec.tests.children.per_process_tower import TARGET as planted
+
+    assert digest(fixed_output(planted)) == digest(fixed_output(planted))
+    with pytest.raises(AssertionError, match="digests differ between processes"):
+        check_across_processes(planted, "vitspec.tests.children.per_process_tower:TARGET", "")
 
 
 @pytest.mark.stage("vision_tower")
