@@ -176,15 +176,12 @@ def test_nightly_campaign():
 
 # --- the runner and the shared database, on planted tests ------------------------------------------------------
 
-PLANTED = (Path(__file__).resolve().parent / "child_planted_campaign.py").read_text()  # the child's test file
-
-
+PLANTED = Path(__file__).resolve().parent / "children" / "planted_campaign.py"  # the child's test file
 PLANTED_ARGS = ["--target", "vitspec.reference:TARGET"]  # the suite's options; no torch to import
 
 
 def planted(tmp_path: Path) -> tuple[Path, dict]:
-    test = tmp_path / "test_planted.py"
-    test.write_text(PLANTED)
+    test = Path(shutil.copy(PLANTED, tmp_path / "test_planted.py"))
     return test, {"PLANT_LOG": str(tmp_path / "examples.log")}
 
 

@@ -1,5 +1,6 @@
-"""A planted test file for tests/test_campaign.py: copied into a temporary folder as test_planted.py and run in
-child pytest processes (never collected from here: its name does not start with test_).
+"""A planted test file for tests/test_campaign.py's checks of the campaign runner and the shared example database:
+copied into a temporary folder as test_planted.py and run in child pytest processes (never collected from here: its
+name does not start with test_).
 
 test_always fails in every run (x >= 150000 is drawn), test_sometimes only in the campaign's run 1, test_never
 never; every example test_always tries is appended to $PLANT_LOG with the run number.
