@@ -140,13 +140,15 @@ def scan() -> dict[str, list[str]]:
 
 def package_of(name: str, known: dict) -> str | None:
     """The package of the vitspec module `name` names (a module, or a name inside one): vitspec.spec, ...,
-    vitspec.tests, vitspec (the tool's own modules), vitspec.adapters, vitspec.mutants."""
+    vitspec.tests, vitspec (the tool's own modules), vitspec.adapters, vitspec.mutants. vitspec.tests.children (the
+    modules the suite's tests run in child processes) counts as vitspec.tests: they are the suite's own files."""
     while name and name not in known:
         name = name.rpartition(".")[0]
     if not name:
         return None
     path = known[name]
-    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return "vitspec.tests" if package == "vitspec.tests.children" else package
 
 
 def edges() -> dict[tuple[str, str], list[str]]:

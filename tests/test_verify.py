@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import shutil
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -19,18 +20,7 @@ from vitspec.tests.plugin import DIFFERENCE, EXERCISED, FAILED_STAGE, Recorder
 from vitspec.verify import COLUMNS, Collector, format_notes, format_table
 
 SUITE = Path(__file__).resolve().parent
-IMPL_TARGET = "from vitspec.impl import TARGET\n"
-TOKENS = """import numpy as np
-
-class Tokens:
-    name = "{name}"
-
-    def num_image_tokens(self, grid_thw, merge_size=2):
-        g = np.asarray(grid_thw, dtype=np.int64).reshape(-1, 3)
-        return g[:, 0] * g[:, 1] * g[:, 2] // (merge_size * merge_size) + {plus}
-
-TARGET = Tokens()
-"""
+CHILDREN = SUITE / "children"  # the modules these tests copy into a user's folder
 LEFT_BEHIND = {".hypothesis", ".pytest_cache", ".benchmarks"}
 
 
@@ -48,7 +38,7 @@ def test_subprocess_checks_import_the_users_target(tmp_path, where):
     a target module found only in the working directory, or only on PYTHONPATH, loads there too."""
     home = tmp_path / ("lib" if where == "PYTHONPATH" else "work")
     home.mkdir()
-    (home / "usermod.py").write_text(IMPL_TARGET)
+    shutil.copy(CHILDREN / "usermod.py", home)
     run_in = tmp_path / "elsewhere" if where == "PYTHONPATH" else home
     run_in.mkdir(exist_ok=True)
     argv = subproc.python(
@@ -68,35 +58,6 @@ def test_subprocess_checks_import_the_users_target(tmp_path, where):
 
 # --- 2. --checks ---------------------------------------------------------------------------------------------------
 
-PLANTED = """import pytest
-
-@pytest.mark.stage("num_image_tokens")
-def test_target(target):
-    assert target.num_image_tokens([[1, 2, 2]]).tolist() == [1]
-
-@pytest.mark.conformance
-@pytest.mark.stage("num_image_tokens")
-def test_conformance():
-    pass
-
-@pytest.mark.negative_control
-@pytest.mark.stage("cu_seqlens")
-def test_negative():
-    pass
-
-@pytest.mark.modules
-@pytest.mark.stage("patchify")
-def test_modules():
-    pass
-
-@pytest.mark.stage("document")
-def test_document():
-    pass
-
-def test_unmarked():
-    pass
-"""
-
 
 @pytest.mark.parametrize(
     "which, ran",
@@ -107,7 +68,7 @@ def test_unmarked():
     ],
 )
 def test_checks_option_selects_target_or_self_checks(tmp_path, which, ran):
-    (tmp_path / "test_planted_checks.py").write_text(PLANTED)
+    shutil.copy(CHILDREN / "planted_checks.py", tmp_path / "test_planted_checks.py")
     xml = tmp_path / "out.xml"
     done = subproc.run(
         subproc.python(
@@ -168,21 +129,6 @@ def test_recorder_forwards_and_records_stage_calls():
     assert wrapped.num_image_tokens([[1, 2, 2]]) == [5]  # attributes are set on the target itself
 
 
-ATTRIBUTED = """import pytest
-from vitspec.tests import checks
-
-@pytest.mark.stage("window_index", "cu_seqlens")
-def test_two_stages(target):
-    target.cu_seqlens([[1, 4, 4]])
-    checks.fail("cu_seqlens", "planted mismatch", {})
-
-@pytest.mark.stage("window_index", "cu_seqlens")
-def test_plain_assert(target):
-    target.window_index([[1, 4, 4]])
-    assert False, "no stage named"
-"""
-
-
 def properties(xml: Path) -> dict[str, list[tuple[str, str]]]:
     return {
         case.get("name"): [(p.get("name"), p.get("value")) for p in case.iter("property")]
@@ -191,7 +137,7 @@ def properties(xml: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def test_failed_stage_and_exercised_stages_are_on_the_report(tmp_path):
-    (tmp_path / "test_attributed.py").write_text(ATTRIBUTED)
+    shutil.copy(CHILDREN / "attributed.py", tmp_path / "test_attributed.py")
     xml = tmp_path / "out.xml"
     done = subproc.run(
         subproc.python(
@@ -289,10 +235,10 @@ def test_table_says_not_covered_only_for_stages_the_target_lacks():
 
 
 def test_reproduce_command_works_where_verify_ran(tmp_path):
-    (tmp_path / "badmod.py").write_text(TOKENS.format(name="bad", plus=1))
+    shutil.copy(CHILDREN / "token_counts.py", tmp_path)
     env = subproc.env(PYTHONPATH=None)  # vitspec comes from the installation, not from the checkout
     done = subproc.run(
-        subproc.python("-m", "vitspec.cli", "verify", "--target", "badmod:TARGET", "-k", "test_tokens"),
+        subproc.python("-m", "vitspec.cli", "verify", "--target", "token_counts:OFF_BY_ONE", "-k", "test_tokens"),
         cwd_=tmp_path,
         env_=env,
         timeout=600,
@@ -307,17 +253,17 @@ def test_reproduce_command_works_where_verify_ran(tmp_path):
     argv = shlex.split(commands[0])
     node = next(a for a in argv if "::" in a)
     assert Path(node.split("::")[0]).is_absolute() and Path(node.split("::")[0]).is_file(), node
-    assert argv[argv.index("--target") + 1] == "badmod:TARGET" and "--profile" in argv, argv
+    assert argv[argv.index("--target") + 1] == "token_counts:OFF_BY_ONE" and "--profile" in argv, argv
     again = subproc.run(argv, cwd_=tmp_path, env_=env, timeout=600)
     assert again.returncode == 1 and "[num_image_tokens]" in again.stdout, again.stdout[-3000:] + again.stderr[-1000:]
     assert not user_files(tmp_path) & LEFT_BEHIND, user_files(tmp_path)
 
 
 def test_default_runs_leave_no_files_in_the_users_directory(tmp_path):
-    (tmp_path / "goodmod.py").write_text(TOKENS.format(name="good", plus=0))
+    shutil.copy(CHILDREN / "token_counts.py", tmp_path)
     env = subproc.env(PYTHONPATH=None)
     done = subproc.run(
-        subproc.python("-m", "vitspec.cli", "verify", "--target", "goodmod:TARGET", "-k", "test_tokens"),
+        subproc.python("-m", "vitspec.cli", "verify", "--target", "token_counts:TARGET", "-k", "test_tokens"),
         cwd_=tmp_path,
         env_=env,
         timeout=600,
@@ -333,7 +279,7 @@ def test_default_runs_leave_no_files_in_the_users_directory(tmp_path):
             "--pyargs",
             "vitspec.tests",
             "--target",
-            "goodmod:TARGET",
+            "token_counts:TARGET",
             "-q",
             "-k",
             "test_tokens",
@@ -351,32 +297,17 @@ def test_default_runs_leave_no_files_in_the_users_directory(tmp_path):
 def test_bad_capabilities_declaration_is_one_usage_line(tmp_path, monkeypatch, capsys):
     from vitspec.verify import main
 
-    (tmp_path / "badcaps.py").write_text(
-        'class T:\n    capabilities = {"rotary": "quaternion"}\n\n'
-        "    def cu_seqlens(self, grid_thw):\n        return grid_thw\n\n\nTARGET = T()\n"
-    )
+    shutil.copy(CHILDREN / "badcaps.py", tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     assert main(["--target", "badcaps:TARGET"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1 and "rotary" in err and "cos_sin" in err, err
 
 
-RAISING_TARGET = """
-class Raising:
-    name, dtype = "raising", "float64"
-
-    def num_image_tokens(self, grid_thw, merge_size=2):
-        raise RuntimeError("kernel exploded")
-
-
-TARGET = Raising()
-"""
-
-
 def test_an_exception_inside_the_target_gets_a_reproduce_command(tmp_path):
     """A target that raises (no check's mismatch) still prints a reproduce: command under its error."""
-    (tmp_path / "raising_mod.py").write_text(RAISING_TARGET)
-    args = subproc.python("-m", "vitspec.cli", "verify", "--target", "raising_mod:TARGET", "-k", "worked_values")
+    shutil.copy(CHILDREN / "raising_target.py", tmp_path)
+    args = subproc.python("-m", "vitspec.cli", "verify", "--target", "raising_target:TARGET", "-k", "worked_values")
     done = subproc.run(args, cwd_=tmp_path, env_=subproc.env([tmp_path]), timeout=600)
     assert done.returncode == 1, done.stderr[-2000:]
     after = done.stdout.split("RuntimeError: kernel exploded", 1)
