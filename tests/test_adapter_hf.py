@@ -5,6 +5,9 @@ without it these tests fail, loudly: CI installs it."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from vitspec.spec.protocol import capabilities, provided_stages
 from vitspec.tests.report import rows, verify
 
@@ -38,15 +41,7 @@ def test_adapter_stage_checks_pass():
 def test_planted_bug_in_hf_is_caught(tmp_path):
     """Negative control: HF's rotate_half swapped (in HF's module, as a bad release would ship it) for one that
     pairs adjacent elements fails apply_rotary; the stages that do not use it still pass."""
-    (tmp_path / "planted_hf_port.py").write_text(
-        "import torch\n"
-        "from vitspec.adapters import hf\n"
-        "from vitspec.adapters.hf_loading import modeling\n"
-        "def adjacent_pairs(x):\n"
-        "    return torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)\n"
-        "modeling.rotate_half = adjacent_pairs\n"
-        "TARGET = hf.TARGET\n"
-    )
+    shutil.copy(Path(__file__).resolve().parent / "children" / "planted_hf_port.py", tmp_path)
     done = verify("planted_hf_port:TARGET", SOME_STAGES, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     table = rows(done.stdout)

@@ -6,9 +6,13 @@ Needs the mlx extra (pip install 'vitspec[mlx]'); without it these tests fail, l
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from vitspec.tests import subproc
 from vitspec.tests.report import ROOT, rows, verify
 
+CHILDREN = Path(__file__).resolve().parent / "children"  # the planted port, the module-loading script
 ROPE_AND_WINDOWS = (
     "test_rotary_position_ids_match_reference or test_rotary_angles_match_reference or "
     "test_apply_rotary_matches_reference or test_window_index_matches_reference"
@@ -16,12 +20,7 @@ ROPE_AND_WINDOWS = (
 
 
 def test_adapter_loads_the_vision_module_only():
-    code = (
-        "import sys; from vitspec.adapters.mlx_vlm import TARGET, QWEN2_VL; t = TARGET(); q = QWEN2_VL(); "
-        "print(t.name, '|', q.name, '|', getattr(sys.modules['mlx_vlm'], '__file__', None), '|', "
-        "sorted(m for m in sys.modules if m.startswith('mlx_vlm')))"
-    )
-    done = subproc.run(subproc.python("-c", code), cwd_=ROOT, env_=subproc.env(), timeout=300)
+    done = subproc.run(subproc.python(CHILDREN / "mlx_loaded_modules.py"), cwd_=ROOT, env_=subproc.env(), timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     name, sibling, init_file, modules = (p.strip() for p in done.stdout.split("|"))
     assert name.startswith("mlx-vlm ") and name.endswith("qwen2_5_vl") and sibling.endswith("qwen2_vl"), done.stdout
@@ -51,18 +50,7 @@ def test_qwen2_vl_sibling_stage_checks_pass():
 def test_planted_bug_in_the_port_is_caught(tmp_path):
     """Negative control: the port's rotate_half swapped for one that pairs adjacent elements (a real RoPE bug
     class) fails apply_rotary; the stages that do not use it still pass."""
-    (tmp_path / "planted_mlx_port.py").write_text(
-        "import mlx.core as mx\n"
-        "from vitspec.adapters import mlx_vlm\n"
-        "def adjacent_pairs(x):\n"
-        "    x1, x2 = x[..., ::2], x[..., 1::2]\n"
-        "    return mx.stack([-x2, x1], axis=-1).reshape(x.shape)\n"
-        "class Planted(mlx_vlm.Qwen25VL):\n"
-        "    def __init__(self, dtype='float32'):\n"
-        "        super().__init__(dtype)\n"
-        "        self.vision.rotate_half = adjacent_pairs\n"
-        "TARGET = Planted\n"
-    )
+    shutil.copy(CHILDREN / "planted_mlx_port.py", tmp_path)
     done = verify("planted_mlx_port:TARGET", ROPE_AND_WINDOWS, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
     table = rows(done.stdout)

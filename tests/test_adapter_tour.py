@@ -3,7 +3,9 @@ its three stages as passed and every other stage as not covered, and a planted b
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,13 +38,7 @@ def test_toy_target_report():
 
 
 def test_toy_target_with_a_planted_bug_fails(tmp_path):
-    (tmp_path / "buggy_toy.py").write_text(
-        "from docs.examples.toy_target import ToyTarget\n"
-        "class Buggy(ToyTarget):\n"
-        "    def num_image_tokens(self, grid_thw, merge_size=2):\n"
-        "        return super().num_image_tokens(grid_thw, merge_size) + 1\n"
-        "TARGET = Buggy()\n"
-    )
+    shutil.copy(Path(__file__).resolve().parent / "children" / "buggy_toy.py", tmp_path)
     done = verify("buggy_toy:TARGET", extra_path=[tmp_path, ROOT])
     assert done.returncode == 1, done.stdout[-2000:]
     table = rows(done.stdout)
