@@ -23,8 +23,9 @@ RUN: dict = {
 }
 # Filled by the plugin for the running test: "node" (the test file's absolute path::test id), "item" (the pytest
 # item, for user_properties), "called" (the stages whose target method this test called: the plugin's recorder and
-# exercised() add to it).
-CURRENT: dict = {"node": None, "item": None, "called": set()}
+# exercised() add to it), "helpers" (the helper stages the test took from the reference because the target lacks
+# them: the stage fixture's or_reference adds to it).
+CURRENT: dict = {"node": None, "item": None, "called": set(), "helpers": set()}
 
 
 class StageMismatch(AssertionError):

@@ -2,9 +2,14 @@
 
     pytest --target vitspec.impl:TARGET --device cuda --dtype bfloat16 --profile ci --max-examples 50
 
-Every test is marked with the protocol stage(s) it checks (``@pytest.mark.stage("window_index")``). A test
-about a stage the target lacks is skipped as "NOT COVERED: ..." before it runs; an upstream-oracle test that
-cannot run is skipped as "UPSTREAM ORACLE MISSING: ...". Both kinds are counted loudly at the end.
+Every test is marked with the protocol stage(s) it checks (``@pytest.mark.stage("window_index")``), and with the
+helper stages it may build inputs with (``@pytest.mark.stage("window_index", helpers=("cu_seqlens",))``: checked
+when the target has them, taken from the reference otherwise, via ``stage.or_reference``). A test runs when the
+target provides at least one of its stages under check; otherwise it is skipped as "NOT COVERED: ..." before it
+runs. A test that runs without some of its stages (the target lacks them) runs only the checks of the others, and
+its report says which stages it did not check (vitspec_not_run) and which helpers it took from the reference
+(vitspec_reference_helper). An upstream-oracle test that cannot run is skipped as "UPSTREAM ORACLE MISSING: ...".
+All of these are counted loudly at the end.
 
 --checks target|self|all (default all) selects the target checks (marked with stages, and none of conformance,
 negative_control, modules) or the suite's own checks (everything else); the other kind is deselected. The target
@@ -40,6 +45,9 @@ SELF_MARKERS = ("conformance", "negative_control", "modules")
 EXERCISED = "vitspec_exercised"  # a stage whose target method the test called
 FAILED_STAGE = "vitspec_failed_stage"  # the stage a checks.fail() named when the test failed
 DIFFERENCE = "vitspec_difference"  # "stage: form: detail", a recorded difference (checks.record_difference)
+NOT_RUN = "vitspec_not_run"  # a marked stage the target lacks, in a test that ran: none of its checks ran
+REFERENCE_HELPER = "vitspec_reference_helper"  # "row: helper": the test checked row on the target with inputs built
+# by the reference's helper stage (the target lacks it; stage.or_reference)
 
 
 def _register_profiles() -> None:
@@ -279,16 +287,39 @@ def pytest_report_header(config):
     )
 
 
+def checked_stages(item) -> list[str]:
+    """The stages a test checks (the stage marker's arguments)."""
+    return list(dict.fromkeys(name for m in item.iter_markers("stage") for name in m.args))
+
+
+def helper_stages(item) -> list[str]:
+    """The helper stages a test is marked with (``helpers=``): checked when the target provides them, taken from the
+    reference only to build inputs otherwise (``stage.or_reference``)."""
+    out = []
+    for m in item.iter_markers("stage"):
+        helpers = m.kwargs.get("helpers", ())
+        out += [helpers] if isinstance(helpers, str) else list(helpers)
+    return list(dict.fromkeys(out))
+
+
 def item_stages(item) -> list[str]:
-    """The stage names a test is marked with."""
-    return [name for m in item.iter_markers("stage") for name in m.args]
+    """The report rows of a test: its stages under check, then its helper stages."""
+    return list(dict.fromkeys(checked_stages(item) + helper_stages(item)))
+
+
+def helper_note(row: str, helper: str, n: int) -> str:
+    """The report's line for `n` checks of `row` that built inputs with the reference's `helper`."""
+    checks_ = f"{n} check{'s' if n != 1 else ''}"
+    return f"{row}: {checks_} took {helper} from the reference, to build inputs only (the target lacks {helper})"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item, nextitem):
     """The running test, for repro commands (its file by absolute path) and for the recorder."""
     test_id = item.nodeid.split("::", 1)[1] if "::" in item.nodeid else ""
-    checks.CURRENT.update(node=f"{item.path}::{test_id}" if test_id else str(item.path), item=item, called=set())
+    checks.CURRENT.update(
+        node=f"{item.path}::{test_id}" if test_id else str(item.path), item=item, called=set(), helpers=set()
+    )
 
 
 def _mismatched_stages(exc) -> list[str]:
@@ -304,9 +335,20 @@ def _mismatched_stages(exc) -> list[str]:
 def pytest_runtest_makereport(item, call):
     """The call report carries, in user_properties, the stages the test exercised and the stage a failed check
     named."""
-    if call.when == "call" and item.config._vitspec_target is not None:
+    target = item.config._vitspec_target
+    if call.when == "call" and target is not None:
         for name in sorted(checks.CURRENT["called"]):
             item.user_properties.append((EXERCISED, name))
+        if is_target_check(item):
+            provided = set(provided_stages(target))
+            rows = item_stages(item)
+            for name in rows:
+                if name not in provided:
+                    item.user_properties.append((NOT_RUN, name))
+            for helper in sorted(checks.CURRENT.get("helpers", ())):
+                for name in rows:
+                    if name in provided:
+                        item.user_properties.append((REFERENCE_HELPER, f"{name}: {helper}"))
         if call.excinfo is not None:
             stages = list(dict.fromkeys(_mismatched_stages(call.excinfo.value)))
             for name in stages:
@@ -318,17 +360,62 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_runtest_setup(item):
-    """Skip, as not covered, a target test whose stage the target does not provide."""
-    if any(item.get_closest_marker(m) for m in ("conformance", "negative_control", "modules")):
+    """Skip, as not covered, a target test when the target provides none of its stages under check. A test whose
+    target lacks only some of them runs: it checks the stages the target has (``stage.provides``), and builds what it
+    needs of a helper stage the target lacks with the reference (``stage.or_reference``)."""
+    if any(item.get_closest_marker(m) for m in SELF_MARKERS):
         return
     target = item.config._vitspec_target
     if target is None:
         return
-    missing = [s for s in item_stages(item) if s in STAGE_NAMES and s not in provided_stages(target)]
-    if missing:
+    checked = [s for s in checked_stages(item) if s in STAGE_NAMES]
+    provided = set(provided_stages(target))
+    if checked and not provided & set(checked):
         pytest.skip(
-            f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {', '.join(missing)}"
+            f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {', '.join(checked)}"
         )
+
+
+class Stages:
+    """The ``stage`` fixture.
+
+    stage(name): the target's method for that stage, or a NOT COVERED skip of the whole test.
+    stage.provides(name): whether the target has that stage (a test that checks several stages runs the checks of
+    those it has; the report counts the others as not covered).
+    stage.or_reference(name): for a helper stage of the running test (``@pytest.mark.stage(..., helpers=(name,))``),
+    the target's method when it has one (then it is checked as part of the chain), otherwise the reference's
+    (``vitspec.reference.TARGET``, which validates its inputs), to build inputs only: a test never compares what the
+    reference built with the reference, and the report says the check used a reference helper.
+    """
+
+    def __init__(self, target):
+        self.target = target
+
+    def _name(self, name: str) -> str:
+        if name not in STAGE_NAMES:
+            raise ValueError(f"stage must be one of {list(STAGE_NAMES)}, got {name!r}")
+        return name
+
+    def provides(self, name: str) -> bool:
+        return callable(getattr(self.target, self._name(name), None))
+
+    def __call__(self, name: str):
+        if not self.provides(name):
+            pytest.skip(f"{NOT_COVERED} target {getattr(self.target, 'name', checks.RUN['target'])} lacks stage {name}")
+        return getattr(self.target, name)
+
+    def or_reference(self, name: str):
+        item = checks.CURRENT.get("item")
+        if self._name(name) not in (helper_stages(item) if item is not None else (name,)):
+            raise ValueError(
+                f"{name} is not a helper stage of {item.nodeid}: mark it @pytest.mark.stage(..., helpers=({name!r},))"
+            )
+        if self.provides(name):
+            return getattr(self.target, name)
+        from vitspec import reference
+
+        checks.CURRENT.setdefault("helpers", set()).add(name)
+        return getattr(reference.TARGET, name)
 
 
 @pytest.fixture(scope="session")
@@ -339,17 +426,9 @@ def target(request):
 
 @pytest.fixture(scope="session")
 def stage(target):
-    """stage(name) -> the target's method for that stage, or a NOT COVERED skip."""
-
-    def get(name: str):
-        if name not in STAGE_NAMES:
-            raise ValueError(f"stage must be one of {list(STAGE_NAMES)}, got {name!r}")
-        fn = getattr(target, name, None)
-        if not callable(fn):
-            pytest.skip(f"{NOT_COVERED} target {getattr(target, 'name', checks.RUN['target'])} lacks stage {name}")
-        return fn
-
-    return get
+    """stage(name) -> the target's method for that stage, or a NOT COVERED skip; stage.provides(name);
+    stage.or_reference(name) for a helper stage (``Stages``)."""
+    return Stages(target)
 
 
 def _skip_reason(report) -> str:
@@ -359,25 +438,44 @@ def _skip_reason(report) -> str:
     return str(longrepr)
 
 
+def _ran_reports(terminalreporter) -> list:
+    """The call reports of the tests that ran (passed or failed)."""
+    return [r for key in ("passed", "failed") for r in terminalreporter.stats.get(key, []) if r.when == "call"]
+
+
 def pytest_terminal_summary(terminalreporter):
-    """Count, loudly, the checks that did not run because a stage is missing or an upstream oracle is absent."""
+    """Count, loudly, the checks that did not run because a stage is missing or an upstream oracle is absent, the
+    tests that ran without the checks of stages the target lacks, and the checks that used a reference helper."""
     if terminalreporter.config._vitspec_target is None:
         return
     skipped = terminalreporter.stats.get("skipped", [])
     reasons = [_skip_reason(r) for r in skipped]
     not_covered = [r for r in reasons if r.startswith(NOT_COVERED)]
     missing = [r for r in reasons if r.startswith(ORACLE_MISSING)]
-    if not (not_covered or missing):
+    ran = _ran_reports(terminalreporter)
+    not_run = Counter(v for r in ran for k, v in getattr(r, "user_properties", ()) if k == NOT_RUN)
+    helpers = Counter(v for r in ran for k, v in getattr(r, "user_properties", ()) if k == REFERENCE_HELPER)
+    if not (not_covered or missing or not_run or helpers):
         return
     tr = terminalreporter
-    tr.section("vitspec: checks that did not run", sep="=", yellow=True, bold=True)
+    tr.section("vitspec: checks that did not run (or ran with a reference helper)", sep="=", yellow=True, bold=True)
     lacking = [r for r in not_covered if "lacks stage" in r]
-    if lacking:
-        stages = sorted({s.strip() for r in lacking for s in r.split("lacks stage", 1)[1].split(",")})
-        tr.line(f"NOT COVERED: {len(lacking)} checks, target lacks stages: {', '.join(stages)}", yellow=True, bold=True)
+    lacked = sorted({s.strip() for r in lacking for s in r.split("lacks stage", 1)[1].split(",")})
+    if lacking or not_run:
+        if lacking:
+            tr.line(
+                f"NOT COVERED: {len(lacking)} checks, target lacks stages: {', '.join(lacked)}", yellow=True, bold=True
+            )
+        for stage_name, n in sorted(not_run.items()):
+            tr.line(
+                f"NOT COVERED: {stage_name} in {n} check{'s' if n != 1 else ''} that ran for the target's other "
+                f"stages (target lacks {stage_name})",
+                yellow=True,
+                bold=True,
+            )
         declared = getattr(unwrap(terminalreporter.config._vitspec_target), "capabilities", None)
         inline = declared.get("inline", {}) if isinstance(declared, dict) else {}
-        for stage_name in stages:
+        for stage_name in sorted(set(lacked) | set(not_run)):
             if isinstance(inline, dict) and stage_name in inline:
                 tr.line(f"  {stage_name}: {inline[stage_name]}", yellow=True)
     for why, n in sorted(
@@ -387,3 +485,6 @@ def pytest_terminal_summary(terminalreporter):
     if missing:
         why = sorted(set(missing))[0].removeprefix(ORACLE_MISSING).strip()
         tr.line(f"{ORACLE_MISSING} {len(missing)} checks ({why})", yellow=True, bold=True)
+    for entry, n in sorted(helpers.items()):
+        row, _, helper = entry.partition(": ")
+        tr.line(f"REFERENCE HELPER: {helper_note(row, helper, n)}", yellow=True)

@@ -78,10 +78,30 @@ def check_tokens_match_rows(
             )
 
 
-@pytest.mark.stage("vision_tower", "num_image_tokens")
+def check_rows_equal_count(counts, output_rows: int, grid_thw) -> None:
+    """TOKENS-COUNT for a tower alone: its rows equal the token count the reference's num_image_tokens gives (the
+    expected value; the count itself is not under check), and the reference's prompt check accepts them."""
+    ids = ref_tokens.expand_image_pads(prompt(len(grid_thw)), grid_thw)
+    expected = int(np.sum(to_numpy(counts)))
+    if output_rows != expected:
+        fail(
+            "vision_tower",
+            f"{output_rows} output rows, but the prompt holds {expected} image pads (num_image_tokens "
+            f"{to_numpy(counts).tolist()})",
+            dict(grid_thw=grid_thw),
+        )
+    try:
+        ref_tokens.check_image_tokens(ids, output_rows)
+    except ValueError as e:
+        fail("vision_tower", f"the prompt check refuses {output_rows} output rows: {e}", dict(grid_thw=grid_thw))
+
+
+@pytest.mark.stage("vision_tower", helpers=("num_image_tokens",))
 @S.heavy(0.3)
 @given(S.grid_lists(max_images=3, max_cells=6, max_patches=300), S.seeds)
 def test_vision_rows_equal_prompt_pads(stage, grid_thw, seed):
+    """The tower's rows equal the prompt's image pads: counted by the target's num_image_tokens when it has one
+    (then that count is checked too), by the reference's otherwise (the tower's rows are still checked)."""
     g = np.array(grid_thw, dtype=np.int64)
     out = stage("vision_tower")(S.pixel_values(seed, grid_thw), g, random_weights(CONFIG, seed), CONFIG)
     if tuple(out.shape) != (S.num_patches(grid_thw) // 4, CONFIG["out_hidden_size"]):
@@ -90,7 +110,11 @@ def test_vision_rows_equal_prompt_pads(stage, grid_thw, seed):
             f"output shape {tuple(out.shape)}, expected (sum t*h*w/4, out_hidden_size)",
             dict(grid_thw=grid_thw),
         )
-    check_tokens_match_rows(stage("num_image_tokens"), int(out.shape[0]), grid_thw)
+    num_image_tokens = stage.or_reference("num_image_tokens")
+    if stage.provides("num_image_tokens"):
+        check_tokens_match_rows(num_image_tokens, int(out.shape[0]), grid_thw)
+    else:
+        check_rows_equal_count(num_image_tokens(g), int(out.shape[0]), grid_thw)
 
 
 @pytest.mark.negative_control
@@ -108,6 +132,17 @@ def test_token_check_rejects(planted):
     check_tokens_match_rows(ref_tokens.num_image_tokens, 34, grid)
     with pytest.raises(AssertionError, match="prompt pads"):
         check_tokens_match_rows(planted, 34, grid)
+
+
+@pytest.mark.negative_control
+@pytest.mark.stage("vision_tower")
+@pytest.mark.parametrize("rows", [33, 35])
+def test_tower_rows_check_rejects_a_row_more_or_less(rows):
+    """The check a tower without the target's num_image_tokens gets: the reference's count is the expected rows."""
+    grid = [(3, 4, 6), (1, 8, 8)]
+    check_rows_equal_count(ref_tokens.num_image_tokens(grid), 34, grid)
+    with pytest.raises(AssertionError, match=f"{rows} output rows, but the prompt holds 34 image pads"):
+        check_rows_equal_count(ref_tokens.num_image_tokens(grid), rows, grid)
 
 
 @pytest.mark.negative_control

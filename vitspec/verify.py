@@ -16,7 +16,16 @@ from pathlib import Path
 
 import vitspec.tests as _suite
 from vitspec.spec.protocol import DTYPES, STAGE_NAMES, capabilities, configured_target, default_target, provided_stages
-from vitspec.tests.plugin import DIFFERENCE, EXERCISED, FAILED_STAGE, PROFILES
+from vitspec.tests.plugin import (
+    DIFFERENCE,
+    EXERCISED,
+    FAILED_STAGE,
+    NOT_RUN,
+    PROFILES,
+    REFERENCE_HELPER,
+    helper_note,
+    item_stages,
+)
 
 ROOT = Path(_suite.__file__).resolve().parent.parent  # the folder that holds the suite, tests/ (checkout or install)
 TESTS = ROOT / "tests"
@@ -35,7 +44,8 @@ class UsageError(Exception):
 
 
 def test_groups(stages: list[str], conformance, negative: bool, modules: bool = False) -> list[tuple[str, str]]:
-    """The (group, row) pairs a test counts in: target tests once per protocol stage they are marked with.
+    """The (group, row) pairs a test counts in: target tests once per protocol stage they are marked with (its
+    stages under check and its helper stages).
 
     conformance is the test's conformance marker (None when it has none); its oracle= names the row's oracle.
     modules: the test calls impl's or the reference's modules directly, so it checks no target."""
@@ -55,8 +65,10 @@ class Collector:
     """A pytest plugin that records each test's outcome with its stage rows and prints progress per file.
 
     From each test's call report it also reads the plugin's user_properties: the stages whose target method the
-    test called (vitspec_exercised), the stage a failed check named (vitspec_failed_stage) and the recorded
-    differences (vitspec_difference, "stage: form: detail")."""
+    test called (vitspec_exercised), the stage a failed check named (vitspec_failed_stage), the recorded
+    differences (vitspec_difference, "stage: form: detail"), the marked stages the target lacks in a test that ran
+    for its other stages (vitspec_not_run: not covered on that row) and the helper stages it took from the reference
+    (vitspec_reference_helper, "row: helper")."""
 
     def __init__(self, stream=None):
         self.stream = stream if stream is not None else sys.stderr  # the stderr of now, not of import time
@@ -68,10 +80,12 @@ class Collector:
         self.exercised: dict[str, set] = defaultdict(set)
         self.failed_stages: dict[str, set] = defaultdict(set)
         self.differences: dict[str, list[str]] = defaultdict(list)
+        self.not_run: dict[str, set] = defaultdict(set)
+        self.helpers: dict[str, set] = defaultdict(set)
 
     def pytest_collection_finish(self, session):
         for item in session.items:
-            stages = [name for m in item.iter_markers("stage") for name in m.args]
+            stages = item_stages(item)
             self.rows[item.nodeid] = test_groups(
                 stages,
                 item.get_closest_marker("conformance"),
@@ -98,6 +112,10 @@ class Collector:
                 self.failed_stages[node].add(value)
             elif key == DIFFERENCE and value not in self.differences[node]:
                 self.differences[node].append(str(value))
+            elif key == NOT_RUN:
+                self.not_run[node].add(value)
+            elif key == REFERENCE_HELPER:
+                self.helpers[node].add(value)
         if report.failed:
             if self.outcome.get(node, ("",))[0] != "failed":
                 self.failures.append((node, report.longreprtext))
@@ -121,7 +139,10 @@ class Collector:
 
     def row_kind(self, node: str, group: str, row: str, provided) -> tuple[str, str]:
         """How one test counts on one row: passed, failed, failed elsewhere (a check of another of its stages
-        failed), not covered (the target lacks the row's stage), or skipped (with the reason)."""
+        failed), not covered (the target lacks the row's stage, also in a test that ran for its other stages), or
+        skipped (with the reason)."""
+        if group == "target" and row in self.not_run.get(node, ()):
+            return "not covered", f"{NOT_COVERED} target lacks stage {row}"
         kind, reason = self.outcome.get(node, ("skipped", "did not run"))
         stages = [r for g, r in self.rows.get(node, ()) if g == "target"]
         if kind == "failed" and group == "target":
@@ -158,6 +179,18 @@ class Collector:
                 kind, why = self.row_kind(node, group, row, provided)
                 if group == "target" and kind == "skipped":
                     out[row][why] += 1
+        return out
+
+    def reference_helpers(self) -> dict[str, Counter]:
+        """{target row: Counter(helper)}: the checks of a row that ran (passed or failed) with a helper stage taken
+        from the reference, because the target lacks it."""
+        out: dict = defaultdict(Counter)
+        for node, entries in self.helpers.items():
+            if self.outcome.get(node, ("",))[0] not in ("passed", "failed"):
+                continue
+            for entry in entries:
+                row, _, helper = entry.partition(": ")
+                out[row][helper] += 1
         return out
 
     def recorded_differences(self) -> dict[str, Counter]:
@@ -205,14 +238,21 @@ def format_table(table: dict, title: str, provided=None, inline=None) -> str:
     return "\n".join(lines)
 
 
-def format_notes(skips: dict, differences: dict) -> str:
-    """Skipped target checks of stages the target has (with why), and the recorded differences per stage."""
+def format_notes(skips: dict, differences: dict, helpers: dict | None = None) -> str:
+    """Skipped target checks of stages the target has (with why), the checks that built inputs with a reference
+    helper (the target lacks the helper stage; the row's stage was checked on the target), and the recorded
+    differences per stage."""
     lines = []
     if skips:
         lines.append("skipped target checks (stages the target has)")
         for row in sorted(skips, key=stage_order):
             for why, n in sorted(skips[row].items()):
                 lines.append(f"  {row}: {n} skipped: {why}")
+    if helpers:
+        lines.append("checks with a reference helper (the stage on the left was checked on the target)")
+        for row in sorted(helpers, key=stage_order):
+            for helper, n in sorted(helpers[row].items()):
+                lines.append(f"  {helper_note(row, helper, n)}")
     if differences:
         lines.append("recorded differences (the spec allows them; not failures)")
         for stage in sorted(differences, key=stage_order):
@@ -413,7 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     provided = set(provided_stages(target))
     table = collector.table(provided)
     print("\n" + format_table(table, title, provided, inline_reasons(target)))
-    notes = format_notes(collector.skip_reasons(provided), collector.recorded_differences())
+    notes = format_notes(
+        collector.skip_reasons(provided), collector.recorded_differences(), collector.reference_helpers()
+    )
     if notes:
         print("\n" + notes)
     missing = sorted(r for r, c in table["target"].items() if c["not covered"] and r not in provided)
@@ -425,10 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(
         f"\n{verdict}: {len(collector.outcome)} tests: {nodes['passed']} passed, {nodes['failed']} failed, "
-        f"{nodes['not covered']} not covered"
-        + (f" (stages {', '.join(missing)})" if missing else "")
-        + f", {nodes['skipped']} skipped"
+        f"{nodes['not covered']} not covered, {nodes['skipped']} skipped"
         + (f" ({oracle_missing} UPSTREAM ORACLE MISSING)" if oracle_missing else "")
+        + (f"; stages not covered (the target lacks them): {', '.join(missing)}" if missing else "")
         + f"; profile {args.profile}"
     )
     return 0 if verdict == "PASS" else 1
