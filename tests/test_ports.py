@@ -24,8 +24,12 @@ RECORD = {
         "window_index": {
             "counts": {"checks": 4, "passed": 4},
             "reasons": {},
-            "differences": ["window_index: empty windows kept: 2 zero-length windows"],
+            "differences": [
+                "window_index: empty windows kept: grid_thw [[1, 14, 24]]: 2 zero-length windows",
+                "window_index: empty windows kept: grid_thw [[3, 8, 4]]: 3 zero-length windows",
+            ],
             "failures": [],
+            "helpers": {"cu_seqlens": 1},
         },
         "rms_norm": {"counts": {"checks": 3, "passed": 3}, "reasons": {}, "differences": [], "failures": []},
         "smart_resize": {
@@ -95,6 +99,15 @@ def test_failures_are_explained_or_flagged():
     flagged = ports.render({"mlx_vlm": port}, [result("0.7.10")])  # the same failure in a release the file
     assert "## UNEXPLAINED failures" in flagged and "mlx_vlm 0.7.10 float32 rotary_position_ids" in flagged
     assert "≈" in explained and "empty windows kept" in explained
+
+
+def test_helpers_and_differences_are_summed_up_per_stage():
+    """A check that built its inputs with a reference helper says so in the matrix; repeated recorded differences
+    of one form are one line with their count."""
+    text = ports.render({"mlx_vlm": ports.load_ports()["mlx_vlm"]}, [result("0.1.23")])
+    assert "window_index: 1 check took cu_seqlens from the reference, to build inputs only" in text
+    assert "empty windows kept (2 cases, e.g. grid_thw [[1, 14, 24]]: 2 zero-length windows)" in text
+    assert text.count("zero-length windows") == 1
 
 
 def test_not_run_is_reported_never_dropped():

@@ -28,9 +28,16 @@ def pytest_sessionfinish(session):
     provided = provided_stages(target) if target is not None else None
     table = _collector.table(provided)
     reasons = _collector.skip_reasons(provided) if hasattr(_collector, "skip_reasons") else {}
+    helpers = _collector.reference_helpers()
     stages: dict = {}
     for row, counts in table.get("target", {}).items():
-        stages[row] = {"counts": dict(counts), "reasons": dict(reasons.get(row, {})), "differences": [], "failures": []}
+        stages[row] = {
+            "counts": dict(counts),
+            "reasons": dict(reasons.get(row, {})),
+            "differences": [],
+            "failures": [],
+            "helpers": dict(helpers.get(row, {})),
+        }
     target_rows = {node: [r for g, r in rows if g == "target"] for node, rows in _collector.rows.items()}
     for diffs in _collector.differences.values():
         for d in diffs:

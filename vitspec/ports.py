@@ -69,7 +69,9 @@ Results file (``"format": 1``), one JSON object::
                                  "exercised": 4,                    # checks that called the target's method
                                  "differences": ["empty windows kept: ..."],
                                  "reasons": ["target does not validate its inputs"],   # not-covered reasons
-                                 "failures": [{"test": "tests/test_rope.py::test_x", "message": "first lines"}]},
+                                 "failures": [{"test": "tests/test_rope.py::test_x", "message": "first lines"}],
+                                 "helpers": {"cu_seqlens": 1}},     # checks that built inputs with the reference's
+                                                                    # cu_seqlens (the target lacks it)
                 ...}}
 
 A stage is "fail" when any target check of it failed, "not covered" when none ran (the reasons say why),
@@ -94,7 +96,7 @@ from pathlib import Path
 
 import tomllib
 
-from vitspec.tests.plugin import PROFILES
+from vitspec.tests.plugin import PROFILES, helper_note
 
 RESULTS_FORMAT = 1
 STATUSES = ("ran", "install failed", "load failed", "timed out")
@@ -222,7 +224,6 @@ def results_from_record(record: dict) -> tuple[dict, dict]:
     for row, entry in record.get("stages", {}).items():
         c = entry["counts"]
         out = {k: int(c.get(k, 0)) for k in ("checks", "passed", "failed", "not covered", "skipped", "exercised")}
-        out["failed"] += int(c.get("elsewhere", 0)) * 0  # a failure named on another stage stays on that stage
         reasons = sorted(entry.get("reasons", {}))
         if row in record.get("inline", {}):
             reasons = [f"inline in the port: {record['inline'][row]}"] + reasons
@@ -232,6 +233,7 @@ def results_from_record(record: dict) -> tuple[dict, dict]:
             "differences": entry["differences"],
             "reasons": reasons,
             "failures": entry["failures"],
+            "helpers": dict(entry.get("helpers", {})),
         }
         for k in totals:
             totals[k] += out[k]
@@ -588,10 +590,32 @@ def render(ports: dict[str, dict], results: list[dict]) -> str:
                 lines += [f"- `{s}`: {'; '.join(e['reasons']) or 'the target lacks this stage'}" for s, e in nc]
             if diffs:
                 lines += ["", f"Recorded differences in {versions[-1]}:", ""]
-                lines += [f"- `{s}`: {'; '.join(sorted(set(e['differences'])))}" for s, e in diffs]
+                lines += [f"- `{s}`: {grouped_differences(e['differences'])}" for s, e in diffs]
+            helped = [(s, h, n) for s, e in latest["stages"].items() for h, n in sorted(e.get("helpers", {}).items())]
+            if helped:
+                lines += ["", f"Checked with a helper stage from the reference in {versions[-1]} (inputs only):", ""]
+                lines += [f"- {helper_note(s, h, n)}" for s, h, n in helped]
     if unexplained:
         lines += ["", "## UNEXPLAINED failures", "", *[f"- {u}" for u in unexplained]]
     return "\n".join(lines) + "\n"
+
+
+def grouped_differences(differences: list[str]) -> str:
+    """Recorded differences of one stage, one entry per form ("stage: form: case: detail" strings), with the number
+    of cases and one example: "empty windows kept (28 cases, e.g. grid_thw [[1, 14, 24]]: 2 zero-length windows)"."""
+    forms: dict[str, list[str]] = {}
+    for d in sorted(set(differences)):
+        parts = [p.strip() for p in d.split(":", 2)]
+        form, case = (parts[1], parts[2]) if len(parts) == 3 else (parts[-1], "")
+        forms.setdefault(form, []).append(case)
+    out = []
+    for form, cases in forms.items():
+        cases = [c for c in cases if c]
+        if len(cases) > 1:
+            out.append(f"{form} ({len(cases)} cases, e.g. {cases[0]})")
+        else:
+            out.append(f"{form}" + (f" ({cases[0]})" if cases else ""))
+    return "; ".join(out)
 
 
 def write_ports_md(ports: dict, results: list[dict], path: Path = PORTS_MD) -> Path:
