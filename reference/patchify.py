@@ -11,6 +11,12 @@ from vitspec.reference.toy import patchify2d
 from vitspec.spec.validate import grid_rows, patch_geometry, positive_int, require_ndim
 
 
+def thw_rows(grid_thw) -> list[tuple[int, int, int]]:
+    """grid_thw (n, 3), or one row (3,), as a list of (t, h, w) Python ints (a NumPy array, torch tensor or list)."""
+    values = grid_thw.tolist() if hasattr(grid_thw, "tolist") else grid_thw
+    return [(int(t), int(h), int(w)) for t, h, w in np.reshape(np.asarray(values, dtype=np.int64), (-1, 3))]
+
+
 def patch_row_origin(r: int, grid_h: int, grid_w: int, merge_size: int = 2) -> tuple[int, int, int]:
     """(frame group t, patch row y, patch column x) of pixel_values row r: rows are grouped by merge block.
 

@@ -16,9 +16,6 @@ import numpy as np
 
 from vitspec.spec.validate import positive_int
 
-MAX_ASPECT_RATIO = 200
-VARIANTS = ("hf", "qvu")
-
 BICUBIC_A = -0.5  # Pillow's bicubic_filter constant
 BICUBIC_SUPPORT = 2.0
 PRECISION_BITS = 32 - 8 - 2  # Pillow Resample.c: 8 bits of output, 2 bits of headroom in an int32
@@ -31,16 +28,9 @@ def smart_resize(height, width, factor=28, min_pixels=3136, max_pixels=12845056,
     variant "qvu": qwen-vl-utils 0.0.14 (first rounding clamped, floor branch not clamped: may give 0).
     The beta branches use float64 math.sqrt and float division exactly as upstream does: upstream's
     float rounding decides the result whenever the exact value is an integer (e.g. 19x19 -> 84x84).
+    The math only: the input rules (spec/validate.py smart_resize_inputs) are applied by reference.TARGET.
     """
-    h, w = positive_int("height", height), positive_int("width", width)
-    f = positive_int("factor", factor)
-    lo, hi = positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
-    if variant == "qvu" and hi < lo:
-        raise ValueError(f"max_pixels must be >= min_pixels for variant 'qvu', got {hi} < {lo}")
-    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
-        raise ValueError(f"absolute aspect ratio must be at most {MAX_ASPECT_RATIO}, got {h}x{w}")
+    h, w, f, lo, hi = (int(v) for v in (height, width, factor, min_pixels, max_pixels))
     # Python's round on the exact quotient: ties go to the even multiple (70 -> 56, 98 -> 112).
     h_bar, w_bar = round(Fraction(h, f)) * f, round(Fraction(w, f)) * f
     if variant == "qvu":

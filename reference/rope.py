@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitspec.reference.patchify import patch_row_origin
-from vitspec.spec.validate import grid_rows, rotary_head_dim
+from vitspec.reference.patchify import patch_row_origin, thw_rows
+from vitspec.spec.validate import rotary_head_dim
 
 
 def rotary_position_ids(grid_thw, merge_size: int = 2):
-    """(row, col) patch coordinate of every pixel_values row: merge-block order, tiled over the frames."""
-    ids = []
-    for t, h, w in grid_rows(grid_thw, merge_size):
-        one_frame = [patch_row_origin(r, h, w, merge_size)[1:] for r in range(h * w)]
+    """(row, col) patch coordinate of every pixel_values row: merge-block order, tiled over the frames.
+
+    The math only: the input rules (spec/validate.py rotary_position_ids_inputs) are applied by reference.TARGET."""
+    ids, m = [], int(merge_size)
+    for t, h, w in thw_rows(grid_thw):
+        one_frame = [patch_row_origin(r, h, w, m)[1:] for r in range(h * w)]
         for _ in range(t):  # every frame repeats the same spatial positions (no temporal component)
             ids.extend(one_frame)
     return np.array(ids, dtype=np.int64).reshape(-1, 2)

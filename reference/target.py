@@ -9,6 +9,8 @@ from vitspec.reference import (
     embed as _embed,
     merger as _merger,
     patchify as _patchify,
+    pixels as _pixels,
+    resize as _resize,
     rope as _rope,
     tokens as _tokens,
     tower as _tower,
@@ -19,15 +21,21 @@ from vitspec.spec.validate import (
     apply_rotary_inputs,
     attention_inputs,
     attention_module_inputs,
+    cu_seqlens_inputs,
     merger_inputs,
     mlp_inputs,
+    num_image_tokens_inputs,
     patch_embed_inputs,
     patchify_inputs,
+    preprocess_inputs,
     resize_inputs,
     rms_norm_inputs,
     rotary_angles_inputs,
+    rotary_position_ids_inputs,
+    smart_resize_inputs,
     vision_block_inputs,
     vision_tower_inputs,
+    window_index_inputs,
 )
 
 
@@ -45,15 +53,12 @@ class ReferenceTarget:
         return self
 
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
-        from vitspec.reference.resize import smart_resize
-
-        return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
+        smart_resize_inputs(height, width, factor, min_pixels, max_pixels, variant)
+        return _resize.smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
-        from vitspec.reference.resize import resize
-
         resize_inputs(image, height, width)
-        return resize(image, height, width)
+        return _resize.resize(image, height, width)
 
     def preprocess(
         self,
@@ -63,11 +68,9 @@ class ReferenceTarget:
         video_min_pixels=VIDEO_PREPROCESSOR["min_pixels"],
         video_max_pixels=VIDEO_PREPROCESSOR["max_pixels"],
     ):
-        from vitspec.reference.pixels import preprocess
-
-        return preprocess(
-            media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels, video_rule="per_frame"
-        )
+        budgets = (image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels)
+        preprocess_inputs(media, *budgets, video_rule="per_frame")
+        return _pixels.preprocess(media, *budgets, video_rule="per_frame")
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
         patchify_inputs(frames, patch_size, temporal_patch_size, merge_size)
@@ -77,7 +80,9 @@ class ReferenceTarget:
         patch_embed_inputs(pixel_values, weight)
         return _embed.patch_embed(pixel_values, weight)
 
-    rotary_position_ids = staticmethod(_rope.rotary_position_ids)
+    def rotary_position_ids(self, grid_thw, merge_size=2):
+        rotary_position_ids_inputs(grid_thw, merge_size)
+        return _rope.rotary_position_ids(grid_thw, merge_size)
 
     def rotary_angles(self, position_ids, head_dim, theta=10000.0):
         rotary_angles_inputs(position_ids, head_dim, theta)
@@ -102,8 +107,13 @@ class ReferenceTarget:
         vision_block_inputs(x, params, cu_seqlens, rotary, num_heads, eps, self.capabilities["rotary"])
         return _block.vision_block(x, params, cu_seqlens, rotary, num_heads, eps)
 
-    window_index = staticmethod(_windows.window_index)
-    cu_seqlens = staticmethod(_windows.cu_seqlens)
+    def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
+        window_index_inputs(grid_thw, window_size, patch_size, merge_size)
+        return _windows.window_index(grid_thw, window_size, patch_size, merge_size)
+
+    def cu_seqlens(self, grid_thw, merge_size=2):
+        cu_seqlens_inputs(grid_thw, merge_size)
+        return _windows.cu_seqlens(grid_thw, merge_size)
 
     def attention(self, q, k, v, cu_seqlens):
         attention_inputs(q, k, v, cu_seqlens)
@@ -125,4 +135,6 @@ class ReferenceTarget:
         vision_tower_inputs(pixel_values, grid_thw, weights, config)
         return _tower.vision_tower(pixel_values, grid_thw, weights, config)
 
-    num_image_tokens = staticmethod(_tokens.num_image_tokens)
+    def num_image_tokens(self, grid_thw, merge_size=2):
+        num_image_tokens_inputs(grid_thw, merge_size)
+        return _tokens.num_image_tokens(grid_thw, merge_size)

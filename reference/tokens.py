@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitspec.reference.patchify import thw_rows
 from vitspec.spec.configs import IMAGE_PAD_ID
-from vitspec.spec.validate import grid_rows, non_negative_int
+from vitspec.spec.validate import non_negative_int, num_image_tokens_inputs
 
 
 def num_image_tokens(grid_thw, merge_size: int = 2):
-    """Placeholder tokens per image: t*h*w / merge_size**2 (grid in patch units)."""
-    return np.array(
-        [t * h * w // (merge_size * merge_size) for t, h, w in grid_rows(grid_thw, merge_size)], dtype=np.int64
-    )
+    """Placeholder tokens per image: t*h*w / merge_size**2 (grid in patch units).
+
+    The math only: the input rules (spec/validate.py num_image_tokens_inputs) are applied by reference.TARGET."""
+    m = int(merge_size)
+    return np.array([t * h * w // (m * m) for t, h, w in thw_rows(grid_thw)], dtype=np.int64)
 
 
 def expand_image_pads(input_ids, grid_thw, merge_size: int = 2, image_pad_id: int = IMAGE_PAD_ID):
     """Replace the k-th image_pad id of a prompt by num_image_tokens[k] copies of it (one pad per image in)."""
     ids = [non_negative_int(f"input_ids[{i}]", t) for i, t in enumerate(input_ids)]
+    num_image_tokens_inputs(grid_thw, merge_size)  # the prompt check takes any grid num_image_tokens takes
     counts = num_image_tokens(grid_thw, merge_size)
     pads = sum(1 for t in ids if t == image_pad_id)
     if pads != len(counts):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from vitspec.reference.block import vision_block
 from vitspec.reference.embed import patch_embed
 from vitspec.reference.merger import merger
+from vitspec.reference.patchify import thw_rows
 from vitspec.reference.rope import rotary_angles, rotary_position_ids
 from vitspec.reference.windows import cu_seqlens, inverse_permutation, permute_groups, window_index
 from vitspec.spec.configs import RMS_NORM_EPS, ROPE_THETA
 from vitspec.spec.protocol import subdict
-from vitspec.spec.validate import CONFIG_FIELDS, grid_rows  # noqa: F401  (the config fields, for readers)
+from vitspec.spec.validate import CONFIG_FIELDS  # noqa: F401  (the config fields, for readers)
 
 
 def vision_tower(pixel_values, grid_thw, weights, config):
@@ -19,7 +20,7 @@ def vision_tower(pixel_values, grid_thw, weights, config):
     The math only: the input rules (spec/validate.py vision_tower_inputs) are applied by reference.TARGET."""
     cfg = config
     m = cfg["spatial_merge_size"]
-    rows = grid_rows(grid_thw, m)  # grid_thw as (t, h, w) rows
+    rows = thw_rows(grid_thw)  # grid_thw as (t, h, w) rows
     head_dim = cfg["hidden_size"] // cfg["num_heads"]
 
     x = patch_embed(pixel_values, weights["patch_embed.proj.weight"])

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
+
 
 def positive_int(name: str, value: Any) -> int:
     """An integer > 0 (Python or NumPy integer; bool and float are refused, even 28.0)."""
@@ -525,3 +527,174 @@ def resize_inputs(image: Any, height: Any, width: Any) -> None:
     if shape_of(image)[0] == 0 or shape_of(image)[1] == 0:
         raise ValueError(f"image must have positive height and width, got shape {shape_of(image)}")
     positive_int("height", height), positive_int("width", width)
+
+
+# ---- preprocessing: smart_resize, preprocess and the pixel steps -------------------------------------------------
+
+MAX_ASPECT_RATIO = 200
+VARIANTS = ("hf", "qvu")
+VIDEO_RULES = ("per_frame", "frames_budget")
+ALPHA_POLICIES = ("drop", "white")
+
+
+def require_aspect_ratio(h: int, w: int) -> None:
+    """The longer side is at most MAX_ASPECT_RATIO times the shorter one (exactly 200 passes)."""
+    if max(h, w) > MAX_ASPECT_RATIO * min(h, w):
+        raise ValueError(f"absolute aspect ratio must be at most {MAX_ASPECT_RATIO}, got {h}x{w}")
+
+
+def require_uint8(name: str, image: Any) -> None:
+    """uint8 pixels, a NumPy array or torch tensor (pixel data is never reinterpreted from another dtype)."""
+    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
+        raise TypeError(f"{name} must be a uint8 array, got {type(image).__name__}")
+    if str(image.dtype) not in ("uint8", "torch.uint8"):
+        raise TypeError(f"{name} must be uint8, got dtype {image.dtype}")
+
+
+def smart_resize_inputs(height: Any, width: Any, factor: Any, min_pixels: Any, max_pixels: Any, variant: Any) -> None:
+    """height, width, factor, min_pixels, max_pixels positive integers; variant 'hf' or 'qvu' (for 'qvu',
+    max_pixels >= min_pixels); aspect ratio at most 200 (SPEC-NOTES §1.1)."""
+    h, w = positive_int("height", height), positive_int("width", width)
+    positive_int("factor", factor)
+    lo, hi = positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {list(VARIANTS)}, got {variant!r}")
+    if variant == "qvu" and hi < lo:
+        raise ValueError(f"max_pixels must be >= min_pixels for variant 'qvu', got {hi} < {lo}")
+    require_aspect_ratio(h, w)
+
+
+def video_size_inputs(
+    frames: Any,
+    height: Any,
+    width: Any,
+    factor: Any,
+    min_pixels: Any,
+    max_pixels: Any,
+    temporal_patch_size: Any,
+    video_rule: Any,
+    variant: Any,
+) -> None:
+    """video_rule 'per_frame' (smart_resize_inputs on the frame size) or 'frames_budget': frames, sides, factor,
+    budgets and temporal_patch_size positive integers, at least temporal_patch_size frames, and the aspect ratio at
+    most 200 once sides below factor are scaled up to it (as the rule scales them: float factor, truncated)."""
+    if video_rule not in VIDEO_RULES:
+        raise ValueError(f"video_rule must be one of {list(VIDEO_RULES)}, got {video_rule!r}")
+    if video_rule == "per_frame":
+        smart_resize_inputs(height, width, factor, min_pixels, max_pixels, variant)
+        return
+    F, T = positive_int("frames", frames), positive_int("temporal_patch_size", temporal_patch_size)
+    h, w, f = positive_int("height", height), positive_int("width", width), positive_int("factor", factor)
+    positive_int("min_pixels", min_pixels), positive_int("max_pixels", max_pixels)
+    if F < T:
+        raise ValueError(f"video_rule 'frames_budget' needs at least temporal_patch_size={T} frames, got {F}")
+    if h < f or w < f:
+        scale = max(f / h, f / w)
+        h, w = int(h * scale), int(w * scale)
+    require_aspect_ratio(h, w)
+
+
+def preprocess_inputs(
+    media: Any,
+    image_min_pixels: Any = PREPROCESSOR["min_pixels"],
+    image_max_pixels: Any = PREPROCESSOR["max_pixels"],
+    video_min_pixels: Any = VIDEO_PREPROCESSOR["min_pixels"],
+    video_max_pixels: Any = VIDEO_PREPROCESSOR["max_pixels"],
+    patch_size: Any = 14,
+    temporal_patch_size: Any = 2,
+    merge_size: Any = 2,
+    variant: Any = "hf",
+    video_rule: Any = "per_frame",
+) -> None:
+    """(P, T, m) positive integers; media a non-empty list of uint8 (H, W, 3) images and (F, H, W, 3) videos, each
+    with at least one frame and positive sides; the four budgets positive integers; each image's size obeys
+    smart_resize_inputs (image budget, factor P·m), each video's video_size_inputs (video budget, video_rule)."""
+    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
+    require_image_list(media)
+    image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
+        positive_int(name, value)
+        for name, value in (
+            ("image_min_pixels", image_min_pixels),
+            ("image_max_pixels", image_max_pixels),
+            ("video_min_pixels", video_min_pixels),
+            ("video_max_pixels", video_max_pixels),
+        )
+    )
+    for i, item in enumerate(media):
+        name = f"media[{i}]"
+        require_ndim(name, item, (3, 4), "(height, width, 3) or (frames, height, width, 3)", "uint8 pixels")
+        require_uint8(name, item)
+        shape = shape_of(item)
+        video = len(shape) == 4
+        F, H, W, C = shape if video else (1, *shape)
+        if C != 3:
+            raise ValueError(f"{name} must have 3 channels (RGB) on its last axis, got shape {shape}")
+        if 0 in (F, H, W):
+            raise ValueError(f"{name} must have at least one frame and positive height and width, got {shape}")
+        if video:
+            video_size_inputs(F, H, W, P * m, video_min_pixels, video_max_pixels, T, video_rule, variant)
+        else:
+            smart_resize_inputs(H, W, P * m, image_min_pixels, image_max_pixels, variant)
+
+
+def to_rgb_inputs(image: Any, alpha: Any) -> None:
+    """image uint8 (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA; alpha 'drop' or 'white'."""
+    require_ndim("image", image, (2, 3), "(height, width) or (height, width, 3 or 4)", "uint8 pixels")
+    require_uint8("image", image)
+    if alpha not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {list(ALPHA_POLICIES)}, got {alpha!r}")
+    if len(image.shape) == 3 and image.shape[2] not in (3, 4):
+        raise ValueError(f"image must have 3 (RGB) or 4 (RGBA) channels, got shape {shape_of(image)}")
+
+
+def rescale_inputs(x: Any, factor: Any) -> None:
+    """factor a finite number > 0; x finite real values."""
+    positive_float("factor", factor)
+    require_finite("x", bool(np.isfinite(np.asarray(x, dtype=np.float64)).all()))
+
+
+def normalize_inputs(x: Any, mean: Any, std: Any) -> None:
+    """mean and std one finite value per channel (the last axis of x), std > 0; x finite."""
+    x = np.asarray(x, dtype=np.float64)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.shape != std.shape or mean.ndim != 1 or x.ndim == 0 or x.shape[-1] != mean.shape[0]:
+        raise ValueError(
+            f"mean and std must hold one value per channel (last axis of x, shape {x.shape}), "
+            f"got {mean.shape} and {std.shape}"
+        )
+    require_finite("x", bool(np.isfinite(x).all()))
+    require_finite("mean", bool(np.isfinite(mean).all()))
+    if not (np.isfinite(std).all() and (std > 0).all()):
+        raise ValueError(f"std must be finite and > 0, got {std.tolist()}")
+
+
+def temporal_frames_inputs(frames: Any, temporal_patch_size: Any) -> None:
+    """temporal_patch_size a positive integer; frames an array with at least one frame along axis 0."""
+    positive_int("temporal_patch_size", temporal_patch_size)
+    if not hasattr(frames, "shape") or len(frames.shape) < 1 or frames.shape[0] == 0:
+        raise ValueError("frames must be an array with at least one frame along axis 0")
+
+
+# ---- index stages: grid_thw rules --------------------------------------------------------------------------------
+
+
+def window_index_inputs(grid_thw: Any, window_size: Any, patch_size: Any, merge_size: Any) -> None:
+    """window_size, patch_size, merge_size positive integers, a window covering at least one merged cell
+    (window_geometry); grid_thw rows for merge_size (grid_rows)."""
+    window_geometry(window_size, patch_size, merge_size)
+    grid_rows(grid_thw, merge_size)
+
+
+def cu_seqlens_inputs(grid_thw: Any, merge_size: Any) -> None:
+    """grid_thw rows for merge_size (grid_rows)."""
+    grid_rows(grid_thw, merge_size)
+
+
+def num_image_tokens_inputs(grid_thw: Any, merge_size: Any) -> None:
+    """grid_thw rows for merge_size (grid_rows)."""
+    grid_rows(grid_thw, merge_size)
+
+
+def rotary_position_ids_inputs(grid_thw: Any, merge_size: Any) -> None:
+    """grid_thw rows for merge_size (grid_rows)."""
+    grid_rows(grid_thw, merge_size)

@@ -18,6 +18,13 @@ import vitspec.reference.pixels as rpx
 import vitspec.reference.resize as rr
 from vitspec.reference.patchify import unpatchify
 from vitspec.spec.configs import PREPROCESSOR
+from vitspec.spec.validate import (
+    normalize_inputs,
+    preprocess_inputs,
+    rescale_inputs,
+    temporal_frames_inputs,
+    to_rgb_inputs,
+)
 from vitspec.tests import upstream
 from vitspec.tests.checks import to_numpy
 from vitspec.tests.images import ATOL, PATTERNS, check_close, installed_pass_order, make_image
@@ -332,7 +339,14 @@ def test_impl_preprocess_full_hd_and_float64_output():
 # --- errors -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preprocess", [rpx.preprocess, ipx.preprocess], ids=["reference", "impl"])
+def validated_reference_preprocess(media, **kwargs):
+    """The reference's preprocess with its input rules (spec/validate.py preprocess_inputs) applied first, as
+    reference.TARGET applies them; this table also varies patch_size and variant, which the target's method fixes."""
+    preprocess_inputs(media, **kwargs)
+    return rpx.preprocess(media, **kwargs)
+
+
+@pytest.mark.parametrize("preprocess", [validated_reference_preprocess, ipx.preprocess], ids=["reference", "impl"])
 @pytest.mark.parametrize(
     "images, kwargs, error",
     [
@@ -356,24 +370,44 @@ def test_preprocess_errors(preprocess, images, kwargs, error):
         preprocess(images, **kwargs)
 
 
+MEAN_STD = (PREPROCESSOR["image_mean"], PREPROCESSOR["image_std"])
+
+
 @pytest.mark.conformance
 @pytest.mark.parametrize(
     "call, error",
     [
-        (lambda: rpx.rescale(np.array([1.0, np.nan])), ValueError),
-        (lambda: rpx.rescale(np.array([1.0]), factor=0), ValueError),
-        (lambda: rpx.normalize(np.array([[np.inf, 0.0, 0.0]])), ValueError),
-        (lambda: rpx.normalize(np.zeros((2, 4))), ValueError),  # 4 channels, 3 means
-        (lambda: rpx.normalize(np.zeros((2, 3)), std=(1.0, 0.0, 1.0)), ValueError),
-        (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.uint8), alpha="black"), ValueError),
-        (lambda: rpx.to_rgb(np.zeros((2, 2, 4), np.float64)), TypeError),
-        (lambda: rpx.to_rgb(np.zeros((2, 2, 5), np.uint8)), ValueError),
-        (lambda: rpx.temporal_frames(np.zeros((0, 2))), ValueError),
+        (lambda: rescale_inputs(np.array([1.0, np.nan]), 1 / 255), ValueError),
+        (lambda: rescale_inputs(np.array([1.0]), 0), ValueError),
+        (lambda: normalize_inputs(np.array([[np.inf, 0.0, 0.0]]), *MEAN_STD), ValueError),
+        (lambda: normalize_inputs(np.zeros((2, 4)), *MEAN_STD), ValueError),  # 4 channels, 3 means
+        (lambda: normalize_inputs(np.zeros((2, 3)), MEAN_STD[0], (1.0, 0.0, 1.0)), ValueError),
+        (lambda: to_rgb_inputs(np.zeros((2, 2, 4), np.uint8), "black"), ValueError),
+        (lambda: to_rgb_inputs(np.zeros((2, 2, 4), np.float64), "drop"), TypeError),
+        (lambda: to_rgb_inputs(np.zeros((2, 2, 5), np.uint8), "drop"), ValueError),
+        (lambda: temporal_frames_inputs(np.zeros((0, 2)), 2), ValueError),
     ],
 )
-def test_pixel_step_errors(call, error):
+def test_pixel_step_rules(call, error):
+    """The pixel steps' input rules (spec/validate.py); reference/pixels.py's steps are the math only."""
     with pytest.raises(error):
         call()
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: rescale_inputs(np.array([0, 255], np.uint8), 1 / 255),
+        lambda: normalize_inputs(np.zeros((2, 3)), *MEAN_STD),
+        lambda: to_rgb_inputs(np.zeros((2, 2, 4), np.uint8), "white"),
+        lambda: to_rgb_inputs(np.zeros((2, 2), np.uint8), "drop"),
+        lambda: temporal_frames_inputs(np.zeros((1, 2)), 2),
+    ],
+)
+def test_pixel_step_rules_accept_valid_input(call):
+    """Negative control of test_pixel_step_rules: the rules accept the steps' valid inputs."""
+    assert call() is None
 
 
 @pytest.mark.conformance

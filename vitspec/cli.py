@@ -93,10 +93,9 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def explain(height: int, width: int, min_pixels: int, max_pixels: int, frames: int = 1, variant: str = "hf") -> dict:
     """Every count of the pipeline for one image (or a video of `frames` frames) of the given size."""
-    from vitspec.reference import tokens, windows
-    from vitspec.reference.resize import smart_resize
+    from vitspec.reference import TARGET, tokens, windows
 
-    rh, rw = smart_resize(height, width, 28, min_pixels, max_pixels, variant)
+    rh, rw = TARGET.smart_resize(height, width, 28, min_pixels, max_pixels, variant)  # its input rules applied
     if rh == 0 or rw == 0:
         raise UsageError(
             f"smart_resize (variant {variant}) gives {rh}x{rw} for {height}x{width} with max_pixels "
