@@ -17,18 +17,7 @@ from vitspec.impl import fused
 from vitspec.impl.attention import SegmentPlan, segment_attention, segment_plan
 from vitspec.impl.rope import pair_order, rope_table, rotate_pairs
 from vitspec.impl.weights import host_array, rope_dtype, to_tensor
-from vitspec.spec.validate import (
-    BLOCK_KEYS,
-    MLP_KEYS,
-    check_block_params,
-    mlp_inputs,
-    positive_float,
-    positive_int,
-    require_cu_seqlens,
-    require_ndim,
-    rms_norm_inputs,
-    rotary_input,
-)
+from vitspec.spec.validate import BLOCK_KEYS, MLP_KEYS, mlp_inputs, rms_norm_inputs
 
 GEMM_MULTIPLE = 128  # MLP width padding on CUDA: 3420 -> 3456
 
@@ -164,16 +153,10 @@ def vision_block(
     ops: Elementwise = EAGER,
 ) -> torch.Tensor:
     """One pre-norm block over the segments of cu_seqlens; rotary in the target's form (angles (N, head_dim/2), or
-    (cos, sin) each (N, head_dim): arbitrary per-dimension values run through the general paired table)."""
-    require_ndim("x", x, 2, "(num_tokens, hidden)")
-    N, D = (int(s) for s in x.shape)
-    H = positive_int("num_heads", num_heads)
-    eps = positive_float("eps", eps)
-    if D % H:
-        raise ValueError(f"num_heads must divide the hidden size {D}, got {H}")
-    check_block_params(params, D)
-    cu = require_cu_seqlens(host_array(cu_seqlens), N)
-    rotary_input(rotary, N, D // H, form)
+    (cos, sin) each (N, head_dim): arbitrary per-dimension values run through the general paired table).
+    Its input rules (spec/validate.py vision_block_inputs) are applied by impl.TARGET."""
+    H, eps = int(num_heads), float(eps)
+    cu = np.asarray(host_array(cu_seqlens), dtype=np.int64)
     x = to_tensor(x, dtype, device)
     rope = rope_table(rotary, form, rope_dtype(dtype), x.device)
     w = prepare_block(params, H, dtype, x.device)

@@ -17,6 +17,15 @@ from vitspec.impl import (
 from vitspec.impl.weights import IdentityCache, dtype_name, torch_dtype
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
 from vitspec.spec.protocol import ROTARY_FORMS
+from vitspec.spec.validate import (
+    cu_seqlens_inputs,
+    num_image_tokens_inputs,
+    preprocess_inputs,
+    rotary_position_ids_inputs,
+    smart_resize_inputs,
+    vision_block_inputs,
+    window_index_inputs,
+)
 
 
 def _stage(fn, numeric: bool = True):
@@ -77,6 +86,7 @@ class TorchTarget:
         """vitspec.impl.resize.smart_resize."""
         from vitspec.impl.resize import smart_resize
 
+        smart_resize_inputs(height, width, factor, min_pixels, max_pixels, variant)
         return smart_resize(height, width, factor, min_pixels, max_pixels, variant)
 
     def resize(self, image, height, width):
@@ -96,9 +106,9 @@ class TorchTarget:
         """vitspec.impl.pixels.preprocess (videos sized per frame, like images)."""
         from vitspec.impl.pixels import preprocess
 
-        return preprocess(
-            media, image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels, video_rule="per_frame"
-        )
+        budgets = (image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels)
+        preprocess_inputs(media, *budgets, video_rule="per_frame")
+        return preprocess(media, *budgets, video_rule="per_frame")
 
     def patchify(self, frames, patch_size=14, temporal_patch_size=2, merge_size=2):
         """vitspec.impl.patchify.patchify."""
@@ -107,7 +117,12 @@ class TorchTarget:
         return patchify(frames, patch_size, temporal_patch_size, merge_size)
 
     patch_embed = _stage(_embed.patch_embed)
-    rotary_position_ids = _stage(_rope.rotary_position_ids, numeric=False)
+
+    def rotary_position_ids(self, grid_thw, merge_size=2):
+        """Patch coordinates per pixel_values row; see vitspec.impl.rope.rotary_position_ids."""
+        rotary_position_ids_inputs(grid_thw, merge_size)
+        return _rope.rotary_position_ids(grid_thw, merge_size, device=self.device)
+
     rotary_angles = _stage(_rope.rotary_angles)
     rotary_cos_sin = _stage(_rope.rotary_cos_sin)
 
@@ -121,16 +136,24 @@ class TorchTarget:
             x, params, cu_seqlens, rotary, num_heads, form=self.rotary, dtype=self.torch_dtype, device=self.device
         )
 
-    window_index = _stage(_windows.window_index, numeric=False)
-    cu_seqlens = _stage(_windows.cu_seqlens, numeric=False)
+    def window_index(self, grid_thw, window_size=112, patch_size=14, merge_size=2):
+        """(window_index, cu_window_seqlens); see vitspec.impl.windows.window_index."""
+        window_index_inputs(grid_thw, window_size, patch_size, merge_size)
+        return _windows.window_index(grid_thw, window_size, patch_size, merge_size, device=self.device)
+
+    def cu_seqlens(self, grid_thw, merge_size=2):
+        """One full-attention segment per image per frame; see vitspec.impl.windows.cu_seqlens."""
+        cu_seqlens_inputs(grid_thw, merge_size)
+        return _windows.cu_seqlens(grid_thw, merge_size, device=self.device)
+
     attention = _stage(_attention.attention)
     rms_norm = _stage(_block.rms_norm)
     mlp = _stage(_block.mlp)
     merger = _stage(_merger.merger)
-    num_image_tokens = _stage(_tokens.num_image_tokens, numeric=False)
 
     def vision_block(self, x, params, cu_seqlens, rotary, num_heads, eps=1e-6):
         """One block; rotary in this target's form; see vitspec.impl.block.vision_block."""
+        vision_block_inputs(x, params, cu_seqlens, rotary, num_heads, eps, self.rotary)
         return _block.vision_block(
             x,
             params,
@@ -143,6 +166,11 @@ class TorchTarget:
             device=self.device,
             ops=self.ops,
         )
+
+    def num_image_tokens(self, grid_thw, merge_size=2):
+        """Placeholder tokens per image; see vitspec.impl.tokens.num_image_tokens."""
+        num_image_tokens_inputs(grid_thw, merge_size)
+        return _tokens.num_image_tokens(grid_thw, merge_size, device=self.device)
 
     def vision_tower(self, pixel_values, grid_thw, weights, config, cuda_graph: bool = False):
         """The whole tower; cuda_graph=True replays a graph captured once per (grid, weights) on CUDA."""
