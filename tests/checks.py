@@ -55,6 +55,22 @@ def record_difference(stage: str, form: str, detail: str) -> None:
         item.user_properties.append(entry)
 
 
+def canonical_windows(grid_thw, cu):
+    """cu_window_seqlens with repeated boundaries (zero-length windows) dropped: the canonical form. A target that
+    keeps them gives an equivalent form (EQUIVALENT_FORMS "empty windows kept"), recorded on the test's report."""
+    cu = to_numpy(cu)
+    if cu.ndim != 1 or cu.size == 0:
+        return cu
+    keep = np.concatenate([[True], np.diff(cu) != 0])
+    if not keep.all():
+        record_difference(
+            "window_index",
+            "empty windows kept",
+            f"grid_thw {list(map(list, grid_thw))}: {int(np.sum(~keep))} zero-length windows",
+        )
+    return cu[keep]
+
+
 def to_numpy(x) -> np.ndarray:
     """A target output (NumPy array or torch tensor, any device) as NumPy: floats as float64."""
     if hasattr(x, "detach"):

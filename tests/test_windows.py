@@ -15,7 +15,7 @@ from vitspec.spec.configs import small_config
 from vitspec.spec.examples import WINDOW_EXAMPLES
 from vitspec.spec.protocol import subdict
 from vitspec.tests import baseline, strategies as S
-from vitspec.tests.checks import assert_index_equal, fail, record_difference, target_dtype, to_numpy
+from vitspec.tests.checks import assert_index_equal, canonical_windows, fail, target_dtype, to_numpy
 
 KNOWN_BUG_GRIDS = (
     [(1, 24, 24)],
@@ -171,22 +171,6 @@ def test_window_index_matches_reference(stage, grid_thw):
     check_window_index(stage("window_index"), grid_thw)
 
 
-def canonical_windows(grid_thw, cu):
-    """cu_window_seqlens with repeated boundaries (zero-length windows) dropped: the canonical form. A target that
-    keeps them gives an equivalent form (EQUIVALENT_FORMS "empty windows kept"), recorded on the test's report."""
-    cu = to_numpy(cu)
-    if cu.ndim != 1 or cu.size == 0:
-        return cu
-    keep = np.concatenate([[True], np.diff(cu) != 0])
-    if not keep.all():
-        record_difference(
-            "window_index",
-            "empty windows kept",
-            f"grid_thw {list(map(list, grid_thw))}: {int(np.sum(~keep))} zero-length windows",
-        )
-    return cu[keep]
-
-
 def check_window_index(window_index, grid_thw) -> None:
     """window_index and cu_window_seqlens equal the reference's, after dropping repeated boundaries."""
     index, cu = window_index(np.array(grid_thw, dtype=np.int64))
@@ -220,6 +204,10 @@ def test_target_keeping_empty_windows_passes_and_records_it(request):
             target.window_index(np.array(grid))[0],
             canonical_windows(grid, target.window_index(np.array(grid))[1]),
         )
+    for grid in ([(1, 2, 8)], [(1, 8, 8), (2, 4, 6)]):  # within one window: the WIN-SMALL check
+        index, cu_window = target.window_index(np.array(grid))
+        assert np.any(np.diff(cu_window) == 0), f"grid {grid}: the planted target kept no empty window"
+        check_one_window(grid, index, cu_window, ref_windows.cu_seqlens(grid))
     recorded = [v for k, v in request.node.user_properties if k == "vitspec_difference"]
     assert recorded and all(v.startswith("window_index: empty windows kept: ") for v in recorded), recorded
 
@@ -386,7 +374,7 @@ def test_336_grid_window_index_is_not_its_own_inverse(stage):
 def check_one_window(grid_thw, index, cu_window, cu_full) -> None:
     """WIN-SMALL: a frame of at most 8×8 patches is one window, so window order is raster order and the window
     segments are the full-attention segments: window blocks equal full blocks there."""
-    index, cu_window = to_numpy(index), to_numpy(cu_window)
+    index, cu_window = to_numpy(index), canonical_windows(grid_thw, cu_window)
     if not np.array_equal(index, np.arange(S.num_patches(grid_thw) // 4)) or not np.array_equal(
         cu_window, to_numpy(cu_full)
     ):
