@@ -70,8 +70,9 @@ class Collector:
     for its other stages (vitspec_not_run: not covered on that row) and the helper stages it took from the reference
     (vitspec_reference_helper, "row: helper")."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream=None, progress: bool = True):
         self.stream = stream if stream is not None else sys.stderr  # the stderr of now, not of import time
+        self.progress = progress  # per-file lines; off when pytest's own terminal output runs (options after --)
         self.rows: dict[str, list[tuple[str, str]]] = {}
         self.outcome: dict[str, tuple[str, str]] = {}
         self.failures: list[tuple[str, str]] = []
@@ -126,7 +127,7 @@ class Collector:
             self.outcome[node] = ("not covered" if reason.startswith(NOT_COVERED) else "skipped", reason)
         elif report.when == "call" and report.passed and node not in self.outcome:
             self.outcome[node] = ("passed", "")
-        if report.when == "teardown":
+        if report.when == "teardown" and self.progress:
             self._progress(node)
 
     def _progress(self, node: str):
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import pytest
 
-    collector = Collector()
+    collector = Collector(progress=not args.pytest_extra)  # with options after --, pytest prints its own progress
     if uses_workers(args.pytest_extra):
         # under xdist the workers collect, so the stage markers are read here first, in a collect-only pass
         import argparse as _argparse
