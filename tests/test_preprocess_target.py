@@ -17,6 +17,7 @@ import vitspec.reference.pixels as rpx
 import vitspec.reference.resize as rr
 from vitspec.reference.patchify import patchify as ref_patchify
 from vitspec.spec.protocol import Capabilities
+from vitspec.spec.validate import video_size_inputs
 from vitspec.tests.capability import declared, require_geometry, require_media, require_variant
 from vitspec.tests.checks import assert_index_equal, record_difference, to_numpy
 from vitspec.tests.images import ATOL, check_close
@@ -228,10 +229,10 @@ def test_reference_video_rules_worked_example():
     assert rpx.video_size(3, 28, 28) == rr.smart_resize(28, 28) == (56, 56)
     image = np.zeros((28, 28, 3), dtype=np.uint8)
     assert rpx.preprocess([image], video_rule="frames_budget")[1].tolist() == [[1, 4, 4]]
-    with pytest.raises(ValueError, match="temporal_patch_size"):
-        rpx.video_size(1, 28, 28, video_rule="frames_budget")
+    with pytest.raises(ValueError, match="temporal_patch_size"):  # the rules preprocess_inputs applies to a video
+        video_size_inputs(1, 28, 28, 28, 3136, 12845056, 2, "frames_budget", "hf")
     with pytest.raises(ValueError, match="video_rule"):
-        rpx.video_size(3, 28, 28, video_rule="per_video")
+        video_size_inputs(3, 28, 28, 28, 3136, 12845056, 2, "per_video", "hf")
 
 
 class FramesBudgetReference:
@@ -274,7 +275,8 @@ def test_impl_video_size_equals_reference(rule, frames, h, w, lo, hi):
     """impl's own video_size formula against the reference's, both rules (ratio > 200 raises in both)."""
     import vitspec.impl.resize as ir
 
-    try:
+    try:  # the rule (spec/validate.py, applied by preprocess_inputs), then the reference's math
+        video_size_inputs(frames, h, w, 28, lo, hi, 2, rule, "hf")
         expected = rpx.video_size(frames, h, w, 28, lo, hi, 2, rule)
     except ValueError as e:
         with pytest.raises(ValueError, match="aspect ratio"):
