@@ -9,7 +9,7 @@ import torch
 from vitspec.impl.patchify import as_tensor, patch_blocks
 from vitspec.impl.resize import in_threads, native, resize_planar, smart_resize, split, video_size
 from vitspec.spec.configs import PREPROCESSOR, VIDEO_PREPROCESSOR
-from vitspec.spec.validate import patch_geometry, positive_int, require_image_list, require_ndim
+from vitspec.spec.validate import positive_int, require_ndim
 
 
 def affine_constants(device, dtype):
@@ -103,16 +103,10 @@ def preprocess(
     device, grid_thw int64 (n, 3)). Images are sized within the image budget, videos within the video budget by
     video_rule. Resize (uint8), pair frames, flatten (uint8), then rescale and normalize in one affine op that
     writes the float output once."""
-    P, T, m = patch_geometry(patch_size, temporal_patch_size, merge_size)
-    require_image_list(media)
+    # the input rules (spec/validate.py preprocess_inputs) are applied by impl.TARGET where the stage is called
+    P, T, m = (int(v) for v in (patch_size, temporal_patch_size, merge_size))
     image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels = (
-        positive_int(name, value)
-        for name, value in (
-            ("image_min_pixels", image_min_pixels),
-            ("image_max_pixels", image_max_pixels),
-            ("video_min_pixels", video_min_pixels),
-            ("video_max_pixels", video_max_pixels),
-        )
+        int(v) for v in (image_min_pixels, image_max_pixels, video_min_pixels, video_max_pixels)
     )
     device = torch.device(device)
     work = torch.promote_types(dtype, torch.float32)  # normalize in float32 at least

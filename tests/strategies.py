@@ -7,7 +7,7 @@ non-square grids, videos (t > 1) and mixed batches.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import event, strategies as st
+from hypothesis import HealthCheck, Phase, event, given, settings, strategies as st
 
 from vitspec.reference import rope as ref_rope, windows as ref_windows
 from vitspec.spec.configs import periodic_fullatt, small_config
@@ -201,3 +201,23 @@ def heavy(fraction: float = 0.4):
     from hypothesis import settings
 
     return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))
+
+
+def draw_many(strategy, n: int = 200) -> list:
+    """n examples of a strategy from a derandomized, shrink-free Hypothesis run (the same every time)."""
+    seen = []
+
+    @settings(
+        max_examples=n,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(x):
+        seen.append(x)
+
+    collect()
+    return seen

@@ -8,7 +8,6 @@ import contextlib
 import types
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
 
 from vitspec.spec.configs import MODELS, fullatt_period, periodic_fullatt, vision_config
 from vitspec.spec.protocol import capabilities
@@ -33,23 +32,9 @@ def running_under(target):
 
 def layouts(target, n: int = 200) -> list[tuple[int, tuple[int, ...]]]:
     """(depth, full blocks) of n configs() draws during a check of `target` (derandomized, no shrinking)."""
-    seen = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(S.configs(max_depth=4))
-    def collect(config):
-        seen.append((config["depth"], tuple(config["fullatt_block_indexes"])))
-
     with running_under(target):
-        collect()
-    return seen
+        drawn = S.draw_many(S.configs(max_depth=4), n)
+    return [(c["depth"], tuple(c["fullatt_block_indexes"])) for c in drawn]
 
 
 def test_released_configs_are_periodic():

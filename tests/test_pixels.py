@@ -346,7 +346,15 @@ def validated_reference_preprocess(media, **kwargs):
     return rpx.preprocess(media, **kwargs)
 
 
-@pytest.mark.parametrize("preprocess", [validated_reference_preprocess, ipx.preprocess], ids=["reference", "impl"])
+def validated_impl_preprocess(media, **kwargs):
+    """impl's preprocess with the same rules applied first, as impl.TARGET applies them."""
+    preprocess_inputs(media, **kwargs)
+    return ipx.preprocess(media, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "preprocess", [validated_reference_preprocess, validated_impl_preprocess], ids=["reference", "impl"]
+)
 @pytest.mark.parametrize(
     "images, kwargs, error",
     [

@@ -11,32 +11,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, example, given, settings, strategies as st
+from hypothesis import Phase, example, given, strategies as st
 
 from vitspec.tests import strategies as S
 
 DRAWS = 200
 MIN_SHARE = 0.02  # each class in at least 2 % of the draws (4 of 200)
-
-
-def draw_many(strategy, n: int = DRAWS) -> list:
-    """n examples of a strategy from a derandomized, shrink-free Hypothesis run (the same every time)."""
-    seen = []
-
-    @settings(
-        max_examples=n,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(x):
-        seen.append(x)
-
-    collect()
-    return seen
 
 
 def grid_classes(t: int, h: int, w: int) -> set[str]:
@@ -113,7 +93,7 @@ GRID_LISTS = {
 
 def test_grids_reach_every_boundary_class():
     """grids(): valid grids reaching 1×n, n×1, every residue mod 4, both window fits, both shapes, t = 1 and t > 1."""
-    draws = draw_many(S.grids())
+    draws = S.draw_many(S.grids())
     for t, h, w in draws:
         assert t >= 1 and h > 0 and w > 0 and h % 2 == 0 and w % 2 == 0 and max(h, w) <= 2 * 12, (t, h, w)
     assert_reaches(draws, lambda g: grid_classes(*g), GRID_CLASSES, "grids()")
@@ -123,7 +103,7 @@ def test_grids_reach_every_boundary_class():
 def test_grid_lists_as_used_reach_every_class_within_budget(use):
     """grid_lists as each test file instantiates it: within budget, every batch size, every grid and batch class."""
     max_images, max_cells, max_t, max_patches = GRID_LISTS[use]
-    draws = draw_many(S.grid_lists(max_images=max_images, max_cells=max_cells, max_t=max_t, max_patches=max_patches))
+    draws = S.draw_many(S.grid_lists(max_images=max_images, max_cells=max_cells, max_t=max_t, max_patches=max_patches))
     for rows in draws:
         assert 1 <= len(rows) <= max_images and S.num_patches(rows) <= max_patches, rows
     sizes = Counter(len(rows) for rows in draws)
@@ -145,7 +125,7 @@ def config_classes(cfg) -> set[str]:
 
 def test_configs_always_mix_full_and_window_blocks_in_every_position():
     """configs(): a full and a window block always; full blocks first, last and between window blocks."""
-    draws = draw_many(S.configs(max_depth=4))
+    draws = S.draw_many(S.configs(max_depth=4))
     for cfg in draws:
         full = set(cfg["fullatt_block_indexes"])
         assert full and len(full) < cfg["depth"] and full <= set(range(cfg["depth"])), cfg
@@ -187,7 +167,7 @@ def segment_classes(cu) -> set[str]:
 
 def test_segments_reach_every_shape():
     """segments(): valid cu_seqlens with one and several, equal, uneven, 1-token and 64-token segments."""
-    draws = draw_many(S.segments())
+    draws = S.draw_many(S.segments())
     for cu in draws:
         assert cu[0] == 0 and cu[-1] > 0 and np.all(np.diff(cu) >= 0), cu
     assert_reaches(
@@ -207,7 +187,7 @@ def test_segments_reach_every_shape():
 
 def test_positions_reach_grids_and_values_beyond_256():
     """positions(): grid positions and values above 256, odd ones included (rounded in bf16)."""
-    draws = draw_many(S.positions())
+    draws = S.draw_many(S.positions())
     assert_reaches(
         draws,
         lambda p: {
@@ -226,7 +206,7 @@ def test_positions_reach_grids_and_values_beyond_256():
 def test_coverage_check_rejects_a_collapsed_strategy(collapsed):
     """Negative control: a strategy collapsed to a few square still grids fails the coverage check."""
     with pytest.raises(AssertionError, match="fewer than"):
-        assert_reaches(draw_many(collapsed, 50), lambda g: grid_classes(*g), GRID_CLASSES, "collapsed")
+        assert_reaches(S.draw_many(collapsed, 50), lambda g: grid_classes(*g), GRID_CLASSES, "collapsed")
 
 
 # The target tests that draw grid batches, with the name of their grid argument: under the ci profile (25
