@@ -277,9 +277,18 @@ class Qwen25VL(_Port):
         return _np(model(self._in(pixel_values), _ints(np.asarray(grid_thw).reshape(-1, 3))))
 
 
+def video_takes_channels_last(module: types.ModuleType) -> bool:
+    """Whether the release's Qwen3VLVideoProcessor takes a (T, H, W, C) video array as decoded (0.6.6 on: its
+    ``_prepare_video`` moves the channels first). 0.5.0 to 0.6.5 take (T, C, H, W) only, the layout their
+    ``video_generate.load_video`` returns ("Expected video as (T, C, H, W)"): a (T, H, W, C) array is read with H
+    as the channels and C as the width."""
+    return hasattr(module.Qwen3VLVideoProcessor, "_prepare_video")
+
+
 class _Processing:
     """smart_resize and preprocess from the release's own processors (Qwen3VLImageProcessor, Qwen3VLVideoProcessor),
-    configured as the Qwen2.5-VL checkpoints configure them (patch 14, CLIP mean and std, the given budgets)."""
+    configured as the Qwen2.5-VL checkpoints configure them (patch 14, CLIP mean and std, the given budgets).
+    Videos reach the video processor in the layout that release takes (video_takes_channels_last)."""
 
     def smart_resize(self, height, width, factor=28, min_pixels=3136, max_pixels=12845056, variant="hf"):
         if variant != "hf":
@@ -306,11 +315,12 @@ class _Processing:
         )
         images = module.Qwen3VLImageProcessor(min_pixels=image_min_pixels, max_pixels=image_max_pixels, **common)
         videos = module.Qwen3VLVideoProcessor(min_pixels=video_min_pixels, max_pixels=video_max_pixels, **common)
+        channels_last = video_takes_channels_last(module)
         values, grids = [], []
         for item in media:  # in order; images as PIL images, as mlx-vlm's loaders hand them over
             item = np.asarray(item)
-            if item.ndim == 4:
-                out = videos(videos=[item])
+            if item.ndim == 4:  # (T, H, W, C) uint8; channels first for the releases that take only that
+                out = videos(videos=[item if channels_last else np.ascontiguousarray(item.transpose(0, 3, 1, 2))])
                 values.append(out["pixel_values_videos"])
                 grids.append(out["video_grid_thw"])
             else:
