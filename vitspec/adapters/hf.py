@@ -21,8 +21,8 @@ stage is the HF function or module of that release (vitspec/adapters/hf_loading.
   with the model's own segment mask in 4.53), ``Qwen2_5_VLRMSNorm`` (``Qwen2RMSNorm`` in 4.x), ``Qwen2_5_VLMLP``,
   ``Qwen2_5_VLVisionBlock``, ``Qwen2_5_VLPatchMerger`` and ``Qwen2_5_VisionTransformerPretrainedModel``
   (its output in 4.x, ``pooler_output`` in 5.x), loaded with the given weights;
-- smart_resize, preprocess (images): the image processor without torchvision (``Qwen2VLImageProcessorPil`` in 5.x,
-  ``Qwen2VLImageProcessor`` in 4.x) and its module's ``smart_resize`` (HF's variant only). HF's video processor
+- smart_resize, preprocess (images): the image processor without torchvision (``Qwen2VLImageProcessorPil`` from 5.4,
+  ``Qwen2VLImageProcessor`` before) and its module's ``smart_resize`` (HF's variant only). HF's video processor
   needs torchvision, which does not import beside the CPU torch here: videos are not covered.
 
 Precision: the default dtype is float32, HF's own precision: HF computes RMSNorm statistics, the rotary angles

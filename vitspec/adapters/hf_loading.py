@@ -7,10 +7,11 @@ installed release has (never by its version number):
 - the index stages: ``transformers.vision_utils`` functions from 5.9 (``vision_utils``), methods of
   ``Qwen2_5_VisionTransformerPretrainedModel`` before (``rot_pos_emb``, ``get_window_index``; ``vision_utils`` is
   None);
-- the image processor: ``Qwen2VLImageProcessorPil`` (module ``image_processing_pil_qwen2_vl``) in 5.x, the
-  NumPy + PIL ``Qwen2VLImageProcessor`` (module ``image_processing_qwen2_vl``) before;
-- RMSNorm: ``Qwen2_5_VLRMSNorm`` in 5.x, ``Qwen2RMSNorm`` in 4.x (defined in the module up to 4.55, imported from
-  qwen2 after);
+- the image processor without torchvision: ``Qwen2VLImageProcessorPil`` (module ``image_processing_pil_qwen2_vl``)
+  from 5.4, the NumPy + PIL ``Qwen2VLImageProcessor`` (module ``image_processing_qwen2_vl``) before (from 5.4 that
+  module is the torchvision one);
+- RMSNorm: ``Qwen2_5_VLRMSNorm`` where the module defines it (5.8 does, 5.0 does not), else ``Qwen2RMSNorm``
+  (in 4.x defined in the module up to 4.55, imported from qwen2 after);
 - the vision attention (``vision_attention``, ``segment_mask``): 4.49 to 4.52 one class per implementation
   (``Qwen2_5_VLVisionSdpaAttention(dim, num_heads)`` builds its own mask from cu_seqlens); 4.53 one
   ``Qwen2_5_VLVisionAttention(config)`` through ``ALL_ATTENTION_FUNCTIONS`` that needs the mask the vision model
@@ -35,11 +36,11 @@ try:  # 5.9 on: the index stages as functions
     from transformers import vision_utils
 except ImportError:  # before: methods of the vision model
     vision_utils = None
-try:  # 5.x: the PIL image processor
+try:  # 5.4 on: the PIL image processor
     from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl as image_processing
 
     ImageProcessor = image_processing.Qwen2VLImageProcessorPil
-except ImportError:  # 4.x: the NumPy + PIL ("slow") image processor, what users without torchvision get
+except ImportError:  # before: the NumPy + PIL ("slow") image processor, what users without torchvision get
     from transformers.models.qwen2_vl import image_processing_qwen2_vl as image_processing
 
     ImageProcessor = image_processing.Qwen2VLImageProcessor
