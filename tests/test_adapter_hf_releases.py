@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 from vitspec.tests import subproc
 from vitspec.tests.plugin import ORACLE_MISSING
 from vitspec.tests.report import ROOT, rows
+
+CHILDREN = Path(__file__).resolve().parent / "children"
 
 # the 4.x rows of ports/hf.toml: one per layout of the vision code (see the comment at the top of that file)
 RELEASES = ("4.49.0", "4.51.3", "4.53.3", "4.54.1", "4.57.6")
@@ -111,16 +114,7 @@ def test_planted_bug_in_rot_pos_emb_is_caught(version, tmp_path):
     """Negative control: rotary_position_ids is HF's own rot_pos_emb. With rot_pos_emb planted to swap (row, col),
     as a bad release would ship it, the stage fails; the window index, another method of the same model, passes."""
     python = release_python(version)
-    (tmp_path / "planted_hf4_port.py").write_text(
-        "from vitspec.adapters import hf\n"
-        "from vitspec.adapters.hf_loading import modeling\n"
-        "Model = modeling.Qwen2_5_VisionTransformerPretrainedModel\n"
-        "released = Model.rot_pos_emb\n"
-        "def swapped(self, grid_thw):\n"
-        "    return released(self, grid_thw).flip(-1)\n"
-        "Model.rot_pos_emb = swapped\n"
-        "TARGET = hf.TARGET\n"
-    )
+    shutil.copy(CHILDREN / "planted_hf4_port.py", tmp_path)
     keyword = "test_rotary_position_ids_match_reference or test_window_index_matches_reference"
     done = verify_in(python, "planted_hf4_port:TARGET", keyword, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]

@@ -50,6 +50,7 @@ TOOL_TESTS = {
     "test_adapter_llama_cpp",
     # children/: the planted ports and the module-loading probe the adapter tests run in child processes
     "planted_hf_port",
+    "planted_hf4_port",
     "planted_mlx_port",
     "mlx_loaded_modules",
 }
