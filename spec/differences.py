@@ -30,8 +30,8 @@ DIFFERENCES: tuple[Difference, ...] = (
         (
             (
                 "HF",
-                "transformers >= 4.57 and 5.x clamp the floor (max_pixels) branch, max(28, floor(..)*28); the "
-                "first rounding is not clamped. Older releases (4.49 era) raised when a side was < 28.",
+                "transformers >= 4.53 and 5.x clamp the floor (max_pixels) branch, max(28, floor(..)*28); the "
+                "first rounding is not clamped. 4.49 to 4.52 raised when a side was < 28 (ports/hf.toml).",
             ),
             (
                 "QVU",
