@@ -10,66 +10,32 @@ fails the stage mapped onto it."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import site
-import sys
 from pathlib import Path
 
 import pytest
 
-from vitspec.tests import subproc
-from vitspec.tests.plugin import ORACLE_MISSING
+from vitspec.tests import port_venvs, subproc
 from vitspec.tests.report import ROOT, rows
-
-CHILDREN = Path(__file__).resolve().parent / "children"
 
 # the 4.x rows of ports/hf.toml: one per layout of the vision code (see the comment at the top of that file)
 RELEASES = ("4.49.0", "4.51.3", "4.53.3", "4.54.1", "4.57.6")
-CACHE = Path(os.environ.get("VITSPEC_PORTS_CACHE", "~/.cache/vitspec/ports")).expanduser()
 STAGES = ("rotary_position_ids", "window_index", "rotary_angles", "apply_rotary", "attention_module")
 SOME_CHECKS = (
     "test_rotary_position_ids_match_reference or test_window_index_matches_reference or "
     "test_rotary_angles_match_reference or test_apply_rotary_matches_reference or "
     "test_attention_module_matches_reference"
 )
-LAYOUT = (
-    "import json, transformers\n"
-    "from vitspec.adapters import hf\n"
-    "from vitspec.spec.protocol import capabilities, provided_stages\n"
-    "t = hf.TARGET()\n"
-    "print(json.dumps({'version': transformers.__version__, 'class': type(t).__name__, "
-    "'stages': provided_stages(t), 'inline': sorted(dict(capabilities(t).inline))}))\n"
-)
-
-
-def _site_dirs() -> set[str]:
-    return {*site.getsitepackages(), site.getusersitepackages()}
-
-
-def child_env(extra_path=()) -> dict:
-    """The parent's environment and path, less its site-packages: those would shadow the venv's transformers (the
-    venv sees them anyway, after its own, through --system-site-packages)."""
-    keep = [str(p) for p in extra_path] + [p for p in sys.path if p and p not in _site_dirs()]
-    return subproc.env(PYTHONPATH=os.pathsep.join(dict.fromkeys(keep)))
 
 
 def release_python(version: str) -> Path:
     """The interpreter of the venv `vitspec ports` built for transformers `version`, or a loud skip."""
-    venv = CACHE / f"hf-{version}"
-    python = venv / "bin" / "python"
-    if not (venv / ".vitspec-installed").is_file() or not python.exists():
-        pytest.skip(
-            f"{ORACLE_MISSING} transformers {version} (its venv {venv} is not built: "
-            f"vitspec ports --port hf --version {version})"
-        )
-    return python
+    return port_venvs.venv_python("hf", "transformers", version) or port_venvs.missing("hf", "transformers", version)
 
 
 def verify_in(python: Path, target: str, keyword: str, extra_path=()):
     args = [python, "-m", "vitspec.cli", "verify", "--target", target, "--max-examples", "5", "-k", keyword]
-    return subproc.run(args, cwd_=ROOT, env_=child_env(extra_path), timeout=900)
+    return subproc.run(args, cwd_=ROOT, env_=port_venvs.child_env(extra_path), timeout=900)
 
 
 def test_releases_are_the_matrix_rows():
@@ -87,9 +53,7 @@ def test_releases_are_the_matrix_rows():
 @pytest.mark.parametrize("version", RELEASES)
 def test_target_has_the_layout_of_the_release(version):
     python = release_python(version)
-    done = subproc.run([python, "-c", LAYOUT], cwd_=ROOT, env_=child_env(), timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got = port_venvs.run_child(python, "hf_release_layout.py", version, timeout=300)
     assert got["version"] == version and got["class"] == "HFModelMethods", got
     assert {"rotary_position_ids", "window_index", "rotary_angles", "attention_module", "vision_tower"} <= set(
         got["stages"]
@@ -114,7 +78,7 @@ def test_planted_bug_in_rot_pos_emb_is_caught(version, tmp_path):
     """Negative control: rotary_position_ids is HF's own rot_pos_emb. With rot_pos_emb planted to swap (row, col),
     as a bad release would ship it, the stage fails; the window index, another method of the same model, passes."""
     python = release_python(version)
-    shutil.copy(CHILDREN / "planted_hf4_port.py", tmp_path)
+    shutil.copy(port_venvs.CHILDREN / "planted_hf4_port.py", tmp_path)
     keyword = "test_rotary_position_ids_match_reference or test_window_index_matches_reference"
     done = verify_in(python, "planted_hf4_port:TARGET", keyword, extra_path=[tmp_path])
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]

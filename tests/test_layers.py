@@ -51,6 +51,9 @@ TOOL_TESTS = {
     # children/: the planted ports and the module-loading probe the adapter tests run in child processes
     "planted_hf_port",
     "planted_hf4_port",
+    "hf_release_layout",
+    "mlx_video_layout",
+    "mlx_qwen2_vl_segments",
     "planted_mlx_port",
     "mlx_loaded_modules",
 }
